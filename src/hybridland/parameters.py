@@ -1,0 +1,157 @@
+"""The DALEC993 parameter table and the bounded real-to-physical transform.
+
+The 40 parameters fall into three groups, each emitted by one head of the
+spatialization network: 31 process parameters, 7 initial pools and 2 phenology
+phases (spec sections 4 and 5). Group order is the order of the head's outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+Group = Literal["process", "initial_pool", "phenology"]
+GROUPS: tuple[Group, ...] = ("process", "initial_pool", "phenology")
+
+
+class ParamInfo(NamedTuple):
+    name: str
+    group: Group
+    minimum: float
+    maximum: float
+    units: str
+    long_name: str
+
+
+_P, _I, _F = "process", "initial_pool", "phenology"
+
+# Canonical table order (spec 4.1, numbered 1-40).
+TABLE: tuple[ParamInfo, ...] = tuple(
+    ParamInfo(*row)
+    for row in (
+        ("decomposition_rate", _P, 1e-5, 0.01, "d-1", "litter-to-SOM transfer rate"),
+        ("f_gpp", _P, 0.2, 0.8, "1", "fraction of GPP respired autotrophically"),
+        ("f_fol", _P, 0.01, 0.5, "1", "fraction of NPP to foliage"),
+        ("f_root", _P, 0.01, 1.0, "1", "fraction of the remainder to roots"),
+        ("leaf_lifespan", _P, 1.001, 8.0, "yr", "leaf lifespan"),
+        ("tor_wood", _P, 2.5e-5, 0.001, "d-1", "wood turnover rate"),
+        ("tor_root", _P, 1e-4, 0.01, "d-1", "root turnover rate"),
+        ("tor_litter", _P, 1e-4, 0.01, "d-1", "litter respiration rate"),
+        ("tor_som", _P, 1e-7, 0.001, "d-1", "SOM respiration rate"),
+        ("Q10", _P, 0.018, 0.08, "degC-1", "exponential temperature sensitivity"),
+        ("canopy_efficiency", _P, 5.0, 50.0, "1", "ACM canopy efficiency"),
+        ("Bday", _F, 365.25, 1461.0, "d", "phase of labile release"),
+        ("flab", _P, 0.01, 0.5, "1", "fraction of the remainder to labile"),
+        ("clab_release_period", _P, 30.4375, 100.0, "d", "duration of labile release"),
+        ("Fday", _F, 365.25, 1461.0, "d", "phase of leaf fall"),
+        ("leaf_fall_period", _P, 30.4375, 150.0, "d", "duration of leaf fall"),
+        ("LCMA", _P, 5.0, 200.0, "gC m-2", "leaf carbon mass per leaf area"),
+        ("Clab", _I, 1.0, 2000.0, "gC m-2", "initial labile carbon"),
+        ("Cfol", _I, 1.0, 2000.0, "gC m-2", "initial foliar carbon"),
+        ("Croot", _I, 1.0, 2000.0, "gC m-2", "initial root carbon"),
+        ("Cwood", _I, 1.0, 100000.0, "gC m-2", "initial wood carbon"),
+        ("Clitter", _I, 1.0, 2000.0, "gC m-2", "initial litter carbon"),
+        ("Csom", _I, 1.0, 200000.0, "gC m-2", "initial soil organic carbon"),
+        ("IWUE", _P, 10.0, 50.0, "gC hPa kg-1", "intrinsic water-use efficiency (unused)"),
+        ("runoff_focal_point", _P, 1.0, 100000.0, "mm", "runoff shape parameter"),
+        ("field_capacity", _P, 1.0, 10000.0, "mm", "field capacity"),
+        ("initial_water", _I, 1.0, 10000.0, "mm", "initial plant-accessible water"),
+        ("foliar_cf", _P, 0.01, 1.0, "1", "combustion completeness of foliage"),
+        ("ligneous_cf", _P, 0.01, 1.0, "1", "combustion completeness of labile, root, wood"),
+        ("dom_cf", _P, 0.01, 1.0, "1", "combustion completeness of SOM"),
+        ("resilience", _P, 0.01, 1.0, "1", "surviving fraction of burned live carbon"),
+        ("lab_lifespan", _P, 1.001, 8.0, "yr", "labile lifespan"),
+        ("moisture_factor", _P, 0.01, 1.0, "1", "moisture sensitivity of respiration"),
+        ("uWUE", _P, 0.5, 30.0, "gC hPa0.5 kg-1", "underlying water-use efficiency"),
+        ("boese_r", _P, 0.01, 0.3, "kg MJ-1", "radiation coefficient of ET"),
+        ("wilting_point_frac", _P, 0.01, 0.5, "1", "wilting point / field capacity"),
+        ("sif_alpha", _P, 3.0, 35.0, "gC m-2 d-1", "slope of GPP against SIF"),
+        ("sif_beta_plus_three", _P, 1.0, 9.0, "gC m-2 d-1", "intercept of GPP against SIF + 3"),
+        ("p_fol", _P, 1e-4, 0.01, "m2 gC-1", "VOD per unit foliar carbon"),
+        ("p_wood", _P, 1e-6, 8e-5, "m2 gC-1", "VOD per unit wood carbon"),
+    )
+)
+
+NAMES: tuple[str, ...] = tuple(p.name for p in TABLE)
+BY_NAME: dict[str, ParamInfo] = {p.name: p for p in TABLE}
+
+
+def group_names(group: Group) -> tuple[str, ...]:
+    """Names of one group, in the order its network head emits them."""
+    return tuple(p.name for p in TABLE if p.group == group)
+
+
+PROCESS = group_names("process")
+INITIAL_POOLS = group_names("initial_pool")
+PHENOLOGY = group_names("phenology")
+POOLS = ("labile", "foliar", "root", "wood", "litter", "som", "water")
+# Pool bounds used inside the step equal the initial-pool parameter ranges (spec 2).
+POOL_MIN = tuple(BY_NAME[n].minimum for n in INITIAL_POOLS)
+POOL_MAX = tuple(BY_NAME[n].maximum for n in INITIAL_POOLS)
+
+
+def bounds(group: Group) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of a group as float32, the precision the published table is stored in."""
+    names = group_names(group)
+    lo = np.array([BY_NAME[n].minimum for n in names], np.float32)
+    hi = np.array([BY_NAME[n].maximum for n in names], np.float32)
+    return lo, hi
+
+
+def to_physical(x: ArrayLike, group: Group) -> Array:
+    """Map unbounded reals (..., n_group) into the group's physical ranges.
+
+    theta = a * (b / a) ** (arctan(x) / pi + 1/2), evaluated literally in the
+    working precision of ``x``.
+    """
+    x = jnp.asarray(x)
+    lo, hi = (jnp.asarray(v, x.dtype) for v in bounds(group))
+    s = jnp.arctan(x) / jnp.pi + 0.5
+    return lo * (hi / lo) ** s
+
+
+def to_real(theta: ArrayLike, group: Group) -> Array:
+    """Inverse of :func:`to_physical`; values must lie strictly inside the bounds."""
+    theta = jnp.asarray(theta)
+    lo, hi = (jnp.asarray(v, theta.dtype) for v in bounds(group))
+    s = jnp.log(theta / lo) / jnp.log(hi / lo)
+    return jnp.tan(jnp.pi * (s - 0.5))
+
+
+def split_groups(values: Mapping[str, ArrayLike]) -> dict[Group, Array]:
+    """Stack a name -> value mapping into one (..., n_group) array per group."""
+    return {g: jnp.stack([jnp.asarray(values[n]) for n in group_names(g)], -1) for g in GROUPS}
+
+
+def merge_groups(stacked: Mapping[Group, ArrayLike]) -> dict[str, Array]:
+    """Inverse of :func:`split_groups`: one array per parameter name."""
+    out: dict[str, Array] = {}
+    for g in GROUPS:
+        arr = jnp.asarray(stacked[g])
+        out.update({n: arr[..., i] for i, n in enumerate(group_names(g))})
+    return out
+
+
+def out_of_bounds(values: Mapping[str, ArrayLike]) -> str | None:
+    """Describe the first parameter outside its range (or missing/NaN), else None."""
+    missing = [n for n in NAMES if n not in values]
+    if missing:
+        return f"missing parameters: {', '.join(missing)}"
+    unknown = sorted(set(values) - set(NAMES))
+    if unknown:
+        return f"unknown parameters: {', '.join(unknown)} (expected the names of spec 4.1)"
+    for p in TABLE:
+        v = np.asarray(values[p.name], np.float64)
+        bad = ~((v >= np.float32(p.minimum)) & (v <= np.float32(p.maximum)))
+        if bad.any():
+            idx = np.unravel_index(int(np.flatnonzero(bad)[0]), v.shape) if v.ndim else ()
+            return (
+                f"parameter '{p.name}' = {v[idx]!r} at index {tuple(int(i) for i in idx)} "
+                f"is outside its bounds [{p.minimum:g}, {p.maximum:g}] {p.units}"
+            )
+    return None
