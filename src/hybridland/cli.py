@@ -1,0 +1,68 @@
+"""The ``hybridland`` console script: ``check-dalec`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _check_dalec(args: argparse.Namespace) -> int:
+    import jax
+
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    from hybridland import reference
+
+    if not args.reference.is_file():
+        print(f"hybridland check-dalec: no such file: {args.reference}", file=sys.stderr)
+        return 2
+    comparisons = reference.compare(args.reference)
+    print(reference.report(comparisons))
+    failed = [c for c in comparisons if not c.passed]
+    if failed:
+        names = ", ".join(sorted({f"{c.output} ({c.precision})" for c in failed}))
+        print(f"\nFAILED: {len(failed)} comparisons outside tolerance: {names}", file=sys.stderr)
+        return 1
+    print(f"\nall {len(comparisons)} comparisons within tolerance")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from hybridland import bench
+
+    result = bench.run_benchmark(args.cells, args.months, repeats=args.repeats, seed=args.seed)
+    if args.json:
+        print(bench.to_json(result))
+    else:
+        for name in ("forward", "value_and_grad", "adam_step"):
+            r = result[name]
+            print(f"{name:15s} {r['median_s'] * 1e3:9.2f} ms  {r['pixel_months_per_s']:.3e} pixel-months/s")
+        print(f"compile {result['compile_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hybridland", description="hybridland: DALEC993 in JAX")
+    sub = p.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check-dalec", help="compare DALEC993 with reference runs of the published model")
+    check.add_argument("reference", type=Path, help="reference file in the layout of dalec993_cases.nc")
+    check.add_argument("--x64", action="store_true", help="run in float64 and compare with the float64 reference")
+    check.set_defaults(func=_check_dalec)
+    b = sub.add_parser("bench", help="time forward, loss gradient and one Adam step")
+    b.add_argument("--cells", type=int, default=320)
+    b.add_argument("--months", type=int, default=168)
+    b.add_argument("--repeats", type=int, default=9, help="timed runs after warm-up (>= 7)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The training loss: weighted, masked errors of DALEC outputs against observations.
+
+Arrays are time-major, (time, *cells). The last cell axis holds the slots of a
+patch: patch-level (coarse) terms compare the slot mean of the masked model
+with the slot mean of the masked observation; any leading cell axes (several
+patches in one batch) are summed over. Which terms enter, and their weights,
+are data (:class:`LossConfig`): a weight of 0 or an absent key switches a term
+off, and the model then does not even stack the outputs it would need.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal, NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+
+from hybridland import dalec, network
+from hybridland.dalec import Climate, Met, Params
+
+Reduction = Literal["sum", "mean"]
+
+
+class Observation(NamedTuple):
+    """Observed values and weights, each (time, *cells); weight 0 where missing.
+
+    Values must be finite everywhere (fill missing values with 0). Static
+    observations (soil carbon) are read at the first step.
+    """
+
+    value: Array
+    mask: Array
+
+
+class Term(NamedTuple):
+    outputs: tuple[str, ...]  # DALEC outputs the term needs
+    aggregation: Literal["cell", "patch"]
+    timescale: Literal["step", "annual", "static"]
+
+
+# Terms of spec 10 (model quantity in :func:`model_quantity`).
+TERMS: dict[str, Term] = {
+    "sif": Term(("SIF",), "cell", "step"),
+    "lai": Term(("lai",), "cell", "step"),
+    "et": Term(("ET",), "cell", "step"),
+    "biomass": Term(tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood")), "cell", "annual"),
+    "som": Term(("next_som_pool",), "cell", "static"),
+    "nbe": Term(("nbe",), "patch", "step"),
+    "nbe_annual": Term(("nbe",), "patch", "annual"),
+    "fire": Term(("total_fire_combust",), "patch", "step"),
+    "ewt": Term(("next_water_pool",), "patch", "step"),
+    "vod": Term(("vod",), "cell", "annual"),
+    "gpp_ec": Term(("gpp",), "cell", "step"),
+    "reco_ec": Term(("gpp", "nee"), "cell", "step"),
+    "et_ec": Term(("ET",), "cell", "step"),
+}
+CONSTRAINTS = ("violation", "edc")
+# The observation each term is compared with: its own name, except the annual NBE term.
+OBSERVED = {name: ("nbe" if name == "nbe_annual" else name) for name in TERMS}
+
+# Weights of the published global training (spec 10).
+PUBLISHED_WEIGHTS: dict[str, float] = {
+    "sif": 400.0, "lai": 10.0, "biomass": 5e-5, "som": 3e-6, "nbe": 3000.0,
+    "nbe_annual": 3000.0 * 3.46, "fire": 1000.0, "ewt": 0.2, "vod": 0.0,
+    "gpp_ec": 100.0, "reco_ec": 100.0, "et_ec": 100.0, "et": 1.0,
+    "violation": 400.0, "edc": 10.0,
+}  # fmt: skip
+
+EDC_POOLS = ("labile", "foliar", "root", "wood", "litter", "som")
+EDC_FLUXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "labile": (("labile_production",), ("labile_release", "labile_fire_combust", "labile_fire_transfer")),
+    "foliar": (("leaf_production", "labile_release"), ("leaf_litter", "foliar_fire_transfer", "foliar_fire_combust")),
+    "root": (("root_production",), ("root_litter", "root_fire_combust", "root_fire_transfer")),
+    "wood": (("wood_production",), ("wood_litter", "wood_fire_combust", "wood_fire_transfer")),
+    "litter": (
+        ("leaf_litter", "root_litter", "labile_fire_transfer", "foliar_fire_transfer", "root_fire_transfer"),
+        ("respiration_hetero_litter", "litter_to_som", "litter_fire_combust", "litter_fire_transfer"),
+    ),
+    "som": (
+        ("wood_litter", "litter_to_som", "wood_fire_transfer", "litter_fire_transfer"),
+        ("respiration_hetero_som", "som_fire_combust"),
+    ),
+}  # fmt: skip
+EDC_EPS = 1e-3
+
+
+class LossConfig(NamedTuple):
+    """Which terms enter the loss and how (hashable, so it can be a static argument).
+
+    weights: term name -> weight, names from TERMS and CONSTRAINTS.
+    reduction: "sum" adds squared errors (the published code); "mean" divides
+        each term by its total mask weight (a masked mean-squared error).
+    coarse_min_valid: a patch-level term counts at a time only where at least
+        this fraction of the patch's slots is observed (0 reproduces the
+        published code, which weights by the fraction instead).
+    steps_per_year: length of the blocks of annual terms and of the EDC.
+    """
+
+    weights: tuple[tuple[str, float], ...]
+    reduction: Reduction = "mean"
+    coarse_min_valid: float = 0.8
+    steps_per_year: int = 12
+
+    @classmethod
+    def from_mapping(cls, weights: Mapping[str, float], **options) -> LossConfig:
+        unknown = sorted(set(weights) - set(TERMS) - set(CONSTRAINTS))
+        if unknown:
+            known = ", ".join(list(TERMS) + list(CONSTRAINTS))
+            raise ValueError(f"unknown loss terms {unknown}; known terms: {known}")
+        bad = {k: v for k, v in weights.items() if not (math.isfinite(v) and v >= 0)}
+        if bad:
+            raise ValueError(f"loss weights must be finite and >= 0, got {bad}")
+        config = cls(tuple(sorted((k, float(v)) for k, v in weights.items() if v > 0)), **options)
+        if config.reduction not in ("sum", "mean"):
+            raise ValueError(f"loss reduction must be 'sum' or 'mean', got {config.reduction!r}")
+        if not 0.0 <= config.coarse_min_valid <= 1.0:
+            raise ValueError(f"coarse_min_valid must lie in [0, 1], got {config.coarse_min_valid}")
+        return config
+
+    @property
+    def active(self) -> dict[str, float]:
+        return dict(self.weights)
+
+    def observed(self) -> tuple[str, ...]:
+        """Observation names the active terms need."""
+        return tuple(sorted({OBSERVED[t] for t in self.active if t in TERMS}))
+
+    def outputs(self) -> tuple[str, ...]:
+        """DALEC outputs to stack over time for the active terms."""
+        names = {o for t in self.active if t in TERMS for o in TERMS[t].outputs}
+        if "violation" in self.active:
+            names.add("violation")
+        if "edc" in self.active:
+            names.update(f"next_{p}_pool" for p in EDC_POOLS)
+            names.add("lai")
+        return tuple(sorted(names))
+
+    def totals(self) -> tuple[str, ...]:
+        """DALEC outputs to sum over time in the scan carry (for the EDC)."""
+        if "edc" not in self.active:
+            return ()
+        return tuple(sorted({f for ins, outs in EDC_FLUXES.values() for f in ins + outs}))
+
+
+def _masked_total(sq: Array, weight: Array, reduction: Reduction) -> Array:
+    total, n = jnp.sum(sq), jnp.sum(weight)
+    return total if reduction == "sum" else total / jnp.maximum(n, 1e-12)
+
+
+def annual(x: Array, steps_per_year: int) -> Array:
+    """Means over consecutive blocks of ``steps_per_year`` steps (a partial last block is dropped)."""
+    n = x.shape[0] // steps_per_year
+    return x[: n * steps_per_year].reshape(n, steps_per_year, *x.shape[1:]).mean(axis=1)
+
+
+def annual_mask(mask: Array, steps_per_year: int) -> Array:
+    """A year counts only when every step is observed: product of the step masks."""
+    n = mask.shape[0] // steps_per_year
+    return mask[: n * steps_per_year].reshape(n, steps_per_year, *mask.shape[1:]).prod(axis=1)
+
+
+def model_quantity(name: str, out: Mapping[str, Array], obs: Observation) -> Array:
+    """The model counterpart of observation term ``name``, (time, *cells)."""
+    if name == "biomass":
+        return sum(out[o] for o in TERMS[name].outputs)
+    if name == "reco_ec":
+        return out["gpp"] + out["nee"]
+    if name == "ewt":
+        w, m = out["next_water_pool"], obs.mask
+        return w - jnp.sum(m * w, axis=0) / (jnp.sum(m, axis=0) + 1e-3)
+    return out[TERMS[name].outputs[0]]
+
+
+def cell_error(model: Array, obs: Observation, reduction: Reduction) -> Array:
+    """Masked squared error summed over cells and steps."""
+    return _masked_total(obs.mask * (model - obs.value) ** 2, obs.mask, reduction)
+
+
+def patch_error(model: Array, obs: Observation, config: LossConfig) -> Array:
+    """Squared error of slot means of masked model and observation, weighted by the valid fraction."""
+    valid = jnp.mean(obs.mask, axis=-1)
+    gap = jnp.mean(obs.mask * model, axis=-1) - jnp.mean(obs.mask * obs.value, axis=-1)
+    weight = valid * (valid >= config.coarse_min_valid)
+    return _masked_total(gap**2 * weight, weight, config.reduction)
+
+
+def term_error(name: str, out: Mapping[str, Array], obs: Observation, config: LossConfig) -> Array:
+    term = TERMS[name]
+    model = model_quantity(name, out, obs)
+    if term.timescale == "annual":
+        model = annual(model, config.steps_per_year)
+        obs = Observation(annual(obs.value, config.steps_per_year), annual_mask(obs.mask, config.steps_per_year))
+    elif term.timescale == "static":
+        model, obs = jnp.mean(model, axis=0), Observation(obs.value[0], obs.mask[0])
+    if term.aggregation == "patch":
+        return patch_error(model, obs, config)
+    return cell_error(model, obs, config.reduction)
+
+
+def edc_penalty(out: Mapping[str, Array], totals: Mapping[str, Array], pools0: dalec.Pools, steps_per_year: int) -> Array:
+    """Per-cell EDC: squared log2 distance of each pool from steady growth (spec 10)."""
+    penalty = 0.0
+    for i, pool in enumerate(EDC_POOLS):
+        inflow_names, outflow_names = EDC_FLUXES[pool]
+        inflow = sum(totals[f] for f in inflow_names)
+        outflow = sum(totals[f] for f in outflow_names)
+        january = jnp.mean(out[f"next_{pool}_pool"][steps_per_year - 1 :: steps_per_year], axis=0)
+        ratio = inflow / jnp.maximum(outflow, EDC_EPS) * january / pools0[i]
+        penalty = penalty + (jnp.abs(jnp.log(ratio + EDC_EPS)) / jnp.log(2.0)) ** 2
+    return penalty
+
+
+def loss_terms(
+    params: Params,
+    met: Met,
+    climate: Climate,
+    observations: Mapping[str, Observation],
+    config: LossConfig,
+) -> dict[str, Array]:
+    """Unweighted value of every active term for one batch of cells."""
+    run = dalec.simulate(params, met, climate, outputs=config.outputs(), totals=config.totals())
+    out = run.outputs
+    terms = {
+        name: term_error(name, out, observations[OBSERVED[name]], config)
+        for name in config.active
+        if name in TERMS
+    }
+    if "violation" in config.active:
+        v = out["violation"]
+        terms["violation"] = jnp.sum(v) if config.reduction == "sum" else jnp.mean(v)
+    if "edc" in config.active:
+        edc = edc_penalty(out, run.totals, dalec.initial_pools(params), config.steps_per_year)
+        lai_mask = observations["lai"].mask[0] if "lai" in observations else jnp.ones_like(edc)
+        terms["edc"] = _masked_total(edc * lai_mask, lai_mask, config.reduction)
+    return terms
+
+
+def total_loss(
+    params: Params,
+    met: Met,
+    climate: Climate,
+    observations: Mapping[str, Observation],
+    config: LossConfig,
+) -> Array:
+    """Weighted sum of the active terms."""
+    terms = loss_terms(params, met, climate, observations, config)
+    return sum(config.active[name] * value for name, value in terms.items())
+
+
+class Batch(NamedTuple):
+    """One minibatch of cells: network inputs, forcing and observations."""
+
+    features: Array  # (*cells, n_features), standardised
+    lat_feature: Array  # (*cells,), standardised LAT_SIGMOID
+    met: Met  # each (time, *cells)
+    climate: Climate  # each (*cells)
+    observations: dict[str, Observation]  # each (time, *cells)
+
+
+def network_loss(net: network.Network, batch: Batch, config: LossConfig) -> Array:
+    """Loss of a batch as a function of the network weights."""
+    params = network.physical_parameters(net, batch.features, batch.lat_feature)
+    return total_loss(params, batch.met, batch.climate, batch.observations, config)
+
+
+def check_observations(observations: Mapping[str, Observation], config: LossConfig) -> None:
+    """Raise before any computation when an active term lacks its observation."""
+    missing = [name for name in config.observed() if name not in observations]
+    if missing:
+        raise ValueError(
+            f"loss terms need observations {missing} that the batch does not have; "
+            "set their weights to 0 to switch them off"
+        )

@@ -1,0 +1,180 @@
+"""Run DALEC993 from named physical parameters and an xarray forcing dataset.
+
+This is the friendly edge around :mod:`hybridland.dalec`: it checks inputs
+before any computation (parameters inside their bounds, forcing present,
+finite, in known units and of consistent shape), converts units, runs the
+jitted core and returns every output as a named, CF-style ``xarray.Dataset``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.typing import ArrayLike
+
+from hybridland import dalec, parameters
+
+TIME = "time"
+MET_VARIABLES = dalec.Met._fields
+STATIC_VARIABLES = dalec.Climate._fields
+CANONICAL_UNITS = {
+    "days": "d", "t_min": "degC", "t_max": "degC", "rad": "MJ m-2 d-1", "co2": "ppm",
+    "doy": "d", "burned_area": "1", "vpd": "hPa", "precip": "mm d-1", "delta_t": "d",
+    "lat": "degrees_north", "t_mean": "degC", "p_mean": "mm d-1",
+}  # fmt: skip
+
+_Convert = Callable[[np.ndarray], np.ndarray]
+# Accepted units per canonical unit, with the conversion to it.
+_CONVERSIONS: dict[str, dict[str, _Convert]] = {
+    "degC": {"degC": lambda x: x, "C": lambda x: x, "K": lambda x: x - 273.15},
+    "hPa": {"hPa": lambda x: x, "kPa": lambda x: x * 10.0, "Pa": lambda x: x / 100.0},
+    "mm d-1": {
+        "mm d-1": lambda x: x, "mm/day": lambda x: x, "mm day-1": lambda x: x,
+        "kg m-2 s-1": lambda x: x * 86400.0, "mm s-1": lambda x: x * 86400.0,
+    },
+    "MJ m-2 d-1": {
+        "MJ m-2 d-1": lambda x: x, "MJ m-2 day-1": lambda x: x,
+        "W m-2": lambda x: x * 0.0864, "J m-2 d-1": lambda x: x * 1e-6,
+    },
+    "ppm": {"ppm": lambda x: x, "umol mol-1": lambda x: x, "1e-6": lambda x: x},
+    "1": {"1": lambda x: x, "": lambda x: x, "fraction": lambda x: x, "%": lambda x: x / 100.0},
+    "d": {"d": lambda x: x, "day": lambda x: x, "days": lambda x: x},
+    "degrees_north": {"degrees_north": lambda x: x, "degree_north": lambda x: x, "degrees": lambda x: x},
+}  # fmt: skip
+
+
+class InputError(ValueError):
+    """Bad parameters or forcing, found before any computation."""
+
+
+def to_canonical_units(name: str, values: np.ndarray, units: str | None) -> np.ndarray:
+    """Convert one forcing variable to the unit of spec 3.1; no ``units`` means canonical."""
+    target = CANONICAL_UNITS[name]
+    if units is None:
+        return values
+    table = _CONVERSIONS[target]
+    if units not in table:
+        raise InputError(
+            f"forcing variable '{name}' has units '{units}'; expected '{target}' "
+            f"or one of {sorted(table)}"
+        )
+    return table[units](values)
+
+
+def _first_bad(values: np.ndarray, dims: Sequence[str]) -> str:
+    index = np.unravel_index(int(np.flatnonzero(~np.isfinite(values))[0]), values.shape)
+    return ", ".join(f"{d}={int(i)}" for d, i in zip(dims, index))
+
+
+def _forcing_variable(forcing: xr.Dataset, name: str, cell_dims: tuple[str, ...]) -> np.ndarray:
+    """One variable, checked and converted, broadcast to (time?, *cells) in that order."""
+    var = forcing[name]
+    wanted = ((TIME,) if name in MET_VARIABLES else ()) + cell_dims
+    extra = [d for d in var.dims if d not in (TIME,) + cell_dims]
+    if extra or (name in MET_VARIABLES and TIME not in var.dims):
+        raise InputError(
+            f"forcing variable '{name}' has dims {var.dims}; expected {wanted} (cells may be omitted)"
+        )
+    values = np.asarray(var.values, np.float64)
+    if not np.all(np.isfinite(values)):
+        count = int(np.sum(~np.isfinite(values)))
+        raise InputError(
+            f"forcing variable '{name}' has {count} non-finite values, first at {_first_bad(values, var.dims)}"
+        )
+    var = var.copy(data=to_canonical_units(name, values, var.attrs.get("units")))
+    if name in STATIC_VARIABLES and TIME in var.dims:
+        if not bool((var == var.isel({TIME: 0})).all()):
+            raise InputError(f"forcing variable '{name}' must be constant in time")
+        var = var.isel({TIME: 0}, drop=True)
+    template = xr.DataArray(np.zeros([forcing.sizes[d] for d in wanted]), dims=wanted)
+    return xr.broadcast(var, template)[0].transpose(*wanted).values
+
+
+def check_forcing(forcing: xr.Dataset) -> tuple[str, ...]:
+    """Raise on missing variables or time axis; return the cell dims."""
+    missing = [v for v in MET_VARIABLES + STATIC_VARIABLES if v not in forcing.data_vars]
+    if missing:
+        raise InputError(
+            f"forcing lacks variables {missing}; DALEC993 needs {list(MET_VARIABLES + STATIC_VARIABLES)}"
+        )
+    if TIME not in forcing.dims or forcing.sizes[TIME] == 0:
+        raise InputError("forcing needs a non-empty 'time' dimension")
+    return tuple(d for d in forcing.dims if d != TIME)
+
+
+def prepare_forcing(forcing: xr.Dataset, dtype) -> tuple[dalec.Met, dalec.Climate, tuple[str, ...]]:
+    """Checked, converted, time-major arrays from a forcing dataset."""
+    cell_dims = check_forcing(forcing)
+
+    def load(name: str) -> jax.Array:
+        return jnp.asarray(_forcing_variable(forcing, name, cell_dims), dtype)
+
+    met = dalec.Met(*(load(v) for v in MET_VARIABLES))
+    climate = dalec.Climate(*(load(v) for v in STATIC_VARIABLES))
+    return met, climate, cell_dims
+
+
+def prepare_parameters(values: Mapping[str, ArrayLike], cell_dims: tuple[str, ...], dtype) -> dict[str, jax.Array]:
+    """Checked parameters as arrays that broadcast against the cell dims."""
+    problem = parameters.out_of_bounds(values)
+    if problem:
+        raise InputError(problem)
+    out = {}
+    for name in parameters.NAMES:
+        v = values[name]
+        if isinstance(v, xr.DataArray):
+            unknown = [d for d in v.dims if d not in cell_dims]
+            if unknown:
+                raise InputError(f"parameter '{name}' has dims {v.dims} not among the forcing's cell dims {cell_dims}")
+            v = v.expand_dims([d for d in cell_dims if d not in v.dims]).transpose(*cell_dims).values
+        out[name] = jnp.asarray(v, dtype)
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("outputs",))
+def _simulate(params, met, climate, outputs):
+    return dalec.simulate(params, met, climate, outputs=outputs).outputs
+
+
+def run(
+    parameter_values: Mapping[str, ArrayLike],
+    forcing: xr.Dataset,
+    *,
+    outputs: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Run DALEC993 and return its outputs as a dataset.
+
+    Args:
+        parameter_values: the 40 physical parameters (initial pools included) by
+            their spec names; scalars, arrays or DataArrays over the cell dims.
+        forcing: variables ``days, t_min, t_max, rad, co2, doy, burned_area, vpd,
+            precip, delta_t`` over ``time`` (and any cell dims) and ``lat,
+            t_mean, p_mean`` over the cell dims (or constant in time), with
+            ``units`` attributes (see CANONICAL_UNITS; common alternatives are
+            converted).
+        outputs: names to return (default: the 44 step outputs and the clip
+            diagnostics).
+
+    Returns:
+        One variable per output, dims (time, *cell dims), with units.
+    """
+    names = tuple(outputs) if outputs is not None else dalec.OUTPUTS + dalec.DIAGNOSTICS
+    unknown = sorted(set(names) - set(dalec.OUTPUTS + dalec.DIAGNOSTICS))
+    if unknown:
+        raise InputError(f"unknown outputs {unknown}; known: {list(dalec.OUTPUTS + dalec.DIAGNOSTICS)}")
+    dtype = jnp.zeros(()).dtype  # float32, or float64 when JAX x64 is on
+    met, climate, cell_dims = prepare_forcing(forcing, dtype)
+    params = prepare_parameters(parameter_values, cell_dims, dtype)
+    result = _simulate(params, met, climate, names)
+    dims = (TIME,) + cell_dims
+    coords = {d: forcing.coords[d] for d in dims if d in forcing.coords}
+    data = {
+        name: xr.Variable(dims, np.asarray(result[name]), {"units": dalec.output_units(name), "long_name": name})
+        for name in names
+    }
+    return xr.Dataset(data, coords=coords, attrs={"model": "DALEC993 (default water stress)"})
