@@ -107,12 +107,13 @@ def to_physical(x: ArrayLike, group: Group) -> Array:
     """Map unbounded reals (..., n_group) into the group's physical ranges.
 
     theta = a * (b / a) ** (arctan(x) / pi + 1/2), evaluated literally in the
-    working precision of ``x``.
+    working precision of ``x``. The final clip only catches rounding past a
+    bound for huge |x|; it never moves an interior value.
     """
     x = jnp.asarray(x)
     lo, hi = (jnp.asarray(v, x.dtype) for v in bounds(group))
     s = jnp.arctan(x) / jnp.pi + 0.5
-    return lo * (hi / lo) ** s
+    return jnp.clip(lo * (hi / lo) ** s, lo, hi)
 
 
 def to_real(theta: ArrayLike, group: Group) -> Array:
