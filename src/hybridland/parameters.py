@@ -103,6 +103,12 @@ def bounds(group: Group) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def _bounds_and_ratio(group: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bounds and max/min, the ratio formed in float32 as the published code does (spec 4.2)."""
+    lo, hi = bounds(group)
+    return lo, hi, hi / lo
+
+
 def to_physical(x: ArrayLike, group: Group) -> Array:
     """Map unbounded reals (..., n_group) into the group's physical ranges.
 
@@ -111,16 +117,16 @@ def to_physical(x: ArrayLike, group: Group) -> Array:
     bound for huge |x|; it never moves an interior value.
     """
     x = jnp.asarray(x)
-    lo, hi = (jnp.asarray(v, x.dtype) for v in bounds(group))
+    lo, hi, ratio = (jnp.asarray(v, x.dtype) for v in _bounds_and_ratio(group))
     s = jnp.arctan(x) / jnp.pi + 0.5
-    return jnp.clip(lo * (hi / lo) ** s, lo, hi)
+    return jnp.clip(lo * ratio**s, lo, hi)
 
 
 def to_real(theta: ArrayLike, group: Group) -> Array:
     """Inverse of :func:`to_physical`; values must lie strictly inside the bounds."""
     theta = jnp.asarray(theta)
-    lo, hi = (jnp.asarray(v, theta.dtype) for v in bounds(group))
-    s = jnp.log(theta / lo) / jnp.log(hi / lo)
+    lo, _, ratio = (jnp.asarray(v, theta.dtype) for v in _bounds_and_ratio(group))
+    s = jnp.log(theta / lo) / jnp.log(ratio)
     return jnp.tan(jnp.pi * (s - 0.5))
 
 
@@ -152,7 +158,7 @@ def out_of_bounds(values: Mapping[str, ArrayLike]) -> str | None:
         if bad.any():
             idx = np.unravel_index(int(np.flatnonzero(bad)[0]), v.shape) if v.ndim else ()
             return (
-                f"parameter '{p.name}' = {v[idx]!r} at index {tuple(int(i) for i in idx)} "
+                f"parameter '{p.name}' = {float(v[idx])!r} at index {tuple(int(i) for i in idx)} "
                 f"is outside its bounds [{p.minimum:g}, {p.maximum:g}] {p.units}"
             )
     return None
