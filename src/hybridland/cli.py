@@ -61,7 +61,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ValueError as error:
+        print(f"hybridland {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -392,7 +392,6 @@ def simulate(
     *,
     outputs: Sequence[str] = OUTPUTS,
     totals: Sequence[str] = (),
-    unroll: int = 1,
 ) -> Run:
     """Run DALEC993 over all steps of ``met``.
 
@@ -402,7 +401,6 @@ def simulate(
         climate: static forcing, each (*cells).
         outputs: names of outputs to stack over time (any of OUTPUTS, DIAGNOSTICS).
         totals: names of outputs to sum over time in the scan carry instead.
-        unroll: scan unroll factor (a speed knob; results are unchanged).
     """
     unknown = sorted((set(outputs) | set(totals)) - set(OUTPUTS + DIAGNOSTICS))
     if unknown:
@@ -418,5 +416,5 @@ def simulate(
         sums = {name: sums[name] + out[name] for name in totals}
         return (nxt, sums), {name: out[name] for name in outputs}
 
-    (final, sums), stacked = jax.lax.scan(body, (pools0, sums0), drv, unroll=unroll)
+    (final, sums), stacked = jax.lax.scan(body, (pools0, sums0), drv)
     return Run(stacked, sums, final)
