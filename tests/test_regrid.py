@@ -11,7 +11,7 @@ import pytest
 import rioxarray  # noqa: F401  (registers the .rio accessor used to write test rasters)
 import xarray as xr
 
-from hybridland import regrid
+from hybridland import files, regrid
 from hybridland.grids import Box, Grid, standard_grid
 
 BOX = Box(west=-110.0, east=-107.0, south=37.0, north=39.5)
@@ -393,7 +393,7 @@ def test_regrid_file_writes_cf_netcdf(tmp_path, rng):
     native["other"] = native.x * 2
     native.to_netcdf(tmp_path / "native.nc")
     destination = tmp_path / "out" / "x.nc"
-    regrid.regrid_file(tmp_path / "native.nc", destination, grid, "conservative", variable="x")
+    regrid.regrid_file(tmp_path / "native.nc", destination, grid, "conservative")
     assert [p.name for p in destination.parent.iterdir()] == ["x.nc"]
     with xr.open_dataset(destination) as out:
         assert out.attrs["grid"] == "0p125deg" and out.attrs["Conventions"] == "CF-1.8"
@@ -401,20 +401,16 @@ def test_regrid_file_writes_cf_netcdf(tmp_path, rng):
         assert out.x.dims == ("time", "lat", "lon") and out.x.shape == (2, 54 // 2 - 7, 24)
         assert out.lat.attrs["bounds"] == "lat_bounds" and out.lat_bounds.shape == (20, 2)
         np.testing.assert_allclose(area_total(out.x, grid), area_total(native.x, source), rtol=1e-6)
+        np.testing.assert_allclose(out.other, out.x * 2, rtol=1e-12)  # every lat/lon variable
 
 
-def test_regrid_file_needs_a_variable_name_when_ambiguous(tmp_path, rng):
-    native = random_field(rng, cells(0.125)).to_dataset()
-    native["other"] = native.x * 2
-    native.to_netcdf(tmp_path / "native.nc")
-    with pytest.raises(
-        ValueError,
-        match=r"native.nc: name the variable to remap; lat/lon "
-        r"variables are \['x', 'other'\]",
-    ):
+def test_regrid_file_without_lat_lon_variables_is_an_error(tmp_path):
+    xr.Dataset({"co2": ("time", [400.0, 401.0])}).to_netcdf(tmp_path / "native.nc")
+    with pytest.raises(ValueError, match=r"native.nc: no variable on lat/lon to regrid"):
         regrid.regrid_file(
             tmp_path / "native.nc", tmp_path / "o.nc", standard_grid("0p25deg", BOX), "conservative"
         )
+    assert not (tmp_path / "o.nc").exists()
 
 
 def test_regrid_file_from_geotiff_and_land_cover(tmp_path, rng):
@@ -455,7 +451,7 @@ def test_write_netcdf_removes_its_temporary_file_on_failure(tmp_path):
     dataset = xr.Dataset({"x": ("lat", [1.0])}, coords={"lat": [0.0]})
     dataset.attrs["bad"] = {"a": 1}  # netCDF cannot store a dict attribute
     with pytest.raises(TypeError):
-        regrid.write_netcdf(dataset, tmp_path / "out.nc")
+        files.write_netcdf(dataset, tmp_path / "out.nc")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hybridland.files import write_netcdf
 from hybridland.grids import Grid, snapped_edges
 
 logger = logging.getLogger(__name__)
@@ -592,31 +591,14 @@ def to_output_dataset(
     return out
 
 
-def write_netcdf(dataset: xr.Dataset, destination: Path | str) -> None:
-    """Write ``dataset`` to a temporary file beside ``destination``, then rename it."""
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    encoding: dict[str, dict[str, Any]] = {}
-    for name, var in dataset.variables.items():
-        floating = np.issubdtype(var.dtype, np.floating)
-        if name in dataset.coords or str(name).endswith("_bounds") or name == "cell_area":
-            encoding[str(name)] = {"_FillValue": None}
-        elif floating:
-            encoding[str(name)] = {
-                "_FillValue": np.float32(np.nan) if var.dtype == np.float32 else np.nan,
-                "zlib": True,
-                "complevel": 4,
-            }
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    os.close(handle)
-    try:
-        dataset.to_netcdf(temporary, format="NETCDF4", encoding=encoding)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def lat_lon_variables(path: Path | str) -> list[str]:
+    """Names of the variables of a native file that lie on lat/lon (a GeoTIFF has one)."""
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return [path.stem]
+    with xr.open_dataset(path) as dataset:
+        dims = {"lat", "lon", "latitude", "longitude"}
+        return [str(n) for n, v in dataset.data_vars.items() if len(dims & set(v.dims)) == 2]
 
 
 def regrid_file(
@@ -624,34 +606,39 @@ def regrid_file(
     destination: Path | str,
     grid: Grid,
     method: Method,
-    variable: str | None = None,
+    *,
+    min_valid: float = 0.5,
+    variables: Sequence[str] | None = None,
 ) -> None:
-    """Read a native product, remap it with ``method`` onto ``grid``, write CF netCDF atomically.
+    """Read lat/lon variables of a native product, remap them, write CF netCDF atomically.
 
     Args:
         source: netCDF or EPSG:4326 GeoTIFF.
         destination: netCDF output; written to a temporary file, then renamed.
         grid: target grid; its name becomes the ``grid`` global attribute.
         method: one of :data:`REMAPPERS`.
-        variable: netCDF variable to remap, needed when the file holds several.
+        min_valid: smallest valid fraction of a target cell (conservative, class_fractions).
+        variables: the variables to remap (default: every variable on lat/lon).
     """
     source = Path(source)
     if method not in REMAPPERS:
         raise ValueError(
             f"{source}: unknown regrid method {method!r}; expected one of {sorted(REMAPPERS)}"
         )
-    native = open_native(source, variable)
-    logger.info(
-        "regrid %s (%s, %s) onto %s %s with %s",
-        source,
-        native.name,
-        dict(native.sizes),
-        grid.name,
-        grid.shape,
-        method,
-    )
-    result = REMAPPERS[method](native, grid)
-    write_netcdf(to_output_dataset(result, grid, method, source), destination)
+    options = {"min_valid": min_valid} if method in ("conservative", "class_fractions") else {}
+    results = []
+    available = lat_lon_variables(source)
+    unknown = sorted(set(variables or ()) - set(available))
+    if unknown:
+        raise ValueError(f"{source}: variables {unknown} are not among its lat/lon variables {available}")
+    for name in variables or available:
+        native = open_native(source, None if source.suffix.lower() in (".tif", ".tiff") else name)
+        logger.info("regrid %s:%s %s onto %s %s with %s", source, name, dict(native.sizes), grid.name, grid.shape, method)
+        results.append(REMAPPERS[method](native, grid, **options))
+    if not results:
+        raise ValueError(f"{source}: no variable on lat/lon to regrid")
+    merged = xr.merge(results, combine_attrs="drop_conflicts")
+    write_netcdf(to_output_dataset(merged, grid, method, source), destination)
     logger.info("wrote %s", destination)
 
 

@@ -1,0 +1,38 @@
+"""Writing outputs atomically: a temporary file beside the destination, then a rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+
+def write_netcdf(dataset: xr.Dataset, destination: Path | str) -> None:
+    """Write ``dataset`` to a temporary file beside ``destination``, then rename it."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, var in dataset.variables.items():
+        floating = np.issubdtype(var.dtype, np.floating)
+        if name in dataset.coords or str(name).endswith("_bounds") or name == "cell_area":
+            encoding[str(name)] = {"_FillValue": None}
+        elif floating:
+            encoding[str(name)] = {
+                "_FillValue": np.float32(np.nan) if var.dtype == np.float32 else np.nan,
+                "zlib": True,
+                "complevel": 4,
+            }
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+    )
+    os.close(handle)
+    try:
+        dataset.to_netcdf(temporary, format="NETCDF4", encoding=encoding)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
