@@ -463,3 +463,22 @@ def test_unknown_method_is_rejected(tmp_path):
             standard_grid("0p25deg", BOX),
             "bilinear",  # type: ignore[arg-type]
         )
+
+
+def test_assignment_uses_cf_bounds_of_a_single_coarse_row(tmp_path):
+    """One 4 x 5 degree row (36-40N): no spacing to infer edges from, the file's bounds decide."""
+    lat, lon = np.array([38.0]), np.array([-107.5, -102.5])
+    ds = xr.Dataset(
+        {"nbe": (("time", "lat", "lon"), np.array([[[1.0, 2.0]]]))},
+        coords={
+            "lat": ("lat", lat, {"bounds": "lat_bnds"}),
+            "lon": ("lon", lon, {"bounds": "lon_bnds"}),
+            "lat_bnds": (("lat", "bnds"), [[36.0, 40.0]]),
+            "lon_bnds": (("lon", "bnds"), [[-110.0, -105.0], [-105.0, -100.0]]),
+        },
+    )
+    ds.to_netcdf(tmp_path / "nbe.nc")
+    grid = Grid.regular("0p25deg", 0.25, -106.0, -104.0, 38.0, 39.0, anchor=0.0)
+    regrid.regrid_file(tmp_path / "nbe.nc", tmp_path / "out.nc", grid, "assign_to_cells")
+    with xr.open_dataset(tmp_path / "out.nc") as out:
+        np.testing.assert_array_equal(out.nbe.isel(time=0, lat=0).values, [1.0] * 4 + [2.0] * 4)

@@ -119,12 +119,38 @@ def as_lat_lon(field: xr.DataArray) -> xr.DataArray:
             f"{float(field.lat.max())} leave [-90, 90]"
         )
     if float(field.lon.max()) >= 180 or float(field.lon.min()) < -180:
-        field = field.assign_coords(lon=(field.lon + 180.0) % 360.0 - 180.0)
+        shifted = (field.lon + 180.0) % 360.0 - 180.0
+        moved = {c: field[c] + (shifted - field.lon) for c in ("lon_bound_low", "lon_bound_high") if c in field.coords}
+        field = field.assign_coords(lon=shifted, **moved)
     field = field.sortby(["lat", "lon"])
     for dim in ("lat", "lon"):
         if np.any(np.diff(field[dim].values) == 0):
             raise ValueError(f"{_label(field)}: duplicate {dim} values")
     return field.transpose(..., "lat", "lon")
+
+
+BOUND_COORDS = ("lat_bound_low", "lat_bound_high", "lon_bound_low", "lon_bound_high")
+
+
+def cell_edges(field: xr.DataArray, dim: str) -> np.ndarray:
+    """Cell edges along ``dim``: the product's CF bounds when it had them, else midpoints."""
+    low, high = f"{dim}_bound_low", f"{dim}_bound_high"
+    if low in field.coords:
+        return np.append(field[low].values, field[high].values[-1]).astype(float)
+    centres = field[dim].values.astype(float)
+    if centres.size < 2:
+        raise ValueError(f"{_label(field)}: need at least 2 {dim} values or CF bounds, got {centres.size}")
+    return _midpoint_edges(centres)
+
+
+def with_cf_bounds(field: xr.DataArray, dataset: xr.Dataset) -> xr.DataArray:
+    """Attach the CF bounds of lat/lon (if the file has them) as coordinates along each axis."""
+    for dim in ("lat", "lon"):
+        name = dataset[dim].attrs.get("bounds")
+        if name in dataset.variables:
+            pairs = np.sort(np.asarray(dataset[name].values, float), axis=-1)
+            field = field.assign_coords({f"{dim}_bound_low": (dim, pairs[:, 0]), f"{dim}_bound_high": (dim, pairs[:, 1])})
+    return field
 
 
 def _midpoint_edges(centres: np.ndarray) -> np.ndarray:
@@ -138,9 +164,7 @@ def crop_to_grid(field: xr.DataArray, grid: Grid, margin: int = 1) -> xr.DataArr
     keep: dict[str, slice] = {}
     for dim, low, high in (("lat", box.south, box.north), ("lon", box.west, box.east)):
         centres = field[dim].values.astype(float)
-        if centres.size < 2:
-            raise ValueError(f"{_label(field)}: need at least 2 {dim} values, got {centres.size}")
-        edges = _midpoint_edges(centres)
+        edges = cell_edges(field, dim)
         hits = np.flatnonzero((edges[1:] > low) & (edges[:-1] < high))
         if hits.size == 0:
             raise ValueError(
@@ -173,7 +197,7 @@ def _pad_with_nan(
 
 
 def _is_global_lon(field: xr.DataArray) -> bool:
-    edges = _midpoint_edges(field.lon.values.astype(float))
+    edges = cell_edges(field, "lon")
     return bool(edges[-1] - edges[0] >= 360.0 - 1e-6)
 
 
@@ -186,6 +210,7 @@ def padded_source(field: xr.DataArray, grid: Grid, *, extra: int) -> xr.DataArra
     drops target cells whose centre lies beyond the outermost source centre).
     """
     source = crop_to_grid(field, grid).astype(float)
+    source = source.drop_vars([c for c in BOUND_COORDS if c in source.coords])
     box = grid.box
     source = _pad_with_nan(source, "lat", box.south, box.north, extra)
     if not _is_global_lon(source):
@@ -467,7 +492,9 @@ def assign_to_cells(
     """
     field = as_lat_lon(coarse)
     if source is None:
-        source = Grid.from_centres("source", field.lat.values, field.lon.values)
+        source = Grid.from_edges(
+            "source", field.lat.values, field.lon.values, cell_edges(field, "lat"), cell_edges(field, "lon")
+        )
     if source.shape != (field.lat.size, field.lon.size):
         raise ValueError(
             f"{_label(coarse)}: source grid shape {source.shape} differs from "
@@ -542,7 +569,7 @@ def open_netcdf(path: Path | str, variable: str | None = None) -> xr.DataArray:
             raise ValueError(
                 f"{path}: variable {variable!r} is not among the lat/lon variables {candidates}"
             )
-        field = dataset[variable].load()
+        field = with_cf_bounds(dataset[variable].load(), dataset)
     field.encoding = {}
     try:
         return as_lat_lon(field)

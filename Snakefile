@@ -1,0 +1,23 @@
+"""hybridland: the study workflow. `snakemake --cores 2` builds the embedded twin study."""
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthesize.smk"
+include: "workflow/rules/regrid.smk"
+include: "workflow/rules/driver.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("results/{study}/driver/{grid}.nc", study=STUDY, grid=config["grids"]),

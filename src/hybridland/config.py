@@ -1,0 +1,51 @@
+"""Rules of a study configuration that span several keys (the JSON schema checks the rest)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from hybridland.grids import STANDARD_RESOLUTIONS
+
+# Datasets the driver is assembled from, per source.
+REQUIRED_DATASETS = {
+    "twin": ("landcover", "soil", "elevation", "canopy_height", "forest_age", "forcing"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+def _whole_multiple(value: float, step: float) -> bool:
+    ratio = value / step
+    return math.isclose(ratio, round(ratio), abs_tol=1e-9) and round(ratio) >= 1
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first key whose value is impossible."""
+    region = config["region"]
+    if not region["west"] < region["east"]:
+        raise ConfigError(f"region.west ({region['west']}) must be less than region.east ({region['east']})")
+    if not region["south"] < region["north"]:
+        raise ConfigError(f"region.south ({region['south']}) must be less than region.north ({region['north']})")
+    period = config["period"]
+    if period["first_year"] > period["last_year"]:
+        raise ConfigError(
+            f"period.first_year ({period['first_year']}) is after period.last_year ({period['last_year']})"
+        )
+    for axis, size in zip(("lat", "lon"), config["driver"]["patch_deg"]):
+        for grid in config["grids"]:
+            step = STANDARD_RESOLUTIONS[grid]
+            if not _whole_multiple(size, step):
+                raise ConfigError(
+                    f"driver.patch_deg ({axis} {size}) is not a whole number of {grid} cells ({step} deg)"
+                )
+    if config["source"] == "twin":
+        resolution = config.get("twin", {}).get("truth_resolution", 0.05)
+        if not _whole_multiple(0.1, resolution):
+            raise ConfigError(f"twin.truth_resolution ({resolution}) must divide 0.1 deg")
+    missing = [d for d in REQUIRED_DATASETS[config["source"]] if d not in config["datasets"]]
+    if missing:
+        raise ConfigError(f"datasets lacks {missing}, which the driver of a {config['source']} study needs")

@@ -1,0 +1,291 @@
+"""Assemble the model driver of one study and grid from its regridded products.
+
+The driver holds, per valid land cell, the predictors, the forcing the DALEC
+step reads, the fine targets, each cell's patch and whether that patch is in the
+fixed test set; coarse targets (NBE, EWT anomaly) are held per patch. Cells are
+stacked along ``cell``; ``cell_y``/``cell_x`` place them back on the grid.
+Patches come from a global lattice of ``patch_deg`` boxes anchored at 90S 180W,
+so a 4 x 5 degree lattice reproduces the published global patches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hybridland.files import write_netcdf
+from hybridland.grids import Grid
+
+logger = logging.getLogger(__name__)
+
+PFT = ("NF", "DBF", "EBF", "MF", "SH", "SAV", "GRA", "WET", "CRO", "NVG")
+CLIM = ("MAT", "MAP", "elevation")
+AGE = ("canopy_height", "forest_age")
+SOIL = ("BULK_DEN", "SAND", "SILT", "CLAY", "GRAVEL")
+PREDICTOR_GROUPS: dict[str, tuple[str, ...]] = {"PFT": PFT, "CLIM": CLIM, "AGE": AGE, "SOIL": SOIL}
+PREDICTORS = PFT + CLIM + AGE + SOIL
+FORCING = ("t_min", "t_max", "rad", "vpd", "precip", "burned_area")
+# Target name -> (dataset, variable); fine targets are per cell, coarse per patch.
+FINE_TARGETS = {"lai": ("lai", "lai"), "sif": ("sif", "sif"), "et": ("et", "et"), "biomass": ("biomass", "biomass")}
+COARSE_TARGETS = {"nbe": ("nbe", "nbe"), "ewt": ("ewt", "ewt_anomaly")}
+STATIC_TARGETS = {"som": ("som", "som")}
+TARGETS = {**FINE_TARGETS, **COARSE_TARGETS, **STATIC_TARGETS}
+SITE_TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "et_ec": "et"}
+DAYS_PER_YEAR_MAP = 365.22  # MAP (mm yr-1) <-> mean rate (mm d-1), as the published code
+EPOCH = pd.Timestamp("2000-01-01")
+
+
+class DriverError(ValueError):
+    """An input that cannot make a driver; the message names the file or variable."""
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    patch_deg: tuple[float, float]
+    min_patch_fraction: float
+    land_threshold: float
+    test_fraction: float
+    delta_t: str | int
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> DriverOptions:
+        return cls(**{**mapping, "patch_deg": tuple(float(v) for v in mapping["patch_deg"])})
+
+
+def monthly_calendar(first_year: int, last_year: int) -> pd.DataFrame:
+    """Per month: mid-month time, days since 2000-01-01 and day of year (means over the month's days)."""
+    starts = pd.date_range(f"{first_year}-01-01", f"{last_year}-12-01", freq="MS")
+    length = starts.days_in_month.to_numpy()
+    offset = (length - 1) / 2.0
+    return pd.DataFrame(
+        {
+            "time": starts + pd.to_timedelta(length / 2.0, unit="D"),
+            "days": (starts - EPOCH).days.to_numpy() + offset,
+            "doy": starts.dayofyear.to_numpy() + offset,
+            "days_in_month": length.astype(float),
+            "year": starts.year,
+            "month": starts.month,
+        }
+    )
+
+
+def check_grid(name: str, data: xr.Dataset, grid: Grid) -> None:
+    for axis, expected in (("lat", grid.lat), ("lon", grid.lon)):
+        if axis not in data.coords or not np.allclose(data[axis].values, expected, atol=1e-9):
+            raise DriverError(f"{name}: {axis} does not match the {grid.name} grid of the study")
+
+
+def check_months(name: str, data: xr.Dataset, calendar: pd.DataFrame, *, annual: bool = False) -> None:
+    """The product's time axis must be the study's months (or years)."""
+    times = pd.DatetimeIndex(data["time"].values)
+    expected = sorted(set(calendar.year)) if annual else list(zip(calendar.year, calendar.month))
+    got = list(times.year) if annual else list(zip(times.year, times.month))
+    if got != expected:
+        raise DriverError(
+            f"{name}: time axis ({len(got)} steps, {got[0] if got else 'none'} to {got[-1] if got else 'none'}) "
+            f"differs from the study period ({len(expected)} steps, {expected[0]} to {expected[-1]})"
+        )
+
+
+def variable(data: Mapping[str, xr.Dataset], dataset: str, name: str) -> xr.DataArray:
+    if dataset not in data:
+        raise DriverError(f"regridded dataset '{dataset}' is missing; the driver needs it for '{name}'")
+    if name not in data[dataset]:
+        raise DriverError(f"regridded dataset '{dataset}' lacks variable '{name}'")
+    return data[dataset][name]
+
+
+def predictor_maps(data: Mapping[str, xr.Dataset]) -> dict[str, xr.DataArray]:
+    """Every predictor on the grid, (lat, lon)."""
+    fractions = variable(data, "landcover", "pft_fraction")
+    forcing = data["forcing"]
+    maps = {p: fractions.sel(pft=p, drop=True) for p in PFT}
+    t_air = 0.5 * (variable(data, "forcing", "t_min") + variable(data, "forcing", "t_max"))
+    maps["MAT"] = t_air.mean("time")
+    maps["MAP"] = forcing["precip"].mean("time") * DAYS_PER_YEAR_MAP
+    for name in ("elevation", "canopy_height", "forest_age"):
+        maps[name] = variable(data, name, name)
+    for name in SOIL:
+        maps[name] = variable(data, "soil", name)
+    return maps
+
+
+def patch_numbers(grid: Grid, patch_deg: tuple[float, float]) -> np.ndarray:
+    """Global patch number of every grid cell, (lat, lon)."""
+    dlat, dlon = patch_deg
+    rows = np.floor((np.asarray(grid.lat) + 90.0) / dlat).astype(int)
+    cols = np.floor((np.asarray(grid.lon) + 180.0) / dlon).astype(int)
+    return rows[:, None] * round(360.0 / dlon) + cols[None, :]
+
+
+def choose_test_patches(patches: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A fixed share of the patches, at least one, drawn with the study seed."""
+    count = max(1, round(fraction * patches.size))
+    chosen = np.random.default_rng(seed).choice(patches, size=count, replace=False)
+    return np.sort(chosen)
+
+
+def valid_cells(land: np.ndarray, patch: np.ndarray, options: DriverOptions, grid: Grid) -> np.ndarray:
+    """Land cells of patches with enough land; (lat, lon) bool."""
+    full = round(options.patch_deg[0] / (grid.lat[1] - grid.lat[0])) * round(
+        options.patch_deg[1] / (grid.lon[1] - grid.lon[0])
+    )
+    ids, counts = np.unique(patch[land], return_counts=True)
+    kept = ids[counts >= math.ceil(options.min_patch_fraction * full)]
+    return land & np.isin(patch, kept)
+
+
+def check_finite(values: Mapping[str, np.ndarray], what: str) -> None:
+    for name, v in values.items():
+        bad = int(np.sum(~np.isfinite(v)))
+        if bad:
+            raise DriverError(f"{what} '{name}' is NaN or infinite in {bad} of {v.shape[-1]} valid cells")
+
+
+def site_series(sites: xr.Dataset, grid: Grid, cell_index: np.ndarray) -> dict[str, np.ndarray]:
+    """Eddy-covariance series on the cells that hold a site, (cell, time); NaN elsewhere."""
+    n_cells = int(cell_index.max()) + 1
+    out = {name: np.full((n_cells, sites.sizes["time"]), np.nan) for name in SITE_TARGETS}
+    rows = np.searchsorted(grid.lat_edges, sites["lat"].values) - 1
+    cols = np.searchsorted(grid.lon_edges, sites["lon"].values) - 1
+    for i, (r, c) in enumerate(zip(rows, cols)):
+        inside = 0 <= r < len(grid.lat) and 0 <= c < len(grid.lon)
+        if not inside or cell_index[r, c] < 0:
+            logger.warning("site %d at (%.3f, %.3f) is outside the driver's cells", i, sites.lat[i], sites.lon[i])
+            continue
+        for name, source in SITE_TARGETS.items():
+            out[name][cell_index[r, c]] = sites[source].values[i]
+    return out
+
+
+def assemble(
+    data: Mapping[str, xr.Dataset],
+    co2: pd.DataFrame,
+    sites: xr.Dataset,
+    grid: Grid,
+    options: DriverOptions,
+    period: Mapping[str, int],
+    seed: int,
+) -> xr.Dataset:
+    """The driver dataset of one grid (see the module docstring)."""
+    for name, ds in data.items():
+        check_grid(name, ds, grid)
+    calendar = monthly_calendar(period["first_year"], period["last_year"])
+    for name in ("forcing", "lai", "sif", "et", "nbe", "ewt"):
+        check_months(name, data[name], calendar)
+    check_months("biomass", data["biomass"], calendar, annual=True)
+    check_months("sites", sites, calendar)
+
+    maps = predictor_maps(data)
+    land = (variable(data, "landcover", "land_fraction").fillna(0.0).values >= options.land_threshold)
+    patch = patch_numbers(grid, options.patch_deg)
+    valid = valid_cells(land, patch, options, grid)
+    if not valid.any():
+        raise DriverError("no valid land cells: check region, land_threshold and min_patch_fraction")
+    ys, xs = np.nonzero(valid)
+    cell_index = np.full(valid.shape, -1)
+    cell_index[ys, xs] = np.arange(ys.size)
+
+    def cells(field: xr.DataArray) -> np.ndarray:
+        return np.asarray(field.transpose(..., "lat", "lon").values)[..., ys, xs]
+
+    predictors = {name: cells(m) for name, m in maps.items()}
+    check_finite(predictors, "predictor")
+    forcing = {name: cells(variable(data, "forcing", name)).T for name in FORCING}
+    check_finite({k: v.T for k, v in forcing.items()}, "forcing variable")
+    co2_series = calendar.merge(co2, on=["year", "month"], how="left")["co2_ppm"].to_numpy()
+    if np.isnan(co2_series).any():
+        missing = calendar[np.isnan(co2_series)].iloc[0]
+        raise DriverError(f"co2 table lacks {int(missing.year)}-{int(missing.month):02d}")
+
+    cell_patch = patch[ys, xs]
+    patch_ids = np.unique(cell_patch)
+    test_ids = choose_test_patches(patch_ids, options.test_fraction, seed)
+    delta_t = calendar.days_in_month.to_numpy() if options.delta_t == "calendar" else np.full(len(calendar), 30.0)
+
+    fine = {t: cells(variable(data, d, v)).T for t, (d, v) in FINE_TARGETS.items() if d != "biomass"}
+    annual = cells(variable(data, "biomass", "biomass")).T  # (cell, year)
+    fine["biomass"] = annual[:, calendar.year.to_numpy() - period["first_year"]]
+    coarse = {t: patch_means(cells(variable(data, d, v)).T, cell_patch, patch_ids) for t, (d, v) in COARSE_TARGETS.items()}
+    static = {t: cells(variable(data, d, v)) for t, (d, v) in STATIC_TARGETS.items()}
+    ec = site_series(sites, grid, cell_index)
+
+    train = ~np.isin(cell_patch, test_ids)
+    units = {p: str(m.attrs.get("units", "1")) for p, m in maps.items()} | {"MAT": "degC", "MAP": "mm yr-1"}
+    units |= {t: str(variable(data, d, v).attrs.get("units", "")) for t, (d, v) in TARGETS.items()}
+    matrix = np.stack([predictors[p] for p in PREDICTORS], axis=-1)
+    return xr.Dataset(
+        {
+            "lat": ("cell", np.asarray(grid.lat)[ys], {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("cell", np.asarray(grid.lon)[xs], {"units": "degrees_east", "standard_name": "longitude"}),
+            "cell_y": ("cell", ys.astype(np.int32), {"long_name": "row of the cell on the grid"}),
+            "cell_x": ("cell", xs.astype(np.int32), {"long_name": "column of the cell on the grid"}),
+            "patch": ("cell", cell_patch.astype(np.int32), {"long_name": "global patch number"}),
+            "test": ("cell", ~train, {"long_name": "cell lies in a fixed test patch"}),
+            "patch_test": ("patch_id", np.isin(patch_ids, test_ids), {"long_name": "patch is a test patch"}),
+            **{p: ("cell", predictors[p].astype(np.float32), {"long_name": f"predictor {p}", "units": units[p]}) for p in PREDICTORS},
+            "predictor_mean": ("predictor", matrix[train].mean(axis=0), {"long_name": "mean over training cells"}),
+            "predictor_std": ("predictor", matrix[train].std(axis=0), {"long_name": "population std over training cells"}),
+            **{f: (("cell", "time"), forcing[f].astype(np.float32), {"units": _FORCING_UNITS[f]}) for f in FORCING},
+            "co2": ("time", co2_series, {"units": "ppm"}),
+            "days": ("time", calendar.days.to_numpy(), {"units": "d", "long_name": "mid-step days since 2000-01-01"}),
+            "doy": ("time", calendar.doy.to_numpy(), {"units": "d", "long_name": "mean day of year of the step"}),
+            "delta_t": ("time", delta_t, {"units": "d", "long_name": "step length"}),
+            "t_mean": ("cell", predictors["MAT"], {"units": "degC", "long_name": "long-term mean air temperature"}),
+            "p_mean": ("cell", predictors["MAP"] / DAYS_PER_YEAR_MAP, {"units": "mm d-1", "long_name": "long-term mean precipitation"}),
+            **{t: (("cell", "time"), v.astype(np.float32), {"units": units[t]}) for t, v in fine.items()},
+            **{t: (("patch_id", "time"), v.astype(np.float32), {"units": units[t], "long_name": f"{t}, mean over the patch's cells"}) for t, v in coarse.items()},
+            **{t: ("cell", v.astype(np.float32), {"units": units[t]}) for t, v in static.items()},
+            **{t: (("cell", "time"), v.astype(np.float32), {"units": sites[SITE_TARGETS[t]].attrs.get("units", "")}) for t, v in ec.items()},
+            "ec_weight": ("cell", np.isfinite(ec["gpp_ec"]).any(axis=1).astype(np.float32), {"long_name": "representativeness weight of the site in the cell"}),
+            "land_mask": (("y", "x"), valid, {"long_name": "cell is in the driver"}),
+        },
+        coords={
+            "time": calendar.time.to_numpy(),
+            "predictor": list(PREDICTORS),
+            "patch_id": patch_ids.astype(np.int32),
+            "grid_lat": ("y", np.asarray(grid.lat), {"units": "degrees_north"}),
+            "grid_lon": ("x", np.asarray(grid.lon), {"units": "degrees_east"}),
+        },
+        attrs={"Conventions": "CF-1.8", "title": "hybridland model driver", "grid": grid.name,
+               "patch_deg": list(options.patch_deg), "seed": seed},
+    )  # fmt: skip
+
+
+_FORCING_UNITS = {"t_min": "degC", "t_max": "degC", "rad": "MJ m-2 d-1", "vpd": "hPa", "precip": "mm d-1", "burned_area": "1"}
+def patch_means(values: np.ndarray, cell_patch: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
+    """Mean over each patch's cells of a (cell, time) field; NaN where none is valid."""
+    out = np.full((patch_ids.size, values.shape[1]), np.nan)
+    for i, pid in enumerate(patch_ids):
+        block = values[cell_patch == pid]
+        counts = np.isfinite(block).sum(axis=0)
+        out[i] = np.where(counts > 0, np.nansum(block, axis=0) / np.maximum(counts, 1), np.nan)
+    return out
+
+
+def assemble_driver_file(
+    regridded: Sequence[str | Path],
+    co2: str | Path,
+    sites: str | Path,
+    destination: str | Path,
+    grid: Grid,
+    options: DriverOptions,
+    period: Mapping[str, int],
+    seed: int,
+) -> None:
+    """Read the regridded products (named by file stem), assemble, write atomically."""
+    data = {Path(p).stem: xr.open_dataset(p).load() for p in regridded}
+    table = pd.read_csv(co2)
+    with xr.open_dataset(sites) as site_data:
+        driver = assemble(data, table, site_data.load(), grid, options, period, seed)
+    logger.info("driver %s: %d cells in %d patches (%d test), %d months",
+                grid.name, driver.sizes["cell"], driver.sizes["patch_id"], int(driver.patch_test.sum()), driver.sizes["time"])  # fmt: skip
+    write_netcdf(driver, destination)

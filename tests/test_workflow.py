@@ -1,0 +1,96 @@
+"""The workflow on the smoke study: it runs, its outputs hold what they promise, edits rerun the right rules."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = "config/studies/smoke.yaml"
+IGNORE = shutil.ignore_patterns(".git", "results", ".snakemake", "__pycache__", "*.egg-info", ".pytest_cache")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(workdir / "src"))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def scheduled(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from a dry run's job stats table."""
+    if "Nothing to be done" in dry_run.stdout:
+        return {}
+    table = dry_run.stdout.split("Job stats:")[1].split("Reasons:")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """A copy of the repository in which the smoke study has run to the end."""
+    workdir = tmp_path_factory.mktemp("smoke") / "repo"
+    shutil.copytree(ROOT, workdir, ignore=IGNORE)
+    snakemake(workdir, "--configfile", SMOKE)
+    return workdir
+
+
+def test_lint_is_clean():
+    result = snakemake(ROOT, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("study", sorted(p.name for p in (ROOT / "config/studies").glob("*.yaml")))
+def test_dry_run_of_every_study(study):
+    snakemake(ROOT, "-n", "--configfile", f"config/studies/{study}")
+
+
+def test_driver_holds_the_contract(smoke):
+    for grid, shape in (("0p25deg", (8, 8)), ("0p125deg", (16, 16))):
+        with xr.open_dataset(smoke / f"results/smoke/driver/{grid}.nc") as d:
+            assert d.attrs["grid"] == grid and d.land_mask.shape == shape
+            assert d.lat.attrs["units"] == "degrees_north" and d.t_min.attrs["units"] == "degC"
+            assert d.test.dtype == bool and 0 < int(d.patch_test.sum()) < d.sizes["patch_id"]
+            assert set(np.unique(d.patch.values)) == set(d.patch_id.values)
+            for name in ("NF", "MAT", "MAP", "elevation", "canopy_height", "forest_age", "SAND", "t_min", "precip", "co2"):
+                assert np.isfinite(d[name].values).all(), name
+            np.testing.assert_allclose(d.predictor_std.sel(predictor="MAT"), d.MAT[~d.test].std(), rtol=1e-5)
+            pft = np.stack([d[p].values for p in ("NF", "DBF", "EBF", "MF", "SH", "SAV", "GRA", "WET", "CRO", "NVG")])
+            np.testing.assert_allclose(pft.sum(axis=0), 1.0, rtol=1e-5)
+            assert d.lai.dims == ("cell", "time") and d.nbe.dims == ("patch_id", "time")
+            assert d.sizes["time"] == 36 and float(d.delta_t[1]) == 28.0
+            assert 0.0 <= float(np.nanmin(d.lai)) and float(np.nanmax(d.lai)) < 15.0
+
+
+def test_every_job_has_a_log_and_a_benchmark(smoke):
+    logs = list((smoke / "results/smoke/logs").rglob("*.log"))
+    benchmarks = list((smoke / "results/smoke/benchmarks").rglob("*.tsv"))
+    assert len(logs) == len(benchmarks) > 0
+    assert "wrote" in (smoke / "results/smoke/logs/regrid/0p25deg/lai.log").read_text()
+
+
+def test_editing_a_module_reruns_its_stage_and_what_follows(smoke):
+    assert scheduled(snakemake(smoke, "-n", "--configfile", SMOKE)) == {}
+    module = smoke / "src/hybridland/regrid.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE))
+    assert jobs == {"regrid": 28, "assemble_driver": 2, "all": 1}
+
+
+def test_changing_a_stage_config_reruns_that_stage_only(smoke):
+    changed = smoke / "changed.yaml"
+    changed.write_text("driver:\n  test_fraction: 0.3\n")
+    snakemake(smoke, "--configfile", SMOKE)  # bring everything up to date first
+    jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE, str(changed)))
+    assert jobs == {"assemble_driver": 2, "all": 1}
