@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hybridland.grids import STANDARD_RESOLUTIONS
+from hybridland.setups import factorial
 
 # Datasets the driver is assembled from, per source.
 REQUIRED_DATASETS = {
@@ -46,6 +47,28 @@ def check(config: Mapping[str, Any]) -> None:
         resolution = config.get("twin", {}).get("truth_resolution", 0.05)
         if not _whole_multiple(0.1, resolution):
             raise ConfigError(f"twin.truth_resolution ({resolution}) must divide 0.1 deg")
+    _check_setups(config)
     missing = [d for d in REQUIRED_DATASETS[config["source"]] if d not in config["datasets"]]
     if missing:
         raise ConfigError(f"datasets lacks {missing}, which the driver of a {config['source']} study needs")
+
+
+def setups_per_grid(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Grid -> the setups trained on it, in config order."""
+    every = factorial(config["setups"]["groups"]) + list(config["setups"]["extra"])
+    per_grid = config["setups"]["per_grid"]
+    return {g: (every if per_grid.get(g, "all") == "all" else list(per_grid[g])) for g in config["grids"]}
+
+
+def _check_setups(config: Mapping[str, Any]) -> None:
+    training = config["training"]
+    if training["keep_best"] > training["members"]:
+        raise ConfigError(f"training.keep_best ({training['keep_best']}) exceeds training.members ({training['members']})")
+    unknown_grids = sorted(set(config["setups"]["per_grid"]) - set(config["grids"]))
+    if unknown_grids:
+        raise ConfigError(f"setups.per_grid names grids {unknown_grids} that are not in grids {config['grids']}")
+    every = set(factorial(config["setups"]["groups"])) | set(config["setups"]["extra"])
+    for grid, names in setups_per_grid(config).items():
+        bad = sorted(set(names) - every)
+        if bad:
+            raise ConfigError(f"setups.per_grid.{grid} lists {bad}, which are not setups of the groups {config['setups']['groups']} (names are canonical, e.g. PFT+CLIM+SOIL+AGE)")

@@ -69,7 +69,7 @@ def monthly_calendar(first_year: int, last_year: int) -> pd.DataFrame:
         {
             "time": starts + pd.to_timedelta(length / 2.0, unit="D"),
             "days": (starts - EPOCH).days.to_numpy() + offset,
-            "doy": starts.dayofyear.to_numpy() + offset,
+            "doy": starts.day_of_year.to_numpy() + offset,
             "days_in_month": length.astype(float),
             "year": starts.year,
             "month": starts.month,

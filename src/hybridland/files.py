@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,20 @@ def write_netcdf(dataset: xr.Dataset, destination: Path | str) -> None:
                 "zlib": True,
                 "complevel": 4,
             }
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    os.close(handle)
-    try:
+    with atomic_path(destination) as temporary:
         dataset.to_netcdf(temporary, format="NETCDF4", encoding=encoding)
+
+
+@contextlib.contextmanager
+def atomic_path(destination: Path | str) -> Iterator[Path]:
+    """A temporary path beside ``destination``, renamed onto it when the block succeeds."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    os.close(handle)
+    os.chmod(temporary, 0o644)
+    try:
+        yield Path(temporary)
         os.replace(temporary, destination)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -1,0 +1,76 @@
+"""The factorial setups: which predictor columns each one feeds the network.
+
+A setup is a set of predictor groups, named canonically by joining its groups
+in the order PFT, CLIM, SOIL, AGE with ``+`` (``PFT+CLIM+SOIL+AGE``). The empty
+set is ``CONTROL``: one white-noise column. ``LATLON`` feeds latitude and
+longitude only. Columns enter the network in the order PFT, CLIM, AGE, SOIL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from hybridland.driver import PREDICTOR_GROUPS
+
+NAME_ORDER = ("PFT", "CLIM", "SOIL", "AGE")
+COLUMN_ORDER = ("PFT", "CLIM", "AGE", "SOIL")
+CONTROL = "CONTROL"
+LATLON = "LATLON"
+
+
+def setup_name(groups: Sequence[str]) -> str:
+    """Canonical name of a set of groups."""
+    unknown = sorted(set(groups) - set(NAME_ORDER))
+    if unknown:
+        raise ValueError(f"unknown predictor groups {unknown}; known: {list(NAME_ORDER)}")
+    return "+".join(g for g in NAME_ORDER if g in groups) or CONTROL
+
+
+def factorial(groups: Sequence[str]) -> list[str]:
+    """All subsets of ``groups`` (CONTROL first, the full set last)."""
+    ordered = [g for g in NAME_ORDER if g in groups]
+    subsets = itertools.chain.from_iterable(itertools.combinations(ordered, k) for k in range(len(ordered) + 1))
+    return [setup_name(s) for s in subsets]
+
+
+def groups_of(setup: str) -> tuple[str, ...]:
+    """Groups of a factorial setup (empty for CONTROL)."""
+    if setup in (CONTROL, LATLON):
+        return ()
+    groups = tuple(setup.split("+"))
+    if setup_name(groups) != setup:
+        raise ValueError(f"setup {setup!r} is not canonical; write it as {setup_name(groups)!r}")
+    return groups
+
+
+def columns(setup: str) -> tuple[str, ...]:
+    """Predictor columns of a setup, in network input order."""
+    if setup == CONTROL:
+        return ("null",)
+    if setup == LATLON:
+        return ("lat_deg", "lon_deg")
+    groups = groups_of(setup)
+    return tuple(c for g in COLUMN_ORDER if g in groups for c in PREDICTOR_GROUPS[g])
+
+
+def setup_seed(seed: int, setup: str) -> int:
+    """A seed per setup that does not depend on the order of setups in the config."""
+    return (seed * 1_000_003 + zlib.crc32(setup.encode())) % 2**31
+
+
+def feature_table(driver: xr.Dataset, setup: str, seed: int) -> np.ndarray:
+    """Raw (unstandardised) predictor columns of every driver cell, (cell, n)."""
+    if setup == CONTROL:
+        rng = np.random.default_rng(setup_seed(seed, "null"))
+        return rng.normal(size=(driver.sizes["cell"], 1))
+    if setup == LATLON:
+        return np.stack([driver.lat.values, driver.lon.values], axis=-1)
+    missing = [c for c in columns(setup) if c not in driver]
+    if missing:
+        raise ValueError(f"driver lacks predictors {missing} that setup {setup} needs")
+    return np.stack([driver[c].values.astype(np.float64) for c in columns(setup)], axis=-1)

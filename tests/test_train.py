@@ -1,0 +1,132 @@
+"""Training: setups, determinism, resumption after a kill, re-initialisation after NaN, selection."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivers import tiny_driver
+from hybridland import setups, train
+
+WEIGHTS = {"lai": 1.0, "sif": 10.0, "et": 1.0, "nbe": 1.0, "som": 1e-7, "violation": 1.0, "edc": 0.1}
+TRAINING = {
+    "epochs": 6, "learning_rate": 3e-3, "patches_per_step": 2, "dev_fraction": 0.2,
+    "checkpoint_every": 2, "max_restarts": 2, "width": 8, "depth": 2,
+}  # fmt: skip
+
+
+def options(**changes) -> train.TrainOptions:
+    return train.TrainOptions.from_config(TRAINING | changes, {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS})
+
+
+def test_factorial_setups_are_canonical():
+    names = setups.factorial(["AGE", "SOIL", "CLIM", "PFT"])
+    assert len(names) == 16 and names[0] == "CONTROL" and names[-1] == "PFT+CLIM+SOIL+AGE"
+    assert setups.setup_name(["SOIL", "PFT"]) == "PFT+SOIL"
+    assert setups.columns("CLIM+AGE") == ("MAT", "MAP", "elevation", "canopy_height", "forest_age")
+    assert setups.columns("CONTROL") == ("null",) and setups.columns("LATLON") == ("lat_deg", "lon_deg")
+    with pytest.raises(ValueError, match=re.escape("setup 'CLIM+PFT' is not canonical; write it as 'PFT+CLIM'")):
+        setups.groups_of("CLIM+PFT")
+
+
+def test_same_seed_same_weights_and_losses(tmp_path):
+    driver = tiny_driver()
+    a = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "a.npz")
+    b = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "b.npz")
+    c = train.train_member(driver, "PFT+CLIM", 1, 7, options(), tmp_path / "c.npz")
+    assert a.info["history"] == b.info["history"]
+    for x, y in zip(train.flatten(a.net, "").values(), train.flatten(b.net, "").values()):
+        np.testing.assert_array_equal(x, y)
+    assert a.info["history"] != c.info["history"]
+    assert a.info["history"]["train"][-1] < a.info["history"]["train"][0]
+    assert set(a.info["dev_patches"]).isdisjoint(a.info["train_patches"])
+    assert 5 not in a.info["dev_patches"] + a.info["train_patches"]  # the test patch
+
+
+def run_member(driver_path: Path, out: Path, epochs: int) -> subprocess.Popen:
+    script = (
+        "import sys, json; from hybridland import train;"
+        f"o = train.TrainOptions.from_config(json.loads(sys.argv[1]), json.loads(sys.argv[2]));"
+        f"train.train_member_files(sys.argv[3], 'PFT', 0, 3, o, sys.argv[4] + '/weights.npz', sys.argv[4] + '/member.json')"
+    )
+    loss_config = {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
+    return subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(TRAINING | {"epochs": epochs}), json.dumps(loss_config), str(driver_path), str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[Path, Path]:
+    """A driver file and the member an uninterrupted run makes of it."""
+    root = tmp_path_factory.mktemp("train")
+    tiny_driver().to_netcdf(root / "driver.nc")
+    (root / "whole").mkdir()
+    assert run_member(root / "driver.nc", root / "whole", 40).wait() == 0
+    return root / "driver.nc", root / "whole"
+
+
+@pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_to_identical_weights(tmp_path, uninterrupted, kill):
+    driver_path, whole_dir = uninterrupted
+    (tmp_path / "killed").mkdir()
+    process = run_member(driver_path, tmp_path / "killed", 40)
+    checkpoint = tmp_path / "killed" / "checkpoint.npz"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(kill)
+    process.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed" / "weights.npz").exists()
+    stopped_at = int(np.load(checkpoint)["epoch"])
+    assert 0 < stopped_at < 40
+    resumed = run_member(driver_path, tmp_path / "killed", 40)
+    assert resumed.wait() == 0, resumed.stderr.read()
+    whole, again = np.load(whole_dir / "weights.npz"), np.load(tmp_path / "killed" / "weights.npz")
+    assert whole.files == again.files
+    for name in whole.files:
+        np.testing.assert_array_equal(whole[name], again[name])
+    history = json.loads((tmp_path / "killed" / "member.json").read_text())["history"]
+    assert history == json.loads((whole_dir / "member.json").read_text())["history"]
+    assert not checkpoint.exists()
+
+
+def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch, caplog):
+    driver = tiny_driver()
+    real = train.make_epoch
+    calls = {"n": 0}
+
+    def flaky(config, optimiser):
+        epoch = real(config, optimiser)
+
+        def run(net, opt_state, patches, order):
+            calls["n"] += 1
+            net, opt_state, values = epoch(net, opt_state, patches, order)
+            return net, opt_state, values * (np.nan if calls["n"] == 2 else 1.0)
+
+        return run
+
+    monkeypatch.setattr(train, "make_epoch", flaky)
+    member = train.train_member(driver, "PFT", 0, 3, options(), tmp_path / "c.npz")
+    assert member.info["attempts"] == 2 and len(member.info["history"]["train"]) == 6
+    assert "non-finite loss in epoch 2; re-initialising (attempt 1 of 2)" in caplog.text
+
+    broken = driver.assign(p_mean=driver.p_mean * 0.0)  # Theta = P / 0: every loss is NaN
+    monkeypatch.setattr(train, "make_epoch", real)
+    with pytest.raises(RuntimeError, match=re.escape("PFT member 0: loss not finite in epoch 1 after 2 re-initialisations")):
+        train.train_member(broken, "PFT", 0, 3, options(), tmp_path / "d.npz")
+
+
+def test_select_keeps_lowest_final_training_loss():
+    infos = [{"member": m, "final_train_loss": loss} for m, loss in enumerate([3.0, 1.0, 2.0, 1.0])]
+    assert train.select_members(infos, 2) == [1, 3]
+    with pytest.raises(ValueError, match="cannot keep 5 of 4 members"):
+        train.select_members(infos, 5)
