@@ -15,9 +15,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/regrid.smk"
 include: "workflow/rules/driver.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     default_target: True
     input:
-        expand("results/{study}/driver/{grid}.nc", study=STUDY, grid=config["grids"]),
+        f"results/{STUDY}/evaluation/metrics.csv",
+        f"results/{STUDY}/evaluation/recovery.csv",

@@ -1,16 +1,23 @@
 """Helpers shared by the rule files; the only place functions live."""
 
+import re
+
 from hybridland import config as study_config
 
 study_config.check(config)
 
 STUDY = config["study"]
+SETUPS = study_config.setups_per_grid(config)
+ALL_SETUPS = sorted({s for names in SETUPS.values() for s in names})
+MEMBERS = [f"{m:02d}" for m in range(config["training"]["members"])]
 
 
 wildcard_constraints:
     study=STUDY,
     grid="|".join(config["grids"]),
     dataset="|".join(config["datasets"]),
+    setup="|".join(re.escape(s) for s in ALL_SETUPS),
+    member=r"\d\d",
 
 
 def code(script, *modules):
@@ -37,3 +44,27 @@ def twin_config():
         years=[period["first_year"], period["last_year"]],
         seed=config["seed"],
     )
+
+
+def member_files(wildcards, name):
+    """One file of every member of a setup on a grid."""
+    return expand(
+        "results/{study}/train/{grid}/{setup}/member{member}/{name}",
+        study=wildcards.study, grid=wildcards.grid, setup=wildcards.setup, member=MEMBERS, name=name,
+    )
+
+
+def evaluation_files(name):
+    """A per-setup evaluation file of every trained (grid, setup)."""
+    return [
+        f"results/{STUDY}/evaluation/{grid}/{setup}/{name}"
+        for grid, names in SETUPS.items()
+        for setup in names
+    ]
+
+
+def truth_file(wildcards):
+    """The twin's truth on the grid, for the recovery table (none for real studies)."""
+    if config["source"] != "twin":
+        return []
+    return f"results/{wildcards.study}/regridded/{wildcards.grid}/truth_parameters.nc"

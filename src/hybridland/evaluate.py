@@ -1,0 +1,575 @@
+"""Evaluate the members of one setup: skill per target and split, maps, parameter recovery.
+
+A member's 40 parameters are predicted on every driver cell and DALEC993 is run
+on them (float32, jitted, in chunks of cells). Each target is compared with its
+model counterpart as training sees it: fine targets per cell and month, NBE
+and the EWT anomaly as patch means, biomass as annual means (one value per
+cell and year), soil carbon as the time mean (one value per cell), and the
+eddy-covariance targets at the site cells only. Skill is the Nash-Sutcliffe
+efficiency (``r2_score``) and the squared Pearson correlation
+(``explained_variance``), per split: the member's training and dev patches and
+the fixed test patches. The setup's skill is the mean over its kept members.
+
+Arrays are time-major: simulations are (time, cell), as DALEC returns them,
+while the driver holds (cell, time) and coarse targets (patch_id, time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hybridland import dalec, parameters, train
+from hybridland.files import atomic_path, write_netcdf
+
+logger = logging.getLogger(__name__)
+
+Simulation = dict[str, np.ndarray]  # DALEC output name -> (time, cell)
+Pairs = dict[str, tuple[np.ndarray, np.ndarray]]  # target -> (observed, simulated), flat
+
+POOL_OUTPUTS = tuple(f"next_{p}_pool" for p in parameters.POOLS)
+SIM_OUTPUTS: tuple[str, ...] = ("lai", "gpp", "ET", "nee", "nbe", "SIF") + POOL_OUTPUTS
+BIOMASS_POOLS = tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood"))
+FINE = {"lai": "lai", "sif": "SIF", "et": "ET"}
+SITES: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
+    "gpp_ec": lambda s: s["gpp"],
+    "reco_ec": lambda s: s["gpp"] + s["nee"],
+    "et_ec": lambda s: s["ET"],
+}
+TARGETS = ("lai", "sif", "et", "biomass", "som", "nbe", "ewt", "gpp_ec", "reco_ec", "et_ec")
+SPLITS = ("train", "dev", "test")
+METRIC_COLUMNS = ("grid", "setup", "member", "variable", "split", "r2_score", "explained_variance", "n")
+RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
+KEY_PARAMETERS = ("canopy_efficiency", "f_gpp", "Q10", "f_root", "leaf_lifespan", "LCMA")
+SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
+MIN_PAIRS = 3
+
+
+# ---- metrics (pure numpy)
+
+
+def _finite_pairs(obs: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    obs, sim = np.broadcast_arrays(np.asarray(obs, np.float64), np.asarray(sim, np.float64))
+    keep = np.isfinite(obs) & np.isfinite(sim)
+    return obs[keep], sim[keep]
+
+
+def _no_spread(centred: np.ndarray, values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """True where a sum of squared deviations is zero up to rounding of the mean."""
+    scale = np.nanmax(np.abs(values), axis=axis, initial=0.0)
+    n = np.sum(np.isfinite(values), axis=axis)
+    return np.sum(centred**2, axis=axis) <= n * (8.0 * np.finfo(np.float64).eps * scale) ** 2
+
+
+def columnwise_scores(obs: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NSE, squared Pearson r and pair count of each column of (n, k) arrays.
+
+    Only pairs where both values are finite count. A column with fewer than 3
+    pairs, or with no spread in the observations (NSE) or in either series
+    (r2), scores NaN.
+    """
+    obs, sim = np.broadcast_arrays(np.asarray(obs, np.float64), np.asarray(sim, np.float64))
+    valid = np.isfinite(obs) & np.isfinite(sim)
+    n = valid.sum(axis=0)
+    o, s = np.where(valid, obs, np.nan), np.where(valid, sim, np.nan)
+    count = np.maximum(n, 1)
+    o_dev = np.where(valid, o - np.nansum(o, axis=0) / count, 0.0)
+    s_dev = np.where(valid, s - np.nansum(s, axis=0) / count, 0.0)
+    ss_obs, ss_sim = np.sum(o_dev**2, axis=0), np.sum(s_dev**2, axis=0)
+    flat_obs, flat_sim = _no_spread(o_dev, o), _no_spread(s_dev, s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nse = 1.0 - np.nansum((s - o) ** 2, axis=0) / ss_obs
+        r2 = np.sum(o_dev * s_dev, axis=0) ** 2 / (ss_obs * ss_sim)
+    few = n < MIN_PAIRS
+    nse = np.where(few | flat_obs, np.nan, nse)
+    r2 = np.where(few | flat_obs | flat_sim, np.nan, np.minimum(r2, 1.0))
+    return nse, r2, n
+
+
+def r2_score(obs: np.ndarray, sim: np.ndarray) -> float:
+    """Nash-Sutcliffe efficiency 1 - sum((sim - obs)^2) / sum((obs - mean(obs))^2) over finite pairs."""
+    o, s = _finite_pairs(obs, sim)
+    return float(columnwise_scores(o[:, None], s[:, None])[0][0])
+
+
+def explained_variance(obs: np.ndarray, sim: np.ndarray) -> float:
+    """Squared Pearson correlation of ``obs`` and ``sim`` over finite pairs."""
+    o, s = _finite_pairs(obs, sim)
+    return float(columnwise_scores(o[:, None], s[:, None])[1][0])
+
+
+def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation over finite pairs; NaN with fewer than 3 pairs or no spread."""
+    x, y = _finite_pairs(a, b)
+    if x.size < MIN_PAIRS:
+        return float("nan")
+    dx, dy = x - x.mean(), y - y.mean()
+    if _no_spread(dx, x) or _no_spread(dy, y):
+        return float("nan")
+    return float(np.clip(np.sum(dx * dy) / np.sqrt(np.sum(dx**2) * np.sum(dy**2)), -1.0, 1.0))
+
+
+def parameter_recovery(estimate: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Pearson r, bias (mean of estimate - truth) and RMSE per parameter, over finite cells.
+
+    Parameters are taken in table order, those present in both mappings.
+    """
+    rows = []
+    for name in [n for n in parameters.NAMES if n in estimate and n in truth]:
+        est, tru = _finite_pairs(estimate[name], truth[name])
+        gap = est - tru
+        rows.append({
+            "parameter": name,
+            "pearson_r": pearson_r(est, tru),
+            "bias": float(gap.mean()) if gap.size else float("nan"),
+            "rmse": float(np.sqrt(np.mean(gap**2))) if gap.size else float("nan"),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=["parameter", "pearson_r", "bias", "rmse"])
+
+
+# ---- simulation
+
+
+def forcing(driver: xr.Dataset) -> tuple[dalec.Met, dalec.Climate]:
+    """DALEC forcing of every driver cell as float32: Met (time, cell), Climate (cell,)."""
+    n_time, n_cell = driver.sizes["time"], driver.sizes["cell"]
+
+    def time_cells(name: str) -> np.ndarray:
+        if name not in driver:
+            raise ValueError(f"driver lacks forcing variable '{name}'")
+        v = np.asarray(driver[name].transpose("time", ...).values, np.float32)
+        return np.ascontiguousarray(np.broadcast_to(v if v.ndim == 2 else v[:, None], (n_time, n_cell)))
+
+    met = dalec.Met(*(time_cells(f) for f in dalec.Met._fields))
+    climate = dalec.Climate(*(np.asarray(driver[v].values, np.float32) for v in ("lat", "t_mean", "p_mean")))
+    return met, climate
+
+
+_simulate = jax.jit(dalec.simulate, static_argnames=("outputs", "totals"))
+
+
+def simulate_cells(
+    driver: xr.Dataset, params: Mapping[str, np.ndarray], *, chunk: int = 2000, outputs: Sequence[str] = SIM_OUTPUTS
+) -> Simulation:
+    """Run DALEC993 (float32) on every driver cell with per-cell parameters.
+
+    Args:
+        driver: the model driver (forcing on ``cell`` and ``time``).
+        params: the 40 physical parameters by name, each (cell,).
+        chunk: cells per jitted run; the last chunk is padded to this size so
+            that the run compiles once.
+        outputs: DALEC outputs to keep.
+
+    Returns:
+        Output name -> (time, cell) float32 array.
+    """
+    problem = parameters.out_of_bounds({k: np.asarray(v) for k, v in params.items()})
+    if problem:
+        raise ValueError(f"simulate_cells: {problem}")
+    met, climate = forcing(driver)
+    n_cell = driver.sizes["cell"]
+    size = max(1, min(chunk, n_cell))
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
+    for start in range(0, n_cell, size):
+        index = np.minimum(np.arange(start, start + size), n_cell - 1)  # pads with the last cell
+        keep = min(size, n_cell - start)
+        run = _simulate(
+            {k: jnp.asarray(np.asarray(v)[index], jnp.float32) for k, v in params.items()},
+            dalec.Met(*(jnp.asarray(x[:, index]) for x in met)),
+            dalec.Climate(*(jnp.asarray(x[index]) for x in climate)),
+            outputs=tuple(outputs),
+        )
+        for name in outputs:
+            pieces[name].append(np.asarray(run.outputs[name])[:, :keep])
+    return {name: np.concatenate(p, axis=1) for name, p in pieces.items()}
+
+
+# ---- targets and their model counterparts
+
+
+def patch_means(values: np.ndarray, cell_patch: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
+    """Mean over each patch's cells of a (time, cell) field, (time, patch); NaN for an empty patch."""
+    membership = (cell_patch[:, None] == patch_ids[None, :]).astype(np.float64)  # (cell, patch)
+    counts = membership.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.asarray(values, np.float64) @ membership) / counts
+
+
+def annual_means(values: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """Mean over the steps of each calendar year of a (time, ...) field, (year, ...)."""
+    return np.stack([np.mean(values[years == y], axis=0) for y in np.unique(years)])
+
+
+def _pair(obs: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _finite_pairs(np.ravel(obs), np.ravel(sim))
+
+
+def _coarse_pairs(driver: xr.Dataset, name: str, model: np.ndarray, cells_mask: np.ndarray):
+    """Patch means of the model over all cells of the patches that have a cell in the mask."""
+    patch_ids, cell_patch = driver.patch_id.values, driver.patch.values
+    chosen = np.isin(patch_ids, cell_patch[cells_mask])
+    sim = patch_means(model, cell_patch, patch_ids[chosen])  # (time, patch)
+    obs = driver[name].transpose("patch_id", "time").values[chosen].T
+    return _pair(obs, sim)
+
+
+def target_pairs(driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray) -> Pairs:
+    """Observed and simulated values of every target the driver holds, over the cells of the mask.
+
+    Returns:
+        Target -> (observed, simulated), flat float64 arrays of the finite pairs:
+        per cell and month (lai, sif, et; site targets at site cells only), per
+        cell and year (biomass), per cell (som), per patch and month (nbe, ewt).
+    """
+    mask = np.asarray(cells_mask, bool)
+    if mask.shape != (driver.sizes["cell"],):
+        raise ValueError(f"cells_mask has shape {mask.shape}, the driver has {driver.sizes['cell']} cells")
+    # (time, cell), or (cell,) for som
+    obs = {n: driver[n].transpose(..., "cell").values for n in TARGETS if n in driver and "cell" in driver[n].dims}
+    out: Pairs = {}
+    for name, output in FINE.items():
+        if name in obs:
+            out[name] = _pair(obs[name][:, mask], sim[output][:, mask])
+    if "biomass" in obs:
+        years = driver.time.dt.year.values
+        model = sum(np.asarray(sim[p], np.float64) for p in BIOMASS_POOLS)
+        out["biomass"] = _pair(annual_means(obs["biomass"][:, mask], years), annual_means(model[:, mask], years))
+    if "som" in obs:
+        out["som"] = _pair(obs["som"][mask], np.mean(sim["next_som_pool"][:, mask], axis=0))
+    if "nbe" in driver:
+        out["nbe"] = _coarse_pairs(driver, "nbe", sim["nbe"], mask)
+    if "ewt" in driver:
+        water = np.asarray(sim["next_water_pool"], np.float64)
+        out["ewt"] = _coarse_pairs(driver, "ewt", water - water.mean(axis=0), mask)
+    sites = mask & (driver.ec_weight.values > 0) if "ec_weight" in driver else mask
+    for name, counterpart in SITES.items():
+        if name in obs:
+            out[name] = _pair(obs[name][:, sites], counterpart(sim)[:, sites])
+    return out
+
+
+def split_masks(driver: xr.Dataset, info: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Cells of the member's training and dev patches, and of the fixed test patches."""
+    patch = driver.patch.values
+    return {
+        "train": np.isin(patch, np.asarray(info["train_patches"], int)),
+        "dev": np.isin(patch, np.asarray(info["dev_patches"], int)),
+        "test": np.asarray(driver.test.values, bool),
+    }
+
+
+def member_metrics(driver: xr.Dataset, sim: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (variable, split): variable, split, r2_score, explained_variance, n."""
+    rows = []
+    for split, mask in split_masks(driver, info).items():
+        for variable, (o, s) in target_pairs(driver, sim, mask).items():
+            rows.append({"variable": variable, "split": split, "r2_score": r2_score(o, s),
+                         "explained_variance": explained_variance(o, s), "n": int(o.size)})  # fmt: skip
+    table = pd.DataFrame(rows, columns=["variable", "split", "r2_score", "explained_variance", "n"])
+    return _sort_rows(table, ["variable", "split"])
+
+
+def _sort_rows(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sort with targets, splits and parameters in their canonical order and members numerically."""
+    orders = {"variable": TARGETS, "split": SPLITS, "parameter": parameters.NAMES}
+
+    def key(column: pd.Series) -> pd.Series:
+        if column.name in orders:
+            rank = {v: i for i, v in enumerate(orders[str(column.name)])}
+            return column.map(lambda v: rank.get(v, len(rank)))
+        if column.name == "member":
+            return column.map(lambda v: float("inf") if str(v) == "ensemble" else float(v))
+        return column
+
+    return table.sort_values(by, key=key, kind="stable").reset_index(drop=True)
+
+
+def ensemble_metrics(members: pd.DataFrame) -> pd.DataFrame:
+    """Mean over members of r2_score, explained_variance and n, per (variable, split)."""
+    grouped = members.groupby(["variable", "split"], sort=False)[["r2_score", "explained_variance", "n"]]
+    mean = grouped.mean().reset_index()
+    return _sort_rows(mean.assign(member="ensemble"), ["variable", "split"])
+
+
+# ---- maps
+
+
+def to_grid(driver: xr.Dataset, values: np.ndarray) -> np.ndarray:
+    """A per-cell (..., cell) field on the grid, (..., lat, lon), NaN where the driver has no cell."""
+    values = np.asarray(values, np.float64)
+    out = np.full(values.shape[:-1] + (driver.sizes["y"], driver.sizes["x"]), np.nan)
+    out[..., driver.cell_y.values, driver.cell_x.values] = values
+    return out
+
+
+def grid_coords(driver: xr.Dataset) -> dict[str, Any]:
+    """CF latitude and longitude coordinates of the driver's grid."""
+    return {
+        "lat": ("lat", driver.grid_lat.values, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+        "lon": ("lon", driver.grid_lon.values, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+    }
+
+
+def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> xr.Dataset:
+    """Per-cell skill over time of the fine targets, as (lat, lon) maps.
+
+    Variables ``<target>_r2`` (squared Pearson r over the cell's months) and
+    ``<target>_nse`` (Nash-Sutcliffe efficiency) for lai, sif and et; NaN off
+    the driver's cells and where a cell has fewer than 3 observed months.
+    """
+    data = {}
+    for name, output in FINE.items():
+        if name not in driver:
+            continue
+        nse, r2, _ = columnwise_scores(driver[name].transpose("time", "cell").values, sim[output])
+        for metric, values, long_name in (("r2", r2, "squared Pearson correlation over time"),
+                                          ("nse", nse, "Nash-Sutcliffe efficiency over time")):  # fmt: skip
+            data[f"{name}_{metric}"] = (("lat", "lon"), to_grid(driver, values).astype(np.float32),
+                                        {"units": "1", "long_name": f"{name}: {long_name}"})  # fmt: skip
+    return xr.Dataset(data, coords=grid_coords(driver), attrs={"Conventions": "CF-1.8"})
+
+
+def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray]]) -> xr.Dataset:
+    """Ensemble mean ``<name>`` and population standard deviation ``<name>_std`` of every parameter on (lat, lon)."""
+    data = {}
+    for name in parameters.NAMES:
+        stack = np.stack([np.asarray(m[name], np.float64) for m in members])  # (member, cell)
+        info = parameters.BY_NAME[name]
+        for suffix, values, long_name in (("", stack.mean(axis=0), f"{info.long_name}, ensemble mean"),
+                                          ("_std", stack.std(axis=0), f"{info.long_name}, ensemble standard deviation")):  # fmt: skip
+            attrs = {"units": info.units, "long_name": long_name, "grid_mapping": "crs"}
+            data[name + suffix] = (("lat", "lon"), to_grid(driver, values).astype(np.float32), attrs)
+    data["crs"] = ((), np.int32(0), {"grid_mapping_name": "latitude_longitude", "epsg_code": "EPSG:4326"})
+    return xr.Dataset(data, coords=grid_coords(driver), attrs={"Conventions": "CF-1.8", "ensemble_size": len(members)})
+
+
+def simulated_dataset(driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray) -> xr.Dataset:
+    """The simulated outputs of SIMULATED on the cells of the mask, (time, cell), with lat/lon per cell."""
+    mask = np.asarray(cells_mask, bool)
+    long_names = {"lai": "leaf area index", "gpp": "gross primary production", "ET": "evapotranspiration",
+                  "nee": "net ecosystem exchange", "nbe": "net biosphere exchange",
+                  "next_water_pool": "plant-accessible water (counterpart of EWT)"}  # fmt: skip
+    data = {
+        name: (("time", "cell"), np.asarray(sim[name])[:, mask].astype(np.float32),
+               {"units": dalec.output_units(name), "long_name": long_names.get(name, name.replace("_", " ")),
+                "coordinates": "lat lon"})
+        for name in SIMULATED
+    }  # fmt: skip
+    coords = {
+        "time": driver.time.values,
+        "lat": ("cell", driver.lat.values[mask], {"units": "degrees_north", "standard_name": "latitude"}),
+        "lon": ("cell", driver.lon.values[mask], {"units": "degrees_east", "standard_name": "longitude"}),
+        "cell_y": ("cell", driver.cell_y.values[mask], {"long_name": "row of the cell on the grid"}),
+        "cell_x": ("cell", driver.cell_x.values[mask], {"long_name": "column of the cell on the grid"}),
+        "patch": ("cell", driver.patch.values[mask], {"long_name": "global patch number"}),
+    }
+    return xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.8", "featureType": "timeSeries"})
+
+
+def write_geotiff(dataarray: xr.DataArray, path: Path | str) -> None:
+    """Write a (lat, lon) or (y, x) field as a north-up EPSG:4326 GeoTIFF, atomically."""
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+    da = dataarray.rename({k: v for k, v in (("lat", "y"), ("lon", "x")) if k in dataarray.dims})
+    if set(da.dims) != {"y", "x"}:
+        raise ValueError(f"{path}: GeoTIFF needs a 2-D (lat, lon) or (y, x) field, got dims {da.dims}")
+    da = da.transpose("y", "x").sortby("y", ascending=False).sortby("x")
+    da = da.drop_vars([c for c in da.coords if c not in ("y", "x")])
+    da = da.rio.set_spatial_dims(x_dim="x", y_dim="y").rio.write_crs("EPSG:4326")
+    da = da.rio.write_nodata(np.nan, encoded=False) if np.issubdtype(da.dtype, np.floating) else da
+    with atomic_path(path) as temporary:
+        da.rio.to_raster(temporary, driver="GTiff")
+
+
+# ---- files
+
+
+def truth_at_cells(truth: xr.Dataset, driver: xr.Dataset, source: Path | str) -> dict[str, np.ndarray]:
+    """The true parameters (lat, lon) sampled at the driver cells, (cell,)."""
+    for axis, grid_axis in (("lat", "grid_lat"), ("lon", "grid_lon")):
+        if axis not in truth.coords or not np.allclose(truth[axis].values, driver[grid_axis].values, atol=1e-6):
+            raise ValueError(f"{source}: coordinate '{axis}' does not match the driver's grid")
+    missing = [n for n in parameters.NAMES if n not in truth]
+    if missing:
+        raise ValueError(f"{source}: lacks true parameters {missing}")
+    y, x = driver.cell_y.values, driver.cell_x.values
+    return {n: truth[n].transpose("lat", "lon").values[y, x].astype(np.float64) for n in parameters.NAMES}
+
+
+def _write_csv(table: pd.DataFrame, destination: Path | str) -> None:
+    with atomic_path(destination) as temporary:
+        table.to_csv(temporary, index=False)
+
+
+def _check_member(info: Mapping[str, Any], setup: str, source: Path | str) -> None:
+    missing = [k for k in ("setup", "member", "train_patches", "dev_patches") if k not in info]
+    if missing:
+        raise ValueError(f"{source}: member info lacks keys {missing}")
+    if info["setup"] != setup:
+        raise ValueError(f"{source}: member belongs to setup {info['setup']!r}, not {setup!r}")
+
+
+def _check_driver(driver: xr.Dataset, grid: str, source: Path | str) -> None:
+    if "grid" in driver.attrs and driver.attrs["grid"] != grid:
+        raise ValueError(f"{source}: driver is for grid {driver.attrs['grid']!r}, not {grid!r}")
+    needed = ("lat", "lon", "cell_y", "cell_x", "patch", "test", "land_mask", "grid_lat", "grid_lon")
+    missing = [v for v in needed if v not in driver.variables]
+    if missing:
+        raise ValueError(f"{source}: driver lacks variables {missing}")
+
+
+class Ensemble(NamedTuple):
+    """What the evaluation of one setup's members yields."""
+
+    numbers: list[int]  # member numbers, in the order given
+    metrics: pd.DataFrame  # member rows then ensemble rows, without grid and setup
+    params: list[dict[str, np.ndarray]]  # per member: name -> (cell,)
+    mean_sim: Simulation  # ensemble-mean simulation, (time, cell) float64
+
+
+def run_members(driver: xr.Dataset, members: Sequence[tuple[Path | str, Path | str]], setup: str) -> Ensemble:
+    """Parameters, simulation and metrics of every member; the ensemble mean of the simulations."""
+    numbers, tables, params = [], [], []
+    total: Simulation = {}
+    for weights, info_path in members:
+        member = train.load_member(Path(weights), Path(info_path))
+        _check_member(member.info, setup, info_path)
+        numbers.append(int(member.info["member"]))
+        logger.info("%s member %d: parameters and simulation of %d cells", setup, numbers[-1], driver.sizes["cell"])
+        params.append(train.member_parameters(driver, member))
+        sim = simulate_cells(driver, params[-1])
+        tables.append(member_metrics(driver, sim, member.info).assign(member=numbers[-1]))
+        total = {k: total.get(k, 0.0) + np.asarray(v, np.float64) for k, v in sim.items()}
+    per_member = pd.concat(tables, ignore_index=True)
+    metrics = pd.concat([per_member, ensemble_metrics(per_member)], ignore_index=True)
+    return Ensemble(numbers, metrics, params, {k: v / len(members) for k, v in total.items()})
+
+
+def evaluate_setup(
+    driver_path: Path | str,
+    members: Sequence[tuple[Path | str, Path | str]],
+    grid: str,
+    setup: str,
+    *,
+    metrics_csv: Path | str,
+    params_nc: Path | str,
+    simulated_nc: Path | str,
+    maps_nc: Path | str,
+    truth_nc: Path | str | None = None,
+    recovery_csv: Path | str | None = None,
+) -> None:
+    """Entry point of the evaluation of one (grid, setup) from its kept members' (weights, info) files.
+
+    Writes ``metrics_csv`` (per member and ``ensemble`` rows), ``params_nc``
+    (ensemble mean and std of every parameter on the grid) with one GeoTIFF per
+    key parameter beside it (``<params_nc stem>.<name>.tif``), ``simulated_nc``
+    (ensemble-mean outputs on the test cells), ``maps_nc`` (per-cell temporal
+    skill of the ensemble mean) and, given ``truth_nc``, ``recovery_csv``.
+    """
+    if not members:
+        raise ValueError(f"{grid}/{setup}: no members to evaluate")
+    if (truth_nc is None) != (recovery_csv is None):
+        raise ValueError(f"{grid}/{setup}: truth_nc and recovery_csv go together (got {truth_nc}, {recovery_csv})")
+    with xr.open_dataset(driver_path) as opened:
+        driver = opened.load()
+    _check_driver(driver, grid, driver_path)
+    ensemble = run_members(driver, members, setup)
+    metrics = _sort_rows(ensemble.metrics.assign(grid=grid, setup=setup), ["member", "variable", "split"])
+    # member rows count pairs; ensemble rows average counts, which need not be whole
+    whole = [int(v) if float(v).is_integer() else float(v) for v in metrics["n"]]
+    metrics["n"] = pd.Series(whole, index=metrics.index, dtype=object)
+    _write_csv(metrics[list(METRIC_COLUMNS)], metrics_csv)
+    attrs = {"grid": grid, "setup": setup, "members": " ".join(map(str, ensemble.numbers))}
+    _write_maps(driver, ensemble, attrs, Path(params_nc), Path(simulated_nc), Path(maps_nc))
+    if truth_nc is not None and recovery_csv is not None:
+        with xr.open_dataset(truth_nc) as truth:
+            true = truth_at_cells(truth.load(), driver, truth_nc)
+        estimate = {n: np.mean([p[n] for p in ensemble.params], axis=0) for n in parameters.NAMES}
+        recovery = parameter_recovery(estimate, true).assign(grid=grid, setup=setup)
+        _write_csv(recovery[list(RECOVERY_COLUMNS)], recovery_csv)
+    logger.info("%s/%s: evaluated members %s", grid, setup, attrs["members"])
+
+
+def evaluate_selected(
+    driver_path: Path | str,
+    selected: Path | str,
+    weights: Sequence[Path | str],
+    infos: Sequence[Path | str],
+    grid: str,
+    setup: str,
+    truth: Path | str | None,
+    outputs: Any,
+) -> None:
+    """Entry point of the evaluate_setup rule: :func:`evaluate_setup` on the members kept in ``selected``.
+
+    Args:
+        selected: JSON of the select_members rule, ``{"kept": [member numbers], ...}``.
+        weights, infos: the files of every trained member, in the same order.
+        truth: the twin's true parameters on the grid, or None for a real study;
+            without it ``recovery`` is written as a table with its header only.
+        outputs: names ``metrics``, ``recovery``, ``maps``, ``simulated``, ``params``
+            (attributes, as Snakemake's output, or keys).
+    """
+    if len(weights) != len(infos):
+        raise ValueError(f"{selected}: {len(weights)} weight files but {len(infos)} info files")
+    kept = {int(m) for m in json.loads(Path(selected).read_text())["kept"]}
+    numbers = [int(json.loads(Path(i).read_text())["member"]) for i in infos]
+    absent = sorted(kept - set(numbers))
+    if absent:
+        raise ValueError(f"{selected}: kept members {absent} have no info file among the inputs")
+    members = [(w, i) for w, i, n in zip(weights, infos, numbers) if n in kept]
+    out = {k: Path(getattr(outputs, k) if hasattr(outputs, k) else outputs[k])
+           for k in ("metrics", "recovery", "maps", "simulated", "params")}  # fmt: skip
+    evaluate_setup(driver_path, members, grid, setup, metrics_csv=out["metrics"], params_nc=out["params"],
+                   simulated_nc=out["simulated"], maps_nc=out["maps"], truth_nc=truth or None,
+                   recovery_csv=out["recovery"] if truth else None)  # fmt: skip
+    if not truth:
+        _write_csv(pd.DataFrame(columns=list(RECOVERY_COLUMNS)), out["recovery"])
+
+
+def _write_maps(driver: xr.Dataset, ensemble: Ensemble, attrs: dict[str, str], params_nc: Path,
+                simulated_nc: Path, maps_nc: Path) -> None:  # fmt: skip
+    where = f"{attrs['setup']} on {attrs['grid']}"
+    maps = parameter_maps(driver, ensemble.params)
+    maps.attrs |= attrs | {"title": f"hybridland parameters, {where}"}
+    write_netcdf(maps, params_nc)
+    for name in KEY_PARAMETERS:
+        write_geotiff(maps[name], params_nc.with_suffix(f".{name}.tif"))
+    simulated = simulated_dataset(driver, ensemble.mean_sim, driver.test.values)
+    simulated.attrs |= attrs | {"title": f"hybridland ensemble-mean simulation on the test cells, {where}"}
+    write_netcdf(simulated, simulated_nc)
+    skill = per_cell_temporal_r2(driver, ensemble.mean_sim)
+    skill.attrs |= attrs | {"title": f"hybridland per-cell temporal skill of the ensemble mean, {where}"}
+    write_netcdf(skill, maps_nc)
+
+
+def _gather(paths: Iterable[Path | str], destination: Path | str, columns: Sequence[str], by: list[str]) -> None:
+    paths = list(paths)
+    if not paths:
+        raise ValueError(f"{destination}: no tables to gather")
+    tables = []
+    for path in paths:
+        table = pd.read_csv(path, dtype={"member": str} if "member" in columns else None)
+        if list(table.columns) != list(columns):
+            raise ValueError(f"{path}: columns {list(table.columns)} differ from {list(columns)}")
+        tables.append(table)
+    _write_csv(_sort_rows(pd.concat(tables, ignore_index=True), by), destination)
+
+
+def gather_metrics(paths: Iterable[Path | str], destination: Path | str) -> None:
+    """Concatenate per-setup metric tables, sorted by grid, setup, member, variable, split."""
+    _gather(paths, destination, METRIC_COLUMNS, ["grid", "setup", "member", "variable", "split"])
+
+
+def gather_recovery(paths: Iterable[Path | str], destination: Path | str) -> None:
+    """Concatenate per-setup recovery tables, sorted by grid, setup and parameter (table order)."""
+    _gather(paths, destination, RECOVERY_COLUMNS, ["grid", "setup", "parameter"])

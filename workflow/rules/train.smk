@@ -1,0 +1,45 @@
+rule train_member:
+    input:
+        driver="results/{study}/driver/{grid}.nc",
+        code=code("train_member", "train", "loss", "network", "dalec", "parameters", "setups"),
+    output:
+        weights="results/{study}/train/{grid}/{setup}/member{member}/weights.npz",
+        info="results/{study}/train/{grid}/{setup}/member{member}/member.json",
+    params:
+        training=config["training"],
+        loss=config["loss"],
+        seed=config["seed"],
+    log:
+        "results/{study}/logs/train/{grid}/{setup}/member{member}.log",
+    benchmark:
+        "results/{study}/benchmarks/train/{grid}/{setup}/member{member}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/train_member.py"
+
+
+rule select_members:
+    input:
+        infos=lambda w: member_files(w, "member.json"),
+        code=code("select_members", "train"),
+    output:
+        "results/{study}/train/{grid}/{setup}/selected.json",
+    params:
+        keep=config["training"]["keep_best"],
+    log:
+        "results/{study}/logs/select_members/{grid}/{setup}.log",
+    benchmark:
+        "results/{study}/benchmarks/select_members/{grid}/{setup}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/select_members.py"

@@ -1,0 +1,16 @@
+"""Rule evaluate_setup: skill, parameter maps, test simulations and truth recovery of one setup."""
+
+from hybridland import evaluate
+from hybridland.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    evaluate.evaluate_selected(
+        driver_path=snakemake.input.driver,
+        selected=snakemake.input.selected,
+        weights=snakemake.input.weights,
+        infos=snakemake.input.infos,
+        grid=snakemake.wildcards.grid,
+        setup=snakemake.wildcards.setup,
+        truth=snakemake.input.truth or None,
+        outputs=snakemake.output,
+    )

@@ -1,0 +1,8 @@
+"""Rule gather_metrics: one metrics table and one recovery table for the study."""
+
+from hybridland import evaluate
+from hybridland.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    evaluate.gather_metrics(snakemake.input.metrics, snakemake.output.metrics)
+    evaluate.gather_recovery(snakemake.input.recovery, snakemake.output.recovery)
