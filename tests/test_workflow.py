@@ -56,6 +56,20 @@ def test_dry_run_of_every_study(study):
     snakemake(ROOT, "-n", "--configfile", f"config/studies/{study}")
 
 
+def test_evaluation_tables(smoke):
+    import pandas as pd
+
+    metrics = pd.read_csv(smoke / "results/smoke/evaluation/metrics.csv")
+    assert list(metrics.columns) == ["grid", "setup", "member", "variable", "split", "r2_score", "explained_variance", "n"]
+    assert set(metrics.setup) == {"CONTROL", "PFT", "CLIM", "PFT+CLIM", "LATLON"}
+    assert set(metrics.split) == {"train", "dev", "test"} and "ensemble" in set(metrics.member.astype(str))
+    recovery = pd.read_csv(smoke / "results/smoke/evaluation/recovery.csv")
+    assert list(recovery.columns) == ["grid", "setup", "parameter", "pearson_r", "bias", "rmse"]
+    with xr.open_dataset(smoke / "results/smoke/params/0p25deg/PFT+CLIM.nc") as params:
+        assert params.LCMA.dims == ("lat", "lon") and params.LCMA.attrs["units"] == "gC m-2"
+        assert "LCMA_std" in params and "Csom" in params
+
+
 def test_driver_holds_the_contract(smoke):
     for grid, shape in (("0p25deg", (8, 8)), ("0p125deg", (16, 16))):
         with xr.open_dataset(smoke / f"results/smoke/driver/{grid}.nc") as d:
@@ -85,7 +99,8 @@ def test_editing_a_module_reruns_its_stage_and_what_follows(smoke):
     module = smoke / "src/hybridland/regrid.py"
     module.write_text(module.read_text() + "\n# an edit\n")
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE))
-    assert jobs == {"regrid": 28, "assemble_driver": 2, "all": 1}
+    downstream = {"train_member": 12, "select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "all": 1}
+    assert jobs == {"regrid": 28, "assemble_driver": 2} | downstream
 
 
 def test_changing_a_stage_config_reruns_that_stage_only(smoke):
@@ -93,4 +108,8 @@ def test_changing_a_stage_config_reruns_that_stage_only(smoke):
     changed.write_text("driver:\n  test_fraction: 0.3\n")
     snakemake(smoke, "--configfile", SMOKE)  # bring everything up to date first
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE, str(changed)))
-    assert jobs == {"assemble_driver": 2, "all": 1}
+    downstream = {"train_member": 12, "select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "all": 1}
+    assert jobs == {"assemble_driver": 2} | downstream
+    changed.write_text("training:\n  keep_best: 2\n")
+    jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE, str(changed)))
+    assert jobs == {"select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "all": 1}

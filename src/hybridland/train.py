@@ -64,10 +64,14 @@ class TrainOptions:
 
 
 class Patches(NamedTuple):
-    """Patches padded to a common number of slots; arrays (patch, slot, ...) or (time, patch, slot)."""
+    """Patches padded to a common number of slots; arrays (patch, slot, ...) or (time, patch, slot).
 
-    features: jax.Array
-    lat_feature: jax.Array
+    Forcing and observations are shared by the members of a setup; the
+    standardised features are each member's own (None in the shared pack).
+    """
+
+    features: jax.Array | None
+    lat_feature: jax.Array | None
     met: dalec.Met
     climate: dalec.Climate
     observations: dict[str, loss.Observation]
@@ -108,24 +112,29 @@ def observations(driver: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]
     return out
 
 
-def pack(driver: xr.Dataset, features: np.ndarray, lat_feature: np.ndarray, patch_ids: np.ndarray) -> Patches:
-    """Cells of ``patch_ids`` as (patch, slot) arrays; padded slots copy the patch's first cell with mask 0."""
+def _slots(driver: xr.Dataset, patch_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell index (patch, slot) of each patch's cells, padded by repeating them, and the valid mask."""
     members = [np.flatnonzero(driver.patch.values == p) for p in patch_ids]
     slots = max(len(m) for m in members)
-    index = np.array([np.resize(m, slots) for m in members])  # pads by repeating cells
-    valid = np.array([np.arange(slots) < len(m) for m in members])
+    return np.array([np.resize(m, slots) for m in members]), np.array([np.arange(slots) < len(m) for m in members])
 
-    def cells(x: np.ndarray) -> jax.Array:  # (cell, ...) -> (patch, slot, ...)
+
+def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
+    """Forcing and observations of ``patch_ids`` as (time, patch, slot); features are left empty.
+
+    Padded slots copy cells of the patch and carry observation weight 0.
+    """
+    index, valid = _slots(driver, patch_ids)
+
+    def cells(x: np.ndarray) -> jax.Array:  # (cell,) -> (patch, slot)
         return jnp.asarray(x[index], jnp.float32)
 
     def time_cells(x: np.ndarray) -> jax.Array:  # (time, cell) -> (time, patch, slot)
         return jnp.asarray(x[:, index], jnp.float32)
 
-    n_time = driver.sizes["time"]
-
     def forcing(name: str) -> jax.Array:
         v = driver[name].values
-        return time_cells(v.T) if v.ndim == 2 else time_cells(np.repeat(v[:, None], driver.sizes["cell"], axis=1))
+        return time_cells(v.T if v.ndim == 2 else np.repeat(v[:, None], driver.sizes["cell"], axis=1))
 
     met = dalec.Met(*(forcing(f) for f in dalec.Met._fields))
     climate = dalec.Climate(cells(driver.lat.values), cells(driver.t_mean.values), cells(driver.p_mean.values))
@@ -133,9 +142,13 @@ def pack(driver: xr.Dataset, features: np.ndarray, lat_feature: np.ndarray, patc
         name: loss.Observation(time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32))
         for name, (value, mask) in observations(driver).items()
     }
-    features = cells(features) * jnp.asarray(valid, jnp.float32)[..., None]
-    assert met.t_min.shape == (n_time,) + index.shape
-    return Patches(features, cells(lat_feature) * valid, met, climate, obs)
+    return Patches(None, None, met, climate, obs)
+
+
+def pack_features(driver: xr.Dataset, features: np.ndarray, patch_ids: np.ndarray) -> jax.Array:
+    """Per-cell features (cell, n) as (patch, slot, n) in the layout of :func:`pack`, zero in padded slots."""
+    index, valid = _slots(driver, patch_ids)
+    return jnp.asarray(features[index] * valid[..., None], jnp.float32)
 
 
 def take(patches: Patches, idx: jax.Array) -> loss.Batch:
@@ -152,31 +165,37 @@ def take(patches: Patches, idx: jax.Array) -> loss.Batch:
 
 
 def make_epoch(config: loss.LossConfig, optimiser: optax.GradientTransformation):
-    """One jitted epoch: a scan of Adam steps over the rows of ``order`` (steps, patches_per_step)."""
+    """One jitted epoch for several members at once (vmapped over the leading member axis).
 
-    @jax.jit
-    def epoch(net, opt_state, patches: Patches, order: jax.Array):
+    Each member scans Adam steps over the rows of its ``order`` (steps, patches_per_step);
+    a member whose ``active`` flag is off keeps its state unchanged.
+    """
+
+    def one(net, opt_state, features, lat_feature, shared: Patches, order, active):
+        patches = shared._replace(features=features, lat_feature=lat_feature)
+
         def step(carry, idx):
             net, opt_state = carry
             value, grads = jax.value_and_grad(loss.network_loss)(net, take(patches, idx), config)
-            updates, opt_state = optimiser.update(grads, opt_state, net)
-            return (optax.apply_updates(net, updates), opt_state), value
+            updates, new_opt = optimiser.update(grads, opt_state, net)
+            new = (optax.apply_updates(net, updates), new_opt)
+            return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, carry), value
 
         (net, opt_state), values = jax.lax.scan(step, (net, opt_state), order)
         return net, opt_state, values
 
-    return epoch
+    members = jax.vmap(one, in_axes=(0, 0, 0, 0, None, 0, 0))
+    return jax.jit(members)
 
 
 def make_evaluate(config: loss.LossConfig):
-    """Jitted total loss over all patches, one patch at a time."""
+    """Jitted total loss of each member over its own patches ``index`` (member, n), one patch at a time."""
 
-    @jax.jit
-    def evaluate(net, patches: Patches) -> jax.Array:
-        n = patches.features.shape[0]
-        return jnp.sum(jax.lax.map(lambda i: loss.network_loss(net, take(patches, i[None]), config), jnp.arange(n)))
+    def one(net, features, lat_feature, shared: Patches, index):
+        patches = shared._replace(features=features, lat_feature=lat_feature)
+        return jnp.sum(jax.lax.map(lambda i: loss.network_loss(net, take(patches, i[None]), config), index))
 
-    return evaluate
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
 
 
 def epoch_order(n_patches: int, per_step: int, seed: int, epoch: int) -> np.ndarray:
@@ -222,63 +241,129 @@ def standardizer_for(driver: xr.Dataset, setup: str, seed: int, train_cells: np.
     return raw, network.Standardizer.fit(raw[train_cells])
 
 
-def train_member(
+class _Split(NamedTuple):
+    seed: int
+    train: np.ndarray  # patch ids
+    dev: np.ndarray
+    standardizer: network.Standardizer
+    z: np.ndarray  # standardised features, LAT_SIGMOID last, (cell, n + 1)
+
+
+def _member_split(driver: xr.Dataset, setup: str, member: int, seed: int, dev_fraction: float) -> _Split:
+    mseed = member_seed(seed, setup, member)
+    candidates = driver.patch_id.values[~driver.patch_test.values]
+    dev = dev_patches(candidates, dev_fraction, mseed)
+    train_ids = np.setdiff1d(candidates, dev)
+    raw, standardizer = standardizer_for(driver, setup, seed, np.isin(driver.patch.values, train_ids))
+    return _Split(mseed, train_ids, dev, standardizer, standardizer.apply(raw))
+
+
+def train_member(driver: xr.Dataset, setup: str, member: int, seed: int, options: TrainOptions, checkpoint: Path) -> Member:
+    """Train one member (see :func:`train_members`)."""
+    return train_members(driver, setup, [member], seed, options, checkpoint)[0]
+
+
+def train_members(
     driver: xr.Dataset,
     setup: str,
-    member: int,
+    members: list[int],
     seed: int,
     options: TrainOptions,
     checkpoint: Path,
-) -> Member:
-    """Train one member, resuming from ``checkpoint`` when it exists and matches."""
-    mseed = member_seed(seed, setup, member)
+) -> list[Member]:
+    """Train several members of one setup in one JAX program, resuming from ``checkpoint``.
+
+    Every member keeps its own seed, split, standardisation, key and patch order, so
+    a member's result does not depend on which others train beside it.
+    """
+    splits = [_member_split(driver, setup, m, seed, options.dev_fraction) for m in members]
     candidates = driver.patch_id.values[~driver.patch_test.values]
-    dev = dev_patches(candidates, options.dev_fraction, mseed)
-    train_ids = np.setdiff1d(candidates, dev)
-    train_cells = np.isin(driver.patch.values, train_ids)
-    raw, standardizer = standardizer_for(driver, setup, seed, train_cells)
-    z = standardizer.apply(raw)
-    train_data = pack(driver, z[:, :-1], z[:, -1], train_ids)
-    dev_data = pack(driver, z[:, :-1], z[:, -1], dev)
-    loss.check_observations(train_data.observations, options.loss)
+    position = {int(p): i for i, p in enumerate(candidates)}
+    shared = pack(driver, candidates)
+    loss.check_observations(shared.observations, options.loss)
+    features = jnp.stack([pack_features(driver, s.z[:, :-1], candidates) for s in splits])
+    lat_feature = jnp.stack([pack_features(driver, s.z[:, -1:], candidates)[..., 0] for s in splits])
+    dev_index = jnp.asarray([[position[int(p)] for p in s.dev] for s in splits])
 
     optimiser = optax.adam(options.learning_rate)
     epoch_fn, evaluate = make_epoch(options.loss, optimiser), make_evaluate(options.loss)
-    fingerprint = f"{options.fingerprint()}-{setup}-{member}-{seed}-{driver.sizes['cell']}"
-    initial = _initial(raw.shape[1] - 1, options, optimiser, seed, setup, member, 0)
-    state = _resume(checkpoint, fingerprint, *initial)
-    attempt, start, history = state["attempt"], state["epoch"], state["history"]
-    net, opt_state = state["net"], state["opt_state"]
-    while start < options.epochs:
-        for epoch in range(start, options.epochs):
-            order = jnp.asarray(epoch_order(len(train_ids), options.patches_per_step, mseed, epoch))
-            net, opt_state, values = epoch_fn(net, opt_state, train_data, order)
-            train_loss = float(jnp.sum(values))
-            if not math.isfinite(train_loss):
-                attempt += 1
-                if attempt > options.max_restarts:
-                    raise RuntimeError(
-                        f"{setup} member {member}: loss not finite in epoch {epoch + 1} after {options.max_restarts} re-initialisations"
-                    )
-                logger.warning("%s member %d: non-finite loss in epoch %d; re-initialising (attempt %d of %d)",
-                               setup, member, epoch + 1, attempt, options.max_restarts)  # fmt: skip
-                net, opt_state = _initial(raw.shape[1] - 1, options, optimiser, seed, setup, member, attempt)
-                start, history = 0, []
-                break
-            dev_loss = float(evaluate(net, dev_data))
-            history.append((train_loss, dev_loss))
-            logger.info("%s member %d epoch %d/%d  train %.6g  dev %.6g", setup, member, epoch + 1, options.epochs, train_loss, dev_loss)
-            if (epoch + 1) % options.checkpoint_every == 0 and epoch + 1 < options.epochs:
-                _save_checkpoint(checkpoint, fingerprint, net, opt_state, epoch + 1, attempt, history)
-        else:
-            start = options.epochs
-    info = {
-        "setup": setup, "member": member, "seed": seed, "member_seed": mseed, "attempts": attempt + 1,
-        "columns": list(setups.columns(setup)), "train_patches": train_ids.tolist(), "dev_patches": dev.tolist(),
+    n_features = splits[0].z.shape[1] - 1
+    fingerprint = f"{options.fingerprint()}-{setup}-{members}-{seed}-{driver.sizes['cell']}"
+    initial = [_initial(n_features, options, optimiser, seed, setup, m, 0) for m in members]
+    state = _resume(checkpoint, fingerprint, _stack(initial), len(members))
+    while min(state.epoch) < options.epochs:
+        active = np.array([e < options.epochs for e in state.epoch])
+        orders = [
+            epoch_order(len(s.train), options.patches_per_step, s.seed, min(e, options.epochs - 1))
+            for s, e in zip(splits, state.epoch)
+        ]
+        order = jnp.asarray([[[position[int(s.train[i])] for i in row] for row in o] for s, o in zip(splits, orders)])
+        net, opt_state, values = epoch_fn(state.net, state.opt_state, features, lat_feature, shared, order, jnp.asarray(active))
+        train_losses = np.asarray(jnp.sum(values, axis=1), np.float64)
+        dev_losses = np.asarray(evaluate(net, features, lat_feature, shared, dev_index), np.float64)
+        state = state._replace(net=net, opt_state=opt_state)
+        for i, member in enumerate(members):
+            if not active[i]:
+                continue
+            if not math.isfinite(train_losses[i]):
+                state = _reinitialise(state, i, setup, member, options, optimiser, seed, n_features)
+                continue
+            state.history[i].append((float(train_losses[i]), float(dev_losses[i])))
+            state.epoch[i] += 1
+            logger.info("%s member %d epoch %d/%d  train %.6g  dev %.6g",
+                        setup, member, state.epoch[i], options.epochs, train_losses[i], dev_losses[i])  # fmt: skip
+        done = min(state.epoch)
+        if done % options.checkpoint_every == 0 and done < options.epochs and active.all():
+            _save_checkpoint(checkpoint, fingerprint, state)
+    return [
+        Member(_member_slice(state.net, i), s.standardizer, _info(setup, m, seed, s, state.attempt[i], state.history[i], options))
+        for i, (m, s) in enumerate(zip(members, splits))
+    ]
+
+
+class _State(NamedTuple):
+    net: Any  # member-stacked network
+    opt_state: Any
+    epoch: list[int]
+    attempt: list[int]
+    history: list[list[tuple[float, float]]]
+
+
+def _stack(trees: list[Any]) -> tuple[Any, Any]:
+    nets, opts = zip(*trees)
+    stack = lambda *xs: jnp.stack(xs)
+    return jax.tree_util.tree_map(stack, *nets), jax.tree_util.tree_map(stack, *opts)
+
+
+def _member_slice(tree: Any, i: int) -> Any:
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+def _set_member(tree: Any, i: int, value: Any) -> Any:
+    return jax.tree_util.tree_map(lambda x, v: x.at[i].set(v), tree, value)
+
+
+def _reinitialise(state: _State, i: int, setup: str, member: int, options: TrainOptions, optimiser, seed: int, n_features: int) -> _State:
+    """Member ``i`` starts again from a new key derived from its seed, or the job fails."""
+    attempt = state.attempt[i] + 1
+    if attempt > options.max_restarts:
+        raise RuntimeError(
+            f"{setup} member {member}: loss not finite in epoch {state.epoch[i] + 1} after {options.max_restarts} re-initialisations"
+        )
+    logger.warning("%s member %d: non-finite loss in epoch %d; re-initialising (attempt %d of %d)",
+                   setup, member, state.epoch[i] + 1, attempt, options.max_restarts)  # fmt: skip
+    net, opt_state = _initial(n_features, options, optimiser, seed, setup, member, attempt)
+    state.epoch[i], state.attempt[i], state.history[i] = 0, attempt, []
+    return state._replace(net=_set_member(state.net, i, net), opt_state=_set_member(state.opt_state, i, opt_state))
+
+
+def _info(setup: str, member: int, seed: int, split: _Split, attempt: int, history, options: TrainOptions) -> dict[str, Any]:
+    return {
+        "setup": setup, "member": member, "seed": seed, "member_seed": split.seed, "attempts": attempt + 1,
+        "columns": list(setups.columns(setup)), "train_patches": split.train.tolist(), "dev_patches": split.dev.tolist(),
         "history": {"train": [h[0] for h in history], "dev": [h[1] for h in history]},
         "final_train_loss": history[-1][0], "final_dev_loss": history[-1][1], "options": asdict(options),
     }  # fmt: skip
-    return Member(net, standardizer, info)
 
 
 def _initial(n_features: int, options: TrainOptions, optimiser, seed: int, setup: str, member: int, attempt: int):
@@ -286,29 +371,28 @@ def _initial(n_features: int, options: TrainOptions, optimiser, seed: int, setup
     return net, optimiser.init(net)
 
 
-def _resume(path: Path, fingerprint: str, net: network.Network, opt_state: Any) -> dict[str, Any]:
-    """State from the checkpoint when it matches this run, else the given initial state."""
-    fresh = {"net": net, "opt_state": opt_state, "epoch": 0, "attempt": 0, "history": []}
+def _resume(path: Path, fingerprint: str, initial: tuple[Any, Any], n: int) -> _State:
+    """State from the checkpoint when it matches this run, else the initial state."""
+    fresh = _State(*initial, [0] * n, [0] * n, [[] for _ in range(n)])
     if not path.exists():
         return fresh
     arrays = load_npz(path)
     if str(arrays["fingerprint"]) != fingerprint:
         logger.warning("%s belongs to another configuration; starting afresh", path)
         return fresh
-    logger.info("resuming from %s at epoch %d", path, int(arrays["epoch"]))
-    return {
-        "net": unflatten(net, arrays, "net"),
-        "opt_state": unflatten(opt_state, arrays, "opt"),
-        "epoch": int(arrays["epoch"]),
-        "attempt": int(arrays["attempt"]),
-        "history": [tuple(map(float, row)) for row in arrays["history"]],
-    }
+    logger.info("resuming from %s at epochs %s", path, arrays["epoch"].tolist())
+    lengths = arrays["epoch"].tolist()
+    history = [[tuple(map(float, row)) for row in arrays["history"][i, :k]] for i, k in enumerate(lengths)]
+    return _State(unflatten(initial[0], arrays, "net"), unflatten(initial[1], arrays, "opt"), lengths, arrays["attempt"].tolist(), history)
 
 
-def _save_checkpoint(path: Path, fingerprint: str, net, opt_state, epoch: int, attempt: int, history) -> None:
-    arrays = flatten(net, "net") | flatten(opt_state, "opt")
-    arrays |= {"fingerprint": np.array(fingerprint), "epoch": np.array(epoch), "attempt": np.array(attempt),
-               "history": np.array(history, dtype=np.float64).reshape(-1, 2)}  # fmt: skip
+def _save_checkpoint(path: Path, fingerprint: str, state: _State) -> None:
+    longest = max(len(h) for h in state.history)
+    history = np.full((len(state.history), longest, 2), np.nan)
+    for i, h in enumerate(state.history):
+        history[i, : len(h)] = np.reshape(h, (-1, 2))
+    arrays = flatten(state.net, "net") | flatten(state.opt_state, "opt")
+    arrays |= {"fingerprint": np.array(fingerprint), "epoch": np.array(state.epoch), "attempt": np.array(state.attempt), "history": history}
     save_npz(path, arrays)
 
 
