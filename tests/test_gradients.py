@@ -47,7 +47,7 @@ def tiny_problem():
         name: loss.Observation(jnp.asarray(rng.uniform(0.1, 3.0, (months, cells))), jnp.asarray(rng.random((months, cells)) > 0.2, float))
         for name in loss.TERMS
     }
-    f64 = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)  # noqa: E731
+    f64 = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
     batch = loss.Batch(features, lat_feature, f64(met), f64(climate), observations)
     return f64(net), batch
 

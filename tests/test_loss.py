@@ -68,9 +68,9 @@ def batch():
 
 
 def test_switching_a_term_off_removes_exactly_its_contribution(batch):
-    from hybridland import network
-
     import jax
+
+    from hybridland import network
 
     net = network.init_network(jax.random.key(0), batch.features.shape[-1])
     params = network.physical_parameters(net, batch.features, batch.lat_feature)

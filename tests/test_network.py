@@ -34,7 +34,7 @@ def test_latitude_reaches_only_the_phenology_head():
     net = network.init_network(jax.random.key(2), 6)
     features = jax.random.normal(jax.random.key(3), (10, 6))
     for group in ("process", "initial_pool", "phenology"):
-        jac = jax.jacobian(lambda lat: network.raw_outputs(net, features, lat)[group])(jnp.zeros(10))
+        jac = jax.jacobian(lambda lat, g=group: network.raw_outputs(net, features, lat)[g])(jnp.zeros(10))
         if group == "phenology":
             assert np.abs(jac).max() > 0
         else:

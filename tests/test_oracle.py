@@ -6,9 +6,9 @@ from collections import Counter
 
 import jax
 import numpy as np
+import oracle
 import pytest
 
-import oracle
 from hybridland import dalec, parameters
 
 BRANCHES = (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from drivers import tiny_driver
+
 from hybridland import setups, train
 
 WEIGHTS = {"lai": 1.0, "sif": 10.0, "et": 1.0, "nbe": 1.0, "som": 1e-7, "violation": 1.0, "edc": 0.1}
@@ -54,8 +54,8 @@ def test_same_seed_same_weights_and_losses(tmp_path):
 def run_member(driver_path: Path, out: Path, epochs: int) -> subprocess.Popen:
     script = (
         "import sys, json; from hybridland import train;"
-        f"o = train.TrainOptions.from_config(json.loads(sys.argv[1]), json.loads(sys.argv[2]));"
-        f"train.train_member_files(sys.argv[3], 'PFT', 0, 3, o, sys.argv[4] + '/weights.npz', sys.argv[4] + '/member.json')"
+        "o = train.TrainOptions.from_config(json.loads(sys.argv[1]), json.loads(sys.argv[2]));"
+        "train.train_member_files(sys.argv[3], 'PFT', 0, 3, o, sys.argv[4] + '/weights.npz', sys.argv[4] + '/member.json')"
     )
     loss_config = {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
     return subprocess.Popen(
