@@ -70,6 +70,13 @@ def test_evaluation_tables(smoke):
         assert "LCMA_std" in params and "Csom" in params
 
 
+def test_one_job_per_member_when_members_are_not_grouped(tmp_path):
+    overlay = tmp_path / "per_member.yaml"
+    overlay.write_text("training:\n  group_members: false\n")
+    jobs = scheduled(snakemake(ROOT, "-n", "--configfile", SMOKE, str(overlay)))
+    assert jobs["train_member"] == 12 and "train_setup" not in jobs
+
+
 def test_driver_holds_the_contract(smoke):
     for grid, shape in (("0p25deg", (8, 8)), ("0p125deg", (16, 16))):
         with xr.open_dataset(smoke / f"results/smoke/driver/{grid}.nc") as d:
@@ -99,7 +106,7 @@ def test_editing_a_module_reruns_its_stage_and_what_follows(smoke):
     module = smoke / "src/hybridland/regrid.py"
     module.write_text(module.read_text() + "\n# an edit\n")
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE))
-    downstream = {"train_member": 12, "select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "all": 1}
+    downstream = {"train_setup": 6, "select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "all": 1}
     assert jobs == {"regrid": 28, "assemble_driver": 2} | downstream
 
 
@@ -108,7 +115,7 @@ def test_changing_a_stage_config_reruns_that_stage_only(smoke):
     changed.write_text("driver:\n  test_fraction: 0.3\n")
     snakemake(smoke, "--configfile", SMOKE)  # bring everything up to date first
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE, str(changed)))
-    downstream = {"train_member": 12, "select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "all": 1}
+    downstream = {"train_setup": 6, "select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "all": 1}
     assert jobs == {"assemble_driver": 2} | downstream
     changed.write_text("training:\n  keep_best: 2\n")
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE, str(changed)))

@@ -448,3 +448,13 @@ def select_members_file(infos: list[Path], keep: int, destination: Path) -> None
     logger.info("kept members %s of %d by final training loss", kept, len(members))
     with atomic_path(destination) as tmp:
         tmp.write_text(json.dumps({"kept": kept, "final_train_loss": losses}, indent=1))
+
+
+def train_setup_files(driver_path: Path, setup: str, members: list[int], seed: int, options: TrainOptions, weights: list[Path], infos: list[Path]) -> None:
+    """Entry point of the train_setup rule: all members of a setup in one program, one file pair each."""
+    checkpoint = Path(weights[0]).parent.parent / "checkpoint.npz"
+    with xr.open_dataset(driver_path) as driver:
+        results = train_members(driver.load(), setup, members, seed, options, checkpoint)
+    for result, weight, info in zip(results, weights, infos):
+        save_member(result, Path(weight), Path(info))
+    checkpoint.unlink(missing_ok=True)

@@ -1,26 +1,55 @@
-rule train_member:
-    input:
-        driver="results/{study}/driver/{grid}.nc",
-        code=code("train_member", "train", "loss", "network", "dalec", "parameters", "setups"),
-    output:
-        weights="results/{study}/train/{grid}/{setup}/member{member}/weights.npz",
-        info="results/{study}/train/{grid}/{setup}/member{member}/member.json",
-    params:
-        training=config["training"],
-        loss=config["loss"],
-        seed=config["seed"],
-    log:
-        "results/{study}/logs/train/{grid}/{setup}/member{member}.log",
-    benchmark:
-        "results/{study}/benchmarks/train/{grid}/{setup}/member{member}.tsv"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=120,
-    conda:
-        "../../envs/core.yaml"
-    script:
-        "../scripts/train_member.py"
+if config["training"]["group_members"]:
+
+    rule train_setup:
+        input:
+            driver="results/{study}/driver/{grid}.nc",
+            code=code("train_setup", "train", "loss", "network", "dalec", "parameters", "setups"),
+        output:
+            weights=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/weights.npz", member=MEMBERS),
+            infos=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/member.json", member=MEMBERS),
+        params:
+            training=config["training"],
+            loss=config["loss"],
+            seed=config["seed"],
+            members=[int(m) for m in MEMBERS],
+        log:
+            "results/{study}/logs/train/{grid}/{setup}.log",
+        benchmark:
+            "results/{study}/benchmarks/train/{grid}/{setup}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=240,
+        conda:
+            "../../envs/core.yaml"
+        script:
+            "../scripts/train_setup.py"
+
+else:
+
+    rule train_member:
+        input:
+            driver="results/{study}/driver/{grid}.nc",
+            code=code("train_member", "train", "loss", "network", "dalec", "parameters", "setups"),
+        output:
+            weights="results/{study}/train/{grid}/{setup}/member{member}/weights.npz",
+            info="results/{study}/train/{grid}/{setup}/member{member}/member.json",
+        params:
+            training=config["training"],
+            loss=config["loss"],
+            seed=config["seed"],
+        log:
+            "results/{study}/logs/train/{grid}/{setup}/member{member}.log",
+        benchmark:
+            "results/{study}/benchmarks/train/{grid}/{setup}/member{member}.tsv"
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=120,
+        conda:
+            "../../envs/core.yaml"
+        script:
+            "../scripts/train_member.py"
 
 
 rule select_members:
