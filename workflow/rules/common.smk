@@ -68,3 +68,8 @@ def truth_file(wildcards):
     if config["source"] != "twin":
         return []
     return f"results/{wildcards.study}/regridded/{wildcards.grid}/truth_parameters.nc"
+
+
+def training_params():
+    """The training settings a member's result depends on (not how many are kept)."""
+    return {k: v for k, v in config["training"].items() if k not in ("members", "keep_best", "group_members")}

@@ -8,7 +8,7 @@ if config["training"]["group_members"]:
             weights=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/weights.npz", member=MEMBERS),
             infos=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/member.json", member=MEMBERS),
         params:
-            training=config["training"],
+            training=training_params(),
             loss=config["loss"],
             seed=config["seed"],
             members=[int(m) for m in MEMBERS],
@@ -35,7 +35,7 @@ else:
             weights="results/{study}/train/{grid}/{setup}/member{member}/weights.npz",
             info="results/{study}/train/{grid}/{setup}/member{member}/member.json",
         params:
-            training=config["training"],
+            training=training_params(),
             loss=config["loss"],
             seed=config["seed"],
         log:
