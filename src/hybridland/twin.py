@@ -151,11 +151,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
-import tempfile
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -169,6 +167,7 @@ from scipy import fft as sfft
 from scipy import ndimage, signal, special
 
 from hybridland import dalec, parameters
+from hybridland.files import atomic_path
 from hybridland.grids import UCRB_BOX, Box
 
 logger = logging.getLogger(__name__)
@@ -1665,18 +1664,6 @@ def co2_table(cal: Calendar) -> pd.DataFrame:
     )
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_netcdf(ds: xr.Dataset, path: Path) -> None:
     encoding: dict[str, dict[str, Any]] = {
         v: {"zlib": True, "complevel": 1} for v in ds.data_vars if ds[v].dtype.kind in "fiu"
@@ -1690,20 +1677,18 @@ def write_netcdf(ds: xr.Dataset, path: Path) -> None:
     for c in ("lat_bnds", "lon_bnds", "lat", "lon"):
         if c in ds.variables:
             encoding[c] = {"_FillValue": None}
-    _atomic(path, lambda tmp: ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4"))
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, encoding=encoding, format="NETCDF4")
 
 
 def write_geotiff(da: xr.DataArray, path: Path) -> None:
-    _atomic(
-        path,
-        lambda tmp: da.rio.to_raster(
-            tmp, driver="GTiff", compress="DEFLATE", recalc_transform=False
-        ),
-    )
+    with atomic_path(path) as tmp:
+        da.rio.to_raster(tmp, driver="GTiff", compress="DEFLATE", recalc_transform=False)
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> None:
-    _atomic(path, lambda tmp: table.to_csv(tmp, index=False))
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 # ---------------------------------------------------------------------------
