@@ -86,9 +86,7 @@ def group_names(group: Group) -> tuple[str, ...]:
     return tuple(p.name for p in TABLE if p.group == group)
 
 
-PROCESS = group_names("process")
 INITIAL_POOLS = group_names("initial_pool")
-PHENOLOGY = group_names("phenology")
 POOLS = ("labile", "foliar", "root", "wood", "litter", "som", "water")
 # Pool bounds used inside the step equal the initial-pool parameter ranges (spec 2).
 POOL_MIN = tuple(BY_NAME[n].minimum for n in INITIAL_POOLS)
@@ -130,13 +128,8 @@ def to_real(theta: ArrayLike, group: Group) -> Array:
     return jnp.tan(jnp.pi * (s - 0.5))
 
 
-def split_groups(values: Mapping[str, ArrayLike]) -> dict[Group, Array]:
-    """Stack a name -> value mapping into one (..., n_group) array per group."""
-    return {g: jnp.stack([jnp.asarray(values[n]) for n in group_names(g)], -1) for g in GROUPS}
-
-
 def merge_groups(stacked: Mapping[Group, ArrayLike]) -> dict[str, Array]:
-    """Inverse of :func:`split_groups`: one array per parameter name."""
+    """One array per parameter name from one (..., n_group) array per group."""
     out: dict[str, Array] = {}
     for g in GROUPS:
         arr = jnp.asarray(stacked[g])
