@@ -234,10 +234,15 @@ class Member(NamedTuple):
     info: dict[str, Any]
 
 
+def raw_features(driver: xr.Dataset, setup: str, seed: int) -> np.ndarray:
+    """The setup's predictor columns with LAT_SIGMOID appended last, (cell, n + 1)."""
+    raw = setups.feature_table(driver, setup, seed)
+    return np.concatenate([raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1)
+
+
 def standardizer_for(driver: xr.Dataset, setup: str, seed: int, train_cells: np.ndarray) -> tuple[np.ndarray, network.Standardizer]:
     """Raw features (with LAT_SIGMOID last) and their standardisation over the training cells."""
-    raw = setups.feature_table(driver, setup, seed)
-    raw = np.concatenate([raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1)
+    raw = raw_features(driver, setup, seed)
     return raw, network.Standardizer.fit(raw[train_cells])
 
 
@@ -416,8 +421,7 @@ def load_member(weights: Path, info: Path) -> Member:
 
 def member_parameters(driver: xr.Dataset, member: Member) -> dict[str, np.ndarray]:
     """The member's 40 physical parameters on every driver cell, (cell,)."""
-    raw = setups.feature_table(driver, member.info["setup"], member.info["seed"])
-    raw = np.concatenate([raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1)
+    raw = raw_features(driver, member.info["setup"], member.info["seed"])
     z = jnp.asarray(member.standardizer.apply(raw), jnp.float32)
     params = network.physical_parameters(member.net, z[:, :-1], z[:, -1])
     return {k: np.asarray(v) for k, v in params.items()}
