@@ -11,16 +11,31 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/regrid.smk"
 include: "workflow/rules/driver.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analyses.smk"
+
+
+if TRUTH:
+
+    include: "workflow/rules/scorecard.smk"
 
 
 rule all:
     default_target: True
     input:
         f"results/{STUDY}/evaluation/metrics.csv",
-        f"results/{STUDY}/evaluation/recovery.csv",
+        f"results/{STUDY}/evaluation/recovery.csv" if TRUTH else [],
+        [
+            f"results/{STUDY}/{table}".format(grid=grid)
+            for grid in ANALYSIS_GRIDS
+            for table in ANALYSIS_TABLES
+        ],
+        f"results/{STUDY}/scorecard.csv" if TRUTH else [],
