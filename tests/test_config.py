@@ -74,6 +74,22 @@ def test_schema_rejects_with_the_key(change, message):
             "period.first_year (2015) is after period.last_year (2012)",
         ),
         ({"twin": {"truth_resolution": 0.03}}, "twin.truth_resolution (0.03) must divide 0.1 deg"),
+        (
+            {"analyses": {"grids": ["0p125deg"]}},
+            "analyses.grids names '0p125deg', but setups.per_grid does not train ['CONTROL', 'PFT', 'CLIM'",
+        ),
+        (
+            {"identifiability": {"setups": ["PFT+CLIM+AGE+SOIL"]}},
+            "identifiability.setups lists ['PFT+CLIM+AGE+SOIL'], which setups.per_grid does not train on 0p25deg",
+        ),
+        (
+            {"identifiability": {"keep_best": 9}},
+            "identifiability.keep_best (9) exceeds identifiability.members (6)",
+        ),
+        (
+            {"shap": {"parameters": ["Q_10"]}},
+            "shap.parameters: unknown quantities ['Q_10'] to explain",
+        ),
     ],
 )
 def test_cross_key_rules_name_the_key(change, message):
