@@ -10,29 +10,18 @@ import xarray as xr
 from hybridland import bench, dalec, driver, network
 
 
-def tiny_driver(
-    n_patches: int = 6, slots: int = 4, first_year: int = 2010, years: int = 2, seed: int = 0
-) -> xr.Dataset:
+def tiny_driver(n_patches: int = 6, slots: int = 4, first_year: int = 2010, years: int = 2, seed: int = 0) -> xr.Dataset:
     """``n_patches`` patches of ``slots`` cells, observations from a forward run of a random network."""
     rng = np.random.default_rng(seed)
     cells, calendar = n_patches * slots, driver.monthly_calendar(first_year, first_year + years - 1)
     months = len(calendar)
     met, climate = bench.synthetic_climate(rng, cells, months)
-    predictors = {
-        p: v for p, v in zip(driver.PFT, rng.dirichlet(np.ones(len(driver.PFT)), cells).T)
-    }
+    predictors = {p: v for p, v in zip(driver.PFT, rng.dirichlet(np.ones(len(driver.PFT)), cells).T)}
     predictors |= {p: rng.normal(10.0, 3.0, cells) for p in driver.CLIM + driver.AGE + driver.SOIL}
     truth_net = network.init_network(jax.random.key(seed), 3)
     z = np.stack([predictors["MAT"], predictors["MAP"], predictors["SAND"]], -1)
-    params = network.physical_parameters(
-        truth_net, (z - z.mean(0)) / z.std(0), np.zeros(cells, np.float32)
-    )
-    out = {
-        k: np.asarray(v).T
-        for k, v in dalec.simulate(
-            params, met, climate, outputs=("lai", "SIF", "ET", "nbe", "next_som_pool")
-        ).outputs.items()
-    }
+    params = network.physical_parameters(truth_net, (z - z.mean(0)) / z.std(0), np.zeros(cells, np.float32))
+    out = {k: np.asarray(v).T for k, v in dalec.simulate(params, met, climate, outputs=("lai", "SIF", "ET", "nbe", "next_som_pool")).outputs.items()}
     patch = np.repeat(np.arange(n_patches), slots)
     test = patch == n_patches - 1
     data = {
@@ -48,6 +37,4 @@ def tiny_driver(
         "som": ("cell", out["next_som_pool"].mean(1)),
         "land_mask": (("y", "x"), np.ones((cells // 6 + 1, 6), bool)),
     }  # fmt: skip
-    return xr.Dataset(
-        data, coords={"time": pd.DatetimeIndex(calendar.time), "patch_id": np.arange(n_patches)}
-    )
+    return xr.Dataset(data, coords={"time": pd.DatetimeIndex(calendar.time), "patch_id": np.arange(n_patches)})

@@ -28,13 +28,7 @@ def pheno(t, lifespan, period, phase):
     w = period / math.sqrt(2.0)
     o = w * sum(c * math.log(lifespan - 1.0) ** j for j, c in enumerate(POLY))
     sf = 365.25 / math.pi
-    return (
-        2.0
-        / math.sqrt(math.pi)
-        * h
-        / w
-        * math.exp(-((sf / w * math.sin((t - phase + o) / sf)) ** 2))
-    )
+    return 2.0 / math.sqrt(math.pi) * h / w * math.exp(-((sf / w * math.sin((t - phase + o) / sf)) ** 2))
 
 
 def step(p, x, m, hits: Counter):

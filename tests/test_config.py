@@ -40,10 +40,7 @@ def test_every_shipped_config_is_valid(study):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (
-            {"driver": {"tets_fraction": 0.1}},
-            "Additional properties are not allowed ('tets_fraction' was unexpected)",
-        ),
+        ({"driver": {"tets_fraction": 0.1}}, "Additional properties are not allowed ('tets_fraction' was unexpected)"),
         ({"seed": "seven"}, "'seven' is not of type 'integer'"),
         ({"driver": {"test_fraction": 1.5}}, "1.5 is greater than or equal to the maximum of 1"),
         ({"grids": ["0p1deg"]}, "'0p1deg' is not one of ['0p25deg', '0p125deg']"),
@@ -57,39 +54,11 @@ def test_schema_rejects_with_the_key(change, message):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (
-            {"driver": {"patch_deg": [1.0, 0.3]}},
-            "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells (0.25 deg)",
-        ),
-        (
-            {"driver": {"patch_deg": [0.125, 1.0]}},
-            "driver.patch_deg (lat 0.125) is not a whole number of 0p25deg cells (0.25 deg)",
-        ),
-        (
-            {"region": {"west": -100.0, "east": -110.0}},
-            "region.west (-100.0) must be less than region.east (-110.0)",
-        ),
-        (
-            {"period": {"first_year": 2015, "last_year": 2012}},
-            "period.first_year (2015) is after period.last_year (2012)",
-        ),
+        ({"driver": {"patch_deg": [1.0, 0.3]}}, "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells (0.25 deg)"),
+        ({"driver": {"patch_deg": [0.125, 1.0]}}, "driver.patch_deg (lat 0.125) is not a whole number of 0p25deg cells (0.25 deg)"),
+        ({"region": {"west": -100.0, "east": -110.0}}, "region.west (-100.0) must be less than region.east (-110.0)"),
+        ({"period": {"first_year": 2015, "last_year": 2012}}, "period.first_year (2015) is after period.last_year (2012)"),
         ({"twin": {"truth_resolution": 0.03}}, "twin.truth_resolution (0.03) must divide 0.1 deg"),
-        (
-            {"analyses": {"grids": ["0p125deg"]}},
-            "analyses.grids names '0p125deg', but setups.per_grid does not train ['CONTROL', 'PFT', 'CLIM'",
-        ),
-        (
-            {"identifiability": {"setups": ["PFT+CLIM+AGE+SOIL"]}},
-            "identifiability.setups lists ['PFT+CLIM+AGE+SOIL'], which setups.per_grid does not train on 0p25deg",
-        ),
-        (
-            {"identifiability": {"keep_best": 9}},
-            "identifiability.keep_best (9) exceeds identifiability.members (6)",
-        ),
-        (
-            {"shap": {"parameters": ["Q_10"]}},
-            "shap.parameters: unknown quantities ['Q_10'] to explain",
-        ),
     ],
 )
 def test_cross_key_rules_name_the_key(change, message):
@@ -105,8 +74,5 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode != 0
-    assert (
-        "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells"
-        in result.stdout + result.stderr
-    )
+    assert "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells" in result.stdout + result.stderr
     assert "rule synthesize_twin" not in result.stdout

@@ -54,10 +54,7 @@ def tiny_driver(seed: int = 0) -> xr.Dataset:
         "t_min": (("cell", "time"), (t_air - 6.0).astype(np.float32)),
         "t_max": (("cell", "time"), (t_air + 6.0).astype(np.float32)),
         "rad": (("cell", "time"), (18.0 + 8.0 * season + 0 * t_air).astype(np.float32)),
-        "vpd": (
-            ("cell", "time"),
-            np.clip(8.0 + 6.0 * season + 0 * t_air, 0.5, None).astype(np.float32),
-        ),
+        "vpd": (("cell", "time"), np.clip(8.0 + 6.0 * season + 0 * t_air, 0.5, None).astype(np.float32)),
         "precip": (("cell", "time"), (1.0 + rng.random((n, N_TIME))).astype(np.float32)),
         "burned_area": (("cell", "time"), np.zeros((n, N_TIME), np.float32)),
         "co2": ("time", np.full(N_TIME, 390.0)),
@@ -71,10 +68,7 @@ def tiny_driver(seed: int = 0) -> xr.Dataset:
         "et": (("cell", "time"), (1.0 + lai).astype(np.float32)),
         "biomass": (("cell", "time"), biomass.astype(np.float32)),
         "som": ("cell", per_cell(8000.0, 4000.0)[:, 0].astype(np.float32)),
-        "nbe": (
-            ("patch_id", "time"),
-            (0.2 * np.cos(2 * np.pi * month / 12) + 0 * ewt).astype(np.float32),
-        ),
+        "nbe": (("patch_id", "time"), (0.2 * np.cos(2 * np.pi * month / 12) + 0 * ewt).astype(np.float32)),
         "ewt": (("patch_id", "time"), (ewt - ewt.mean(axis=1, keepdims=True)).astype(np.float32)),
         "gpp_ec": (("cell", "time"), site.astype(np.float32)),
         "reco_ec": (("cell", "time"), (0.8 * site).astype(np.float32)),
@@ -155,9 +149,7 @@ def test_columnwise_scores_agree_with_scalar_metrics():
     nse, r2, n = evaluate.columnwise_scores(obs, sim)
     for j in range(4):
         assert nse[j] == pytest.approx(evaluate.r2_score(obs[:, j], sim[:, j]), nan_ok=True)
-        assert r2[j] == pytest.approx(
-            evaluate.explained_variance(obs[:, j], sim[:, j]), nan_ok=True
-        )
+        assert r2[j] == pytest.approx(evaluate.explained_variance(obs[:, j], sim[:, j]), nan_ok=True)
     assert n.tolist() == [30, 22, 30, 2] and np.isnan(nse[3])
 
 
@@ -177,9 +169,7 @@ def test_target_pairs_fine_targets_are_cell_months_of_the_mask():
     obs_lai, sim_lai = pairs["lai"]
     assert obs_lai.size == 4 * N_TIME - 5
     expected = sim["lai"][:, mask]
-    assert np.array_equal(
-        np.sort(sim_lai), np.sort(expected[np.isfinite(driver.lai.values[mask].T)])
-    )
+    assert np.array_equal(np.sort(sim_lai), np.sort(expected[np.isfinite(driver.lai.values[mask].T)]))
     assert pairs["sif"][0].size == 4 * N_TIME - 5 and pairs["et"][0].size == 4 * N_TIME - 5
 
 
@@ -232,18 +222,14 @@ def test_target_pairs_eddy_covariance_only_at_site_cells():
 
 def test_target_pairs_of_targets_absent_from_the_driver_are_omitted():
     driver = tiny_driver().drop_vars(["ewt", "som", "gpp_ec", "reco_ec", "et_ec"])
-    pairs = evaluate.target_pairs(
-        driver, fake_sim(driver, np.random.default_rng(0)), np.ones(driver.sizes["cell"], bool)
-    )
+    pairs = evaluate.target_pairs(driver, fake_sim(driver, np.random.default_rng(0)), np.ones(driver.sizes["cell"], bool))
     assert sorted(pairs) == sorted(["lai", "sif", "et", "biomass", "nbe"])
 
 
 def test_member_metrics_has_one_row_per_variable_and_split():
     driver = tiny_driver()
     sim = fake_sim(driver, np.random.default_rng(6))
-    table = evaluate.member_metrics(
-        driver, sim, {"train_patches": [100, 101, 102, 103], "dev_patches": [104]}
-    )
+    table = evaluate.member_metrics(driver, sim, {"train_patches": [100, 101, 102, 103], "dev_patches": [104]})
     assert list(table.columns) == ["variable", "split", "r2_score", "explained_variance", "n"]
     assert len(table) == len(evaluate.TARGETS) * 3
     assert set(table.split) == {"train", "dev", "test"}
@@ -292,22 +278,14 @@ def test_perfect_retrieval_recovers_exactly():
     truth = {p.name: p.minimum + (p.maximum - p.minimum) * rng.random(50) for p in parameters.TABLE}
     table = evaluate.parameter_recovery(truth, truth)
     assert list(table.parameter) == list(parameters.NAMES)
-    assert (
-        np.allclose(table.pearson_r, 1.0)
-        and np.allclose(table.bias, 0.0)
-        and np.allclose(table.rmse, 0.0)
-    )
+    assert np.allclose(table.pearson_r, 1.0) and np.allclose(table.bias, 0.0) and np.allclose(table.rmse, 0.0)
 
 
 def test_recovery_of_a_shifted_retrieval():
     truth = {"Q10": np.array([0.02, 0.03, 0.04, 0.05, np.nan])}
     table = evaluate.parameter_recovery({"Q10": truth["Q10"] + 0.01}, truth)
     row = table.iloc[0]
-    assert (
-        row.pearson_r == pytest.approx(1.0)
-        and row.bias == pytest.approx(0.01)
-        and row.rmse == pytest.approx(0.01)
-    )
+    assert row.pearson_r == pytest.approx(1.0) and row.bias == pytest.approx(0.01) and row.rmse == pytest.approx(0.01)
 
 
 def write_table(path: Path, rows: list[dict], columns) -> Path:
@@ -378,10 +356,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     files = {"driver": root / "driver.nc"}
     for member in (0, 3):
         result = train.train_member(driver, "CLIM", member, 11, options, root / f"ckpt{member}.npz")
-        files[f"weights{member}"], files[f"info{member}"] = (
-            root / f"w{member}.npz",
-            root / f"i{member}.json",
-        )
+        files[f"weights{member}"], files[f"info{member}"] = root / f"w{member}.npz", root / f"i{member}.json"
         train.save_member(result, files[f"weights{member}"], files[f"info{member}"])
     truth = xr.Dataset(
         {n: (("lat", "lon"), np.full((GRID_LAT.size, GRID_LON.size), np.sqrt(p.minimum * p.maximum)))
@@ -413,16 +388,11 @@ def test_evaluate_setup_metrics_table(evaluated):
     assert set(table.member) == {"0", "3", "ensemble"}
     assert (table.grid == "tiny").all() and (table.setup == "CLIM").all()
     assert len(table) == 3 * 3 * len(evaluate.TARGETS)
-    members = (
-        table[table.member != "ensemble"].groupby(["variable", "split"])[["r2_score", "n"]].mean()
-    )
+    members = table[table.member != "ensemble"].groupby(["variable", "split"])[["r2_score", "n"]].mean()
     ensemble = table[table.member == "ensemble"].set_index(["variable", "split"])
     assert np.allclose(ensemble.loc[members.index, "r2_score"], members.r2_score, equal_nan=True)
     assert np.allclose(ensemble.loc[members.index, "n"], members.n)
-    assert (
-        table.set_index(["member", "variable", "split"]).loc[("0", "lai", "test"), "n"]
-        == 2 * N_TIME
-    )
+    assert table.set_index(["member", "variable", "split"]).loc[("0", "lai", "test"), "n"] == 2 * N_TIME
 
 
 def test_evaluate_setup_parameter_maps(evaluated):
@@ -438,9 +408,7 @@ def test_evaluate_setup_parameter_maps(evaluated):
             lo, hi = parameters.BY_NAME[name].minimum, parameters.BY_NAME[name].maximum
             values = maps[name].values[driver.land_mask.values]
             assert np.all((values >= np.float32(lo)) & (values <= np.float32(hi))), name
-        assert (
-            maps.lat.attrs["units"] == "degrees_north" and maps.lon.attrs["units"] == "degrees_east"
-        )
+        assert maps.lat.attrs["units"] == "degrees_north" and maps.lon.attrs["units"] == "degrees_east"
         assert maps.attrs["Conventions"].startswith("CF")
     for name in evaluate.KEY_PARAMETERS:
         assert evaluated["params"].with_suffix(f".{name}.tif").exists()

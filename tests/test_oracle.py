@@ -42,19 +42,13 @@ def random_forcing(rng: np.random.Generator, cells: int, steps: int, delta_t: np
         rad=rng.uniform(0.5, 32.0, (steps, cells)),
         co2=np.full((steps, cells), 395.0),
         doy=np.broadcast_to(doy[:, None], (steps, cells)),
-        burned_area=np.where(
-            rng.random((steps, cells)) < 0.1, rng.uniform(0, 0.6, (steps, cells)), 0.0
-        ),
+        burned_area=np.where(rng.random((steps, cells)) < 0.1, rng.uniform(0, 0.6, (steps, cells)), 0.0),
         vpd=rng.uniform(0.5, 40.0, (steps, cells)),
-        precip=np.where(
-            wet, rng.uniform(50, 3000, (steps, cells)), rng.gamma(1.0, 2.0, (steps, cells))
-        ),
+        precip=np.where(wet, rng.uniform(50, 3000, (steps, cells)), rng.gamma(1.0, 2.0, (steps, cells))),
         delta_t=np.broadcast_to(delta_t[:, None], (steps, cells)),
     )
     climate = dalec.Climate(
-        lat=rng.uniform(-70, 75, cells),
-        t_mean=rng.uniform(-10, 25, cells),
-        p_mean=rng.uniform(0.3, 6, cells),
+        lat=rng.uniform(-70, 75, cells), t_mean=rng.uniform(-10, 25, cells), p_mean=rng.uniform(0.3, 6, cells)
     )
     return met, climate
 
@@ -81,10 +75,7 @@ def push_to_upper_bounds(params: dict[str, np.ndarray], cells: slice) -> None:
         params[name][cells] = value
 
 
-STEP_KINDS = {
-    "daily": np.ones(730),
-    "monthly": np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] * 5, float),
-}
+STEP_KINDS = {"daily": np.ones(730), "monthly": np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] * 5, float)}
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,5 @@ def test_cli_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_relative_error_metric_treats_nan_as_failure():
-    assert reference.relative_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))[1] == float(
-        "inf"
-    )
+    assert reference.relative_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))[1] == float("inf")
     assert reference.relative_error(np.array([0.0, 2.5]), np.array([0.0, 2.0])) == (0.5, 0.25)

@@ -26,9 +26,7 @@ def slurm_problem() -> str | None:
     if shutil.which("sbatch") is None:
         return "sbatch is not on PATH"
     try:
-        sinfo = subprocess.run(
-            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30, check=False
-        )
+        sinfo = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"sinfo did not answer: {err}"
     if sinfo.returncode != 0:
@@ -45,20 +43,13 @@ def slurm() -> None:
     if problem is None:
         return
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(
-            f"CI is set but Slurm is not usable: {problem}; run .ci/start-slurm first",
-            pytrace=False,
-        )
+        pytest.fail(f"CI is set but Slurm is not usable: {problem}; run .ci/start-slurm first", pytrace=False)
     pytest.skip(f"no usable Slurm ({problem}); .ci/start-slurm starts one on localhost")
 
 
 def test_smoke_stages_run_as_slurm_jobs(slurm, tmp_path):
     workdir = tmp_path / "repo"
-    shutil.copytree(
-        ROOT,
-        workdir,
-        ignore=shutil.ignore_patterns(".git", "results", ".snakemake", "__pycache__", "*.egg-info"),
-    )
+    shutil.copytree(ROOT, workdir, ignore=shutil.ignore_patterns(".git", "results", ".snakemake", "__pycache__", "*.egg-info"))
     env = dict(os.environ, PYTHONPATH=str(workdir / "src"))
     # Snakemake waits forever for a job Slurm never reports: bound it.
     run = subprocess.run(
@@ -70,11 +61,7 @@ def test_smoke_stages_run_as_slurm_jobs(slurm, tmp_path):
     logs = list((workdir / ".snakemake/slurm_logs").rglob("*.log"))
     by_rule = {}
     for log in logs:
-        rule = next(
-            p
-            for p in log.relative_to(workdir / ".snakemake/slurm_logs").parts
-            if p.startswith("rule_")
-        )
+        rule = next(p for p in log.relative_to(workdir / ".snakemake/slurm_logs").parts if p.startswith("rule_"))
         by_rule.setdefault(rule, []).append(log.stem)
     assert {rule: len(ids) for rule, ids in by_rule.items()} == {
         "rule_synthesize_twin": 1, "rule_regrid": 14, "rule_assemble_driver": 1,

@@ -362,8 +362,7 @@ def _fire(p: Params, pools: Pools, burned: Array, dt: Array) -> _Fire:
         foliar=pools.foliar - (e["foliar"] + m["foliar"]) * dt,
         root=pools.root - (e["root"] + m["root"]) * dt,
         wood=pools.wood - (e["wood"] + m["wood"]) * dt,
-        litter=pools.litter
-        + (m["labile"] + m["foliar"] + m["root"] - e["litter"] - m["litter"]) * dt,
+        litter=pools.litter + (m["labile"] + m["foliar"] + m["root"] - e["litter"] - m["litter"]) * dt,
         som=pools.som + (m["wood"] + m["litter"] - e["som"]) * dt,
         water=pools.water,
     )
@@ -407,12 +406,8 @@ def simulate(
     if unknown:
         raise ValueError(f"unknown DALEC outputs {unknown}; known: {OUTPUTS + DIAGNOSTICS}")
     drv = drivers(params, met, climate)
-    cells = jnp.broadcast_shapes(
-        drv.gc.shape[1:], drv.phi_litter.shape[1:], drv.p_per_lai.shape[1:]
-    )
-    pools0 = Pools(
-        *(jnp.broadcast_to(x, cells).astype(drv.gc.dtype) for x in initial_pools(params))
-    )
+    cells = jnp.broadcast_shapes(drv.gc.shape[1:], drv.phi_litter.shape[1:], drv.p_per_lai.shape[1:])
+    pools0 = Pools(*(jnp.broadcast_to(x, cells).astype(drv.gc.dtype) for x in initial_pools(params)))
     sums0 = {name: jnp.zeros(cells, drv.gc.dtype) for name in totals}
 
     def body(carry, d):

@@ -34,12 +34,7 @@ PREDICTOR_GROUPS: dict[str, tuple[str, ...]] = {"PFT": PFT, "CLIM": CLIM, "AGE":
 PREDICTORS = PFT + CLIM + AGE + SOIL
 FORCING = ("t_min", "t_max", "rad", "vpd", "precip", "burned_area")
 # Target name -> (dataset, variable); fine targets are per cell, coarse per patch.
-FINE_TARGETS = {
-    "lai": ("lai", "lai"),
-    "sif": ("sif", "sif"),
-    "et": ("et", "et"),
-    "biomass": ("biomass", "biomass"),
-}
+FINE_TARGETS = {"lai": ("lai", "lai"), "sif": ("sif", "sif"), "et": ("et", "et"), "biomass": ("biomass", "biomass")}
 COARSE_TARGETS = {"nbe": ("nbe", "nbe"), "ewt": ("ewt", "ewt_anomaly")}
 STATIC_TARGETS = {"som": ("som", "som")}
 TARGETS = {**FINE_TARGETS, **COARSE_TARGETS, **STATIC_TARGETS}
@@ -88,9 +83,7 @@ def check_grid(name: str, data: xr.Dataset, grid: Grid) -> None:
             raise DriverError(f"{name}: {axis} does not match the {grid.name} grid of the study")
 
 
-def check_months(
-    name: str, data: xr.Dataset, calendar: pd.DataFrame, *, annual: bool = False
-) -> None:
+def check_months(name: str, data: xr.Dataset, calendar: pd.DataFrame, *, annual: bool = False) -> None:
     """The product's time axis must be the study's months (or years)."""
     times = pd.DatetimeIndex(data["time"].values)
     expected = sorted(set(calendar.year)) if annual else list(zip(calendar.year, calendar.month))
@@ -104,9 +97,7 @@ def check_months(
 
 def variable(data: Mapping[str, xr.Dataset], dataset: str, name: str) -> xr.DataArray:
     if dataset not in data:
-        raise DriverError(
-            f"regridded dataset '{dataset}' is missing; the driver needs it for '{name}'"
-        )
+        raise DriverError(f"regridded dataset '{dataset}' is missing; the driver needs it for '{name}'")
     if name not in data[dataset]:
         raise DriverError(f"regridded dataset '{dataset}' lacks variable '{name}'")
     return data[dataset][name]
@@ -142,9 +133,7 @@ def choose_test_patches(patches: np.ndarray, fraction: float, seed: int) -> np.n
     return np.sort(chosen)
 
 
-def valid_cells(
-    land: np.ndarray, patch: np.ndarray, options: DriverOptions, grid: Grid
-) -> np.ndarray:
+def valid_cells(land: np.ndarray, patch: np.ndarray, options: DriverOptions, grid: Grid) -> np.ndarray:
     """Land cells of patches with enough land; (lat, lon) bool."""
     full = round(options.patch_deg[0] / (grid.lat[1] - grid.lat[0])) * round(
         options.patch_deg[1] / (grid.lon[1] - grid.lon[0])
@@ -158,9 +147,7 @@ def check_finite(values: Mapping[str, np.ndarray], what: str) -> None:
     for name, v in values.items():
         bad = int(np.sum(~np.isfinite(v)))
         if bad:
-            raise DriverError(
-                f"{what} '{name}' is NaN or infinite in {bad} of {v.shape[-1]} valid cells"
-            )
+            raise DriverError(f"{what} '{name}' is NaN or infinite in {bad} of {v.shape[-1]} valid cells")
 
 
 def site_series(sites: xr.Dataset, grid: Grid, cell_index: np.ndarray) -> dict[str, np.ndarray]:
@@ -172,12 +159,7 @@ def site_series(sites: xr.Dataset, grid: Grid, cell_index: np.ndarray) -> dict[s
     for i, (r, c) in enumerate(zip(rows, cols)):
         inside = 0 <= r < len(grid.lat) and 0 <= c < len(grid.lon)
         if not inside or cell_index[r, c] < 0:
-            logger.warning(
-                "site %d at (%.3f, %.3f) is outside the driver's cells",
-                i,
-                sites.lat[i],
-                sites.lon[i],
-            )
+            logger.warning("site %d at (%.3f, %.3f) is outside the driver's cells", i, sites.lat[i], sites.lon[i])
             continue
         for name, source in SITE_TARGETS.items():
             out[name][cell_index[r, c]] = sites[source].values[i]
@@ -203,13 +185,11 @@ def assemble(
     check_months("sites", sites, calendar)
 
     maps = predictor_maps(data)
-    land = variable(data, "landcover", "land_fraction").fillna(0.0).values >= options.land_threshold
+    land = (variable(data, "landcover", "land_fraction").fillna(0.0).values >= options.land_threshold)
     patch = patch_numbers(grid, options.patch_deg)
     valid = valid_cells(land, patch, options, grid)
     if not valid.any():
-        raise DriverError(
-            "no valid land cells: check region, land_threshold and min_patch_fraction"
-        )
+        raise DriverError("no valid land cells: check region, land_threshold and min_patch_fraction")
     ys, xs = np.nonzero(valid)
     cell_index = np.full(valid.shape, -1)
     cell_index[ys, xs] = np.arange(ys.size)
@@ -229,29 +209,17 @@ def assemble(
     cell_patch = patch[ys, xs]
     patch_ids = np.unique(cell_patch)
     test_ids = choose_test_patches(patch_ids, options.test_fraction, seed)
-    delta_t = (
-        calendar.days_in_month.to_numpy()
-        if options.delta_t == "calendar"
-        else np.full(len(calendar), 30.0)
-    )
+    delta_t = calendar.days_in_month.to_numpy() if options.delta_t == "calendar" else np.full(len(calendar), 30.0)
 
-    fine = {
-        t: cells(variable(data, d, v)).T for t, (d, v) in FINE_TARGETS.items() if d != "biomass"
-    }
+    fine = {t: cells(variable(data, d, v)).T for t, (d, v) in FINE_TARGETS.items() if d != "biomass"}
     annual = cells(variable(data, "biomass", "biomass")).T  # (cell, year)
     fine["biomass"] = annual[:, calendar.year.to_numpy() - period["first_year"]]
-    coarse = {
-        t: patch_means(cells(variable(data, d, v)).T, cell_patch, patch_ids)
-        for t, (d, v) in COARSE_TARGETS.items()
-    }
+    coarse = {t: patch_means(cells(variable(data, d, v)).T, cell_patch, patch_ids) for t, (d, v) in COARSE_TARGETS.items()}
     static = {t: cells(variable(data, d, v)) for t, (d, v) in STATIC_TARGETS.items()}
     ec = site_series(sites, grid, cell_index)
 
     train = ~np.isin(cell_patch, test_ids)
-    units = {p: str(m.attrs.get("units", "1")) for p, m in maps.items()} | {
-        "MAT": "degC",
-        "MAP": "mm yr-1",
-    }
+    units = {p: str(m.attrs.get("units", "1")) for p, m in maps.items()} | {"MAT": "degC", "MAP": "mm yr-1"}
     units |= {t: str(variable(data, d, v).attrs.get("units", "")) for t, (d, v) in TARGETS.items()}
     matrix = np.stack([predictors[p] for p in PREDICTORS], axis=-1)
     return xr.Dataset(
@@ -292,16 +260,7 @@ def assemble(
     )  # fmt: skip
 
 
-_FORCING_UNITS = {
-    "t_min": "degC",
-    "t_max": "degC",
-    "rad": "MJ m-2 d-1",
-    "vpd": "hPa",
-    "precip": "mm d-1",
-    "burned_area": "1",
-}
-
-
+_FORCING_UNITS = {"t_min": "degC", "t_max": "degC", "rad": "MJ m-2 d-1", "vpd": "hPa", "precip": "mm d-1", "burned_area": "1"}
 def patch_means(values: np.ndarray, cell_patch: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
     """Mean over each patch's cells of a (cell, time) field; NaN where none is valid."""
     out = np.full((patch_ids.size, values.shape[1]), np.nan)

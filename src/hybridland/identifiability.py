@@ -35,17 +35,13 @@ DEFAULT_THRESHOLD = 0.5
 MemberFiles = Sequence[tuple[Path | str, Path | str]]  # (weights.npz, member.json) per member
 
 
-def stack_parameters(
-    members: Sequence[Mapping[str, np.ndarray]], numbers: Sequence[int]
-) -> xr.Dataset:
+def stack_parameters(members: Sequence[Mapping[str, np.ndarray]], numbers: Sequence[int]) -> xr.Dataset:
     """Stack per-member parameters (name -> (cell,)) into variables of dims (member, cell).
 
     Every member must give every name of ``parameters.NAMES`` with the same number of cells.
     """
     if len(members) != len(numbers) or not members:
-        raise ValueError(
-            f"need one number per member and at least one member, got {len(members)} and {len(numbers)}"
-        )
+        raise ValueError(f"need one number per member and at least one member, got {len(members)} and {len(numbers)}")
     data = {}
     for name in parameters.NAMES:
         missing = [n for n, m in zip(numbers, members) if name not in m]
@@ -62,9 +58,7 @@ def member_parameter_stack(driver: xr.Dataset, members: Sequence[train.Member]) 
 
     numbers = [int(m.info["member"]) for m in members]
     stack = stack_parameters([train.member_parameters(driver, m) for m in members], numbers)
-    cell = {
-        k: ("cell", driver[k].values) for k in ("lat", "lon", "cell_y", "cell_x") if k in driver
-    }
+    cell = {k: ("cell", driver[k].values) for k in ("lat", "lon", "cell_y", "cell_x") if k in driver}
     return stack.assign_coords(cell)
 
 
@@ -77,18 +71,13 @@ def coefficient_of_variation(stack: xr.Dataset) -> xr.Dataset:
     mean, std = stack.mean("member"), stack.std("member")
     cv = xr.where(std == 0, 0.0, std / abs(mean)).where(mean.notnull() & std.notnull())
     for name in cv.data_vars:
-        cv[name].attrs = {
-            "units": "1",
-            "long_name": f"{name}: coefficient of variation across members",
-        }
+        cv[name].attrs = {"units": "1", "long_name": f"{name}: coefficient of variation across members"}
     return cv
 
 
 def median_cv(cv: xr.Dataset) -> pd.Series:
     """Spatial median CV of each parameter (NaN cells ignored), in table order."""
-    names = [n for n in parameters.NAMES if n in cv] + [
-        n for n in cv.data_vars if n not in parameters.NAMES
-    ]
+    names = [n for n in parameters.NAMES if n in cv] + [n for n in cv.data_vars if n not in parameters.NAMES]
     return pd.Series({n: float(np.nanmedian(cv[n].values)) if np.isfinite(cv[n].values).any() else np.nan
                       for n in names}, dtype=np.float64)  # fmt: skip
 
@@ -105,18 +94,12 @@ def summary(cv: xr.Dataset, setup: str, threshold: float = DEFAULT_THRESHOLD) ->
 def bars_figure(table: pd.DataFrame, threshold: float) -> Figure:
     """One panel per setup: median CV of each parameter, sorted, with the threshold line."""
     names = list(dict.fromkeys(table["setup"]))
-    fig, axes = plots.new_figure(
-        1, max(len(names), 1), panel=(3.6, 0.16 * table["parameter"].nunique() + 1.2)
-    )
+    fig, axes = plots.new_figure(1, max(len(names), 1), panel=(3.6, 0.16 * table["parameter"].nunique() + 1.2))
     for ax, setup in zip(axes[0], names):
-        rows = table[table["setup"] == setup].sort_values(
-            "median_cv", ascending=False, na_position="first"
-        )
+        rows = table[table["setup"] == setup].sort_values("median_cv", ascending=False, na_position="first")
         colors = np.where(rows["identifiable"], "C0", "0.65")
         ax.barh(rows["parameter"], rows["median_cv"].fillna(0.0), color=colors)
-        ax.axvline(
-            threshold, color="C3", linestyle="--", linewidth=1.0, label=f"threshold {threshold:g}"
-        )
+        ax.axvline(threshold, color="C3", linestyle="--", linewidth=1.0, label=f"threshold {threshold:g}")
         ax.set_title(setup, fontsize="medium")
         ax.set_xlabel("spatial median CV across members")
         ax.tick_params(axis="y", labelsize="x-small")
@@ -158,19 +141,11 @@ def setup_cv(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Dataset:
     for weights, info in files:
         member = train.load_member(Path(weights), Path(info))
         if member.info.get("setup") != setup:
-            raise ValueError(
-                f"{info}: member belongs to setup {member.info.get('setup')!r}, not {setup!r}"
-            )
+            raise ValueError(f"{info}: member belongs to setup {member.info.get('setup')!r}, not {setup!r}")
         members.append(member)
     if len(members) < 2:
-        logger.warning(
-            "%s: %d member(s); a CV across fewer than two members is 0 everywhere",
-            setup,
-            len(members),
-        )
-    logger.info(
-        "%s: parameters of %d members on %d cells", setup, len(members), driver.sizes["cell"]
-    )
+        logger.warning("%s: %d member(s); a CV across fewer than two members is 0 everywhere", setup, len(members))
+    logger.info("%s: parameters of %d members on %d cells", setup, len(members), driver.sizes["cell"])
     return coefficient_of_variation(member_parameter_stack(driver, members))
 
 
@@ -198,9 +173,7 @@ def identifiability_files(driver_path: Path | str, member_files_by_setup: Mappin
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     if driver.attrs.get("grid", grid) != grid:
-        raise ValueError(
-            f"{driver_path}: driver is for grid {driver.attrs['grid']!r}, not {grid!r}"
-        )
+        raise ValueError(f"{driver_path}: driver is for grid {driver.attrs['grid']!r}, not {grid!r}")
     tables, maps = [], []
     for setup, files in member_files_by_setup.items():
         if selected is not None:
@@ -218,10 +191,4 @@ def identifiability_files(driver_path: Path | str, member_files_by_setup: Mappin
         write_netcdf(cvs, out_cv_nc)
     plots.save_figure(bars_figure(table, threshold), figure_stem)
     for setup, part in table.groupby("setup", sort=False):
-        logger.info(
-            "%s/%s: %d of %d parameters identifiable",
-            grid,
-            setup,
-            int(part["identifiable"].sum()),
-            len(part),
-        )
+        logger.info("%s/%s: %d of %d parameters identifiable", grid, setup, int(part["identifiable"].sum()), len(part))

@@ -45,9 +45,7 @@ TERMS: dict[str, Term] = {
     "sif": Term(("SIF",), "cell", "step"),
     "lai": Term(("lai",), "cell", "step"),
     "et": Term(("ET",), "cell", "step"),
-    "biomass": Term(
-        tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood")), "cell", "annual"
-    ),
+    "biomass": Term(tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood")), "cell", "annual"),
     "som": Term(("next_som_pool",), "cell", "static"),
     "nbe": Term(("nbe",), "patch", "step"),
     "nbe_annual": Term(("nbe",), "patch", "annual"),
@@ -193,9 +191,7 @@ def term_error(name: str, out: Mapping[str, Array], obs: Observation, config: Lo
     model = model_quantity(name, out, obs)
     if term.timescale == "annual":
         model = annual(model, config.steps_per_year)
-        obs = Observation(
-            annual(obs.value, config.steps_per_year), annual_mask(obs.mask, config.steps_per_year)
-        )
+        obs = Observation(annual(obs.value, config.steps_per_year), annual_mask(obs.mask, config.steps_per_year))
     elif term.timescale == "static":
         model, obs = jnp.mean(model, axis=0), Observation(obs.value[0], obs.mask[0])
     if term.aggregation == "patch":
@@ -203,9 +199,7 @@ def term_error(name: str, out: Mapping[str, Array], obs: Observation, config: Lo
     return cell_error(model, obs, config.reduction)
 
 
-def edc_penalty(
-    out: Mapping[str, Array], totals: Mapping[str, Array], pools0: dalec.Pools, steps_per_year: int
-) -> Array:
+def edc_penalty(out: Mapping[str, Array], totals: Mapping[str, Array], pools0: dalec.Pools, steps_per_year: int) -> Array:
     """Per-cell EDC: squared log2 distance of each pool from steady growth (spec 10)."""
     penalty = 0.0
     for i, pool in enumerate(EDC_POOLS):

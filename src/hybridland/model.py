@@ -119,9 +119,7 @@ def prepare_forcing(forcing: xr.Dataset, dtype) -> tuple[dalec.Met, dalec.Climat
     return met, climate, cell_dims
 
 
-def prepare_parameters(
-    values: Mapping[str, ArrayLike], cell_dims: tuple[str, ...], dtype
-) -> dict[str, jax.Array]:
+def prepare_parameters(values: Mapping[str, ArrayLike], cell_dims: tuple[str, ...], dtype) -> dict[str, jax.Array]:
     """Checked parameters as arrays that broadcast against the cell dims."""
     problem = parameters.out_of_bounds(values)
     if problem:
@@ -132,14 +130,8 @@ def prepare_parameters(
         if isinstance(v, xr.DataArray):
             unknown = [d for d in v.dims if d not in cell_dims]
             if unknown:
-                raise InputError(
-                    f"parameter '{name}' has dims {v.dims} not among the forcing's cell dims {cell_dims}"
-                )
-            v = (
-                v.expand_dims([d for d in cell_dims if d not in v.dims])
-                .transpose(*cell_dims)
-                .values
-            )
+                raise InputError(f"parameter '{name}' has dims {v.dims} not among the forcing's cell dims {cell_dims}")
+            v = v.expand_dims([d for d in cell_dims if d not in v.dims]).transpose(*cell_dims).values
         out[name] = jnp.asarray(v, dtype)
     return out
 
@@ -174,9 +166,7 @@ def run(
     names = tuple(outputs) if outputs is not None else dalec.OUTPUTS + dalec.DIAGNOSTICS
     unknown = sorted(set(names) - set(dalec.OUTPUTS + dalec.DIAGNOSTICS))
     if unknown:
-        raise InputError(
-            f"unknown outputs {unknown}; known: {list(dalec.OUTPUTS + dalec.DIAGNOSTICS)}"
-        )
+        raise InputError(f"unknown outputs {unknown}; known: {list(dalec.OUTPUTS + dalec.DIAGNOSTICS)}")
     dtype = jnp.zeros(()).dtype  # float32, or float64 when JAX x64 is on
     met, climate, cell_dims = prepare_forcing(forcing, dtype)
     params = prepare_parameters(parameter_values, cell_dims, dtype)
@@ -184,9 +174,7 @@ def run(
     dims = (TIME,) + cell_dims
     coords = {d: forcing.coords[d] for d in dims if d in forcing.coords}
     data = {
-        name: xr.Variable(
-            dims, np.asarray(result[name]), {"units": dalec.output_units(name), "long_name": name}
-        )
+        name: xr.Variable(dims, np.asarray(result[name]), {"units": dalec.output_units(name), "long_name": name})
         for name in names
     }
     return xr.Dataset(data, coords=coords, attrs={"model": "DALEC993 (default water stress)"})

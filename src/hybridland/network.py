@@ -54,9 +54,7 @@ def init_network(
     The four sub-networks each get their own key, split from ``key``.
     """
     if n_features < 1 or width < 1 or depth < 1:
-        raise ValueError(
-            f"network needs n_features, width, depth >= 1, got {n_features}, {width}, {depth}"
-        )
+        raise ValueError(f"network needs n_features, width, depth >= 1, got {n_features}, {width}, {depth}")
     k_emb, k_proc, k_init, k_phen = jax.random.split(key, 4)
     n_out = {g: len(parameters.group_names(g)) for g in GROUPS}
     return Network(

@@ -111,9 +111,7 @@ def _tolerance(name: str, precision: str, x64: bool) -> float:
 
 def report(comparisons: list[Comparison]) -> str:
     """A table with one line per output and reference precision."""
-    lines = [
-        f"{'output':28s} {'reference':9s} {'max_abs':>11s} {'relative':>11s} {'tolerance':>9s}  ok"
-    ]
+    lines = [f"{'output':28s} {'reference':9s} {'max_abs':>11s} {'relative':>11s} {'tolerance':>9s}  ok"]
     for c in comparisons:
         flag = "ok" if c.passed else "FAIL"
         lines.append(

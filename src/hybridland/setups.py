@@ -34,9 +34,7 @@ def setup_name(groups: Sequence[str]) -> str:
 def factorial(groups: Sequence[str]) -> list[str]:
     """All subsets of ``groups`` (CONTROL first, the full set last)."""
     ordered = [g for g in NAME_ORDER if g in groups]
-    subsets = itertools.chain.from_iterable(
-        itertools.combinations(ordered, k) for k in range(len(ordered) + 1)
-    )
+    subsets = itertools.chain.from_iterable(itertools.combinations(ordered, k) for k in range(len(ordered) + 1))
     return [setup_name(s) for s in subsets]
 
 

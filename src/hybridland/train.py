@@ -53,30 +53,14 @@ class TrainOptions:
     loss: loss.LossConfig
 
     @classmethod
-    def from_config(
-        cls, training: Mapping[str, Any], loss_config: Mapping[str, Any]
-    ) -> TrainOptions:
+    def from_config(cls, training: Mapping[str, Any], loss_config: Mapping[str, Any]) -> TrainOptions:
         """From the config's ``training`` and ``loss`` sections."""
-        keys = (
-            "epochs",
-            "learning_rate",
-            "patches_per_step",
-            "dev_fraction",
-            "checkpoint_every",
-            "max_restarts",
-            "width",
-            "depth",
-        )
+        keys = ("epochs", "learning_rate", "patches_per_step", "dev_fraction", "checkpoint_every", "max_restarts", "width", "depth")
         options = {k: v for k, v in loss_config.items() if k != "weights"}
-        return cls(
-            **{k: training[k] for k in keys},
-            loss=loss.LossConfig.from_mapping(loss_config["weights"], **options),
-        )
+        return cls(**{k: training[k] for k in keys}, loss=loss.LossConfig.from_mapping(loss_config["weights"], **options))
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        ).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Patches(NamedTuple):
@@ -132,9 +116,7 @@ def _slots(driver: xr.Dataset, patch_ids: np.ndarray) -> tuple[np.ndarray, np.nd
     """Cell index (patch, slot) of each patch's cells, padded by repeating them, and the valid mask."""
     members = [np.flatnonzero(driver.patch.values == p) for p in patch_ids]
     slots = max(len(m) for m in members)
-    return np.array([np.resize(m, slots) for m in members]), np.array(
-        [np.arange(slots) < len(m) for m in members]
-    )
+    return np.array([np.resize(m, slots) for m in members]), np.array([np.arange(slots) < len(m) for m in members])
 
 
 def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
@@ -152,18 +134,12 @@ def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
 
     def forcing(name: str) -> jax.Array:
         v = driver[name].values
-        return time_cells(
-            v.T if v.ndim == 2 else np.repeat(v[:, None], driver.sizes["cell"], axis=1)
-        )
+        return time_cells(v.T if v.ndim == 2 else np.repeat(v[:, None], driver.sizes["cell"], axis=1))
 
     met = dalec.Met(*(forcing(f) for f in dalec.Met._fields))
-    climate = dalec.Climate(
-        cells(driver.lat.values), cells(driver.t_mean.values), cells(driver.p_mean.values)
-    )
+    climate = dalec.Climate(cells(driver.lat.values), cells(driver.t_mean.values), cells(driver.p_mean.values))
     obs = {
-        name: loss.Observation(
-            time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32)
-        )
+        name: loss.Observation(time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32))
         for name, (value, mask) in observations(driver).items()
     }
     return Patches(None, None, met, climate, obs)
@@ -217,9 +193,7 @@ def make_evaluate(config: loss.LossConfig):
 
     def one(net, features, lat_feature, shared: Patches, index):
         patches = shared._replace(features=features, lat_feature=lat_feature)
-        return jnp.sum(
-            jax.lax.map(lambda i: loss.network_loss(net, take(patches, i[None]), config), index)
-        )
+        return jnp.sum(jax.lax.map(lambda i: loss.network_loss(net, take(patches, i[None]), config), index))
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
 
@@ -241,9 +215,7 @@ def flatten(tree: Any, prefix: str) -> dict[str, np.ndarray]:
 
 def unflatten(template: Any, arrays: Mapping[str, np.ndarray], prefix: str) -> Any:
     paths, treedef = jax.tree_util.tree_flatten_with_path(template)
-    return jax.tree_util.tree_unflatten(
-        treedef, [jnp.asarray(arrays[prefix + jax.tree_util.keystr(p)]) for p, _ in paths]
-    )
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[prefix + jax.tree_util.keystr(p)]) for p, _ in paths])
 
 
 def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -265,14 +237,10 @@ class Member(NamedTuple):
 def raw_features(driver: xr.Dataset, setup: str, seed: int) -> np.ndarray:
     """The setup's predictor columns with LAT_SIGMOID appended last, (cell, n + 1)."""
     raw = setups.feature_table(driver, setup, seed)
-    return np.concatenate(
-        [raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1
-    )
+    return np.concatenate([raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1)
 
 
-def standardizer_for(
-    driver: xr.Dataset, setup: str, seed: int, train_cells: np.ndarray
-) -> tuple[np.ndarray, network.Standardizer]:
+def standardizer_for(driver: xr.Dataset, setup: str, seed: int, train_cells: np.ndarray) -> tuple[np.ndarray, network.Standardizer]:
     """Raw features (with LAT_SIGMOID last) and their standardisation over the training cells."""
     raw = raw_features(driver, setup, seed)
     return raw, network.Standardizer.fit(raw[train_cells])
@@ -286,22 +254,16 @@ class _Split(NamedTuple):
     z: np.ndarray  # standardised features, LAT_SIGMOID last, (cell, n + 1)
 
 
-def _member_split(
-    driver: xr.Dataset, setup: str, member: int, seed: int, dev_fraction: float
-) -> _Split:
+def _member_split(driver: xr.Dataset, setup: str, member: int, seed: int, dev_fraction: float) -> _Split:
     mseed = member_seed(seed, setup, member)
     candidates = driver.patch_id.values[~driver.patch_test.values]
     dev = dev_patches(candidates, dev_fraction, mseed)
     train_ids = np.setdiff1d(candidates, dev)
-    raw, standardizer = standardizer_for(
-        driver, setup, seed, np.isin(driver.patch.values, train_ids)
-    )
+    raw, standardizer = standardizer_for(driver, setup, seed, np.isin(driver.patch.values, train_ids))
     return _Split(mseed, train_ids, dev, standardizer, standardizer.apply(raw))
 
 
-def train_member(
-    driver: xr.Dataset, setup: str, member: int, seed: int, options: TrainOptions, checkpoint: Path
-) -> Member:
+def train_member(driver: xr.Dataset, setup: str, member: int, seed: int, options: TrainOptions, checkpoint: Path) -> Member:
     """Train one member (see :func:`train_members`)."""
     return train_members(driver, setup, [member], seed, options, checkpoint)[0]
 
@@ -325,9 +287,7 @@ def train_members(
     shared = pack(driver, candidates)
     loss.check_observations(shared.observations, options.loss)
     features = jnp.stack([pack_features(driver, s.z[:, :-1], candidates) for s in splits])
-    lat_feature = jnp.stack(
-        [pack_features(driver, s.z[:, -1:], candidates)[..., 0] for s in splits]
-    )
+    lat_feature = jnp.stack([pack_features(driver, s.z[:, -1:], candidates)[..., 0] for s in splits])
     dev_index = jnp.asarray([[position[int(p)] for p in s.dev] for s in splits])
 
     optimiser = optax.adam(options.learning_rate)
@@ -342,15 +302,8 @@ def train_members(
             epoch_order(len(s.train), options.patches_per_step, s.seed, min(e, options.epochs - 1))
             for s, e in zip(splits, state.epoch)
         ]
-        order = jnp.asarray(
-            [
-                [[position[int(s.train[i])] for i in row] for row in o]
-                for s, o in zip(splits, orders)
-            ]
-        )
-        net, opt_state, values = epoch_fn(
-            state.net, state.opt_state, features, lat_feature, shared, order, jnp.asarray(active)
-        )
+        order = jnp.asarray([[[position[int(s.train[i])] for i in row] for row in o] for s, o in zip(splits, orders)])
+        net, opt_state, values = epoch_fn(state.net, state.opt_state, features, lat_feature, shared, order, jnp.asarray(active))
         train_losses = np.asarray(jnp.sum(values, axis=1), np.float64)
         dev_losses = np.asarray(evaluate(net, features, lat_feature, shared, dev_index), np.float64)
         state = state._replace(net=net, opt_state=opt_state)
@@ -368,11 +321,7 @@ def train_members(
         if done % options.checkpoint_every == 0 and done < options.epochs and active.all():
             _save_checkpoint(checkpoint, fingerprint, state)
     return [
-        Member(
-            _member_slice(state.net, i),
-            s.standardizer,
-            _info(setup, m, seed, s, state.attempt[i], state.history[i], options),
-        )
+        Member(_member_slice(state.net, i), s.standardizer, _info(setup, m, seed, s, state.attempt[i], state.history[i], options))
         for i, (m, s) in enumerate(zip(members, splits))
     ]
 
@@ -399,16 +348,7 @@ def _set_member(tree: Any, i: int, value: Any) -> Any:
     return jax.tree_util.tree_map(lambda x, v: x.at[i].set(v), tree, value)
 
 
-def _reinitialise(
-    state: _State,
-    i: int,
-    setup: str,
-    member: int,
-    options: TrainOptions,
-    optimiser,
-    seed: int,
-    n_features: int,
-) -> _State:
+def _reinitialise(state: _State, i: int, setup: str, member: int, options: TrainOptions, optimiser, seed: int, n_features: int) -> _State:
     """Member ``i`` starts again from a new key derived from its seed, or the job fails."""
     attempt = state.attempt[i] + 1
     if attempt > options.max_restarts:
@@ -419,14 +359,10 @@ def _reinitialise(
                    setup, member, state.epoch[i] + 1, attempt, options.max_restarts)  # fmt: skip
     net, opt_state = _initial(n_features, options, optimiser, seed, setup, member, attempt)
     state.epoch[i], state.attempt[i], state.history[i] = 0, attempt, []
-    return state._replace(
-        net=_set_member(state.net, i, net), opt_state=_set_member(state.opt_state, i, opt_state)
-    )
+    return state._replace(net=_set_member(state.net, i, net), opt_state=_set_member(state.opt_state, i, opt_state))
 
 
-def _info(
-    setup: str, member: int, seed: int, split: _Split, attempt: int, history, options: TrainOptions
-) -> dict[str, Any]:
+def _info(setup: str, member: int, seed: int, split: _Split, attempt: int, history, options: TrainOptions) -> dict[str, Any]:
     return {
         "setup": setup, "member": member, "seed": seed, "member_seed": split.seed, "attempts": attempt + 1,
         "columns": list(setups.columns(setup)), "train_patches": split.train.tolist(), "dev_patches": split.dev.tolist(),
@@ -435,21 +371,8 @@ def _info(
     }  # fmt: skip
 
 
-def _initial(
-    n_features: int,
-    options: TrainOptions,
-    optimiser,
-    seed: int,
-    setup: str,
-    member: int,
-    attempt: int,
-):
-    net = network.init_network(
-        member_key(seed, setup, member, attempt),
-        n_features,
-        width=options.width,
-        depth=options.depth,
-    )
+def _initial(n_features: int, options: TrainOptions, optimiser, seed: int, setup: str, member: int, attempt: int):
+    net = network.init_network(member_key(seed, setup, member, attempt), n_features, width=options.width, depth=options.depth)
     return net, optimiser.init(net)
 
 
@@ -464,16 +387,8 @@ def _resume(path: Path, fingerprint: str, initial: tuple[Any, Any], n: int) -> _
         return fresh
     logger.info("resuming from %s at epochs %s", path, arrays["epoch"].tolist())
     lengths = arrays["epoch"].tolist()
-    history = [
-        [tuple(map(float, row)) for row in arrays["history"][i, :k]] for i, k in enumerate(lengths)
-    ]
-    return _State(
-        unflatten(initial[0], arrays, "net"),
-        unflatten(initial[1], arrays, "opt"),
-        lengths,
-        arrays["attempt"].tolist(),
-        history,
-    )
+    history = [[tuple(map(float, row)) for row in arrays["history"][i, :k]] for i, k in enumerate(lengths)]
+    return _State(unflatten(initial[0], arrays, "net"), unflatten(initial[1], arrays, "opt"), lengths, arrays["attempt"].tolist(), history)
 
 
 def _save_checkpoint(path: Path, fingerprint: str, state: _State) -> None:
@@ -482,21 +397,13 @@ def _save_checkpoint(path: Path, fingerprint: str, state: _State) -> None:
     for i, h in enumerate(state.history):
         history[i, : len(h)] = np.reshape(h, (-1, 2))
     arrays = flatten(state.net, "net") | flatten(state.opt_state, "opt")
-    arrays |= {
-        "fingerprint": np.array(fingerprint),
-        "epoch": np.array(state.epoch),
-        "attempt": np.array(state.attempt),
-        "history": history,
-    }
+    arrays |= {"fingerprint": np.array(fingerprint), "epoch": np.array(state.epoch), "attempt": np.array(state.attempt), "history": history}
     save_npz(path, arrays)
 
 
 def save_member(member: Member, weights: Path, info: Path) -> None:
     """Weights and standardisation as .npz, everything else as JSON."""
-    arrays = flatten(member.net, "net") | {
-        "standardizer_mean": member.standardizer.mean,
-        "standardizer_std": member.standardizer.std,
-    }
+    arrays = flatten(member.net, "net") | {"standardizer_mean": member.standardizer.mean, "standardizer_std": member.standardizer.std}
     save_npz(weights, arrays)
     with atomic_path(info) as tmp:
         tmp.write_text(json.dumps(member.info, indent=1))
@@ -507,9 +414,7 @@ def load_member(weights: Path, info: Path) -> Member:
     meta = json.loads(Path(info).read_text())
     arrays = load_npz(weights)
     options = meta["options"]
-    template = network.init_network(
-        jax.random.key(0), len(meta["columns"]), width=options["width"], depth=options["depth"]
-    )
+    template = network.init_network(jax.random.key(0), len(meta["columns"]), width=options["width"], depth=options["depth"])
     standardizer = network.Standardizer(arrays["standardizer_mean"], arrays["standardizer_std"])
     return Member(unflatten(template, arrays, "net"), standardizer, meta)
 
@@ -522,15 +427,7 @@ def member_parameters(driver: xr.Dataset, member: Member) -> dict[str, np.ndarra
     return {k: np.asarray(v) for k, v in params.items()}
 
 
-def train_member_files(
-    driver_path: Path,
-    setup: str,
-    member: int,
-    seed: int,
-    options: TrainOptions,
-    weights: Path,
-    info: Path,
-) -> None:
+def train_member_files(driver_path: Path, setup: str, member: int, seed: int, options: TrainOptions, weights: Path, info: Path) -> None:
     """Entry point of the train_member rule: train (resuming if possible) and write the member."""
     checkpoint = Path(weights).with_name("checkpoint.npz")
     with xr.open_dataset(driver_path) as driver:
@@ -557,15 +454,7 @@ def select_members_file(infos: list[Path], keep: int, destination: Path) -> None
         tmp.write_text(json.dumps({"kept": kept, "final_train_loss": losses}, indent=1))
 
 
-def train_setup_files(
-    driver_path: Path,
-    setup: str,
-    members: list[int],
-    seed: int,
-    options: TrainOptions,
-    weights: list[Path],
-    infos: list[Path],
-) -> None:
+def train_setup_files(driver_path: Path, setup: str, members: list[int], seed: int, options: TrainOptions, weights: list[Path], infos: list[Path]) -> None:
     """Entry point of the train_setup rule: all members of a setup in one program, one file pair each."""
     checkpoint = Path(weights[0]).parent.parent / "checkpoint.npz"
     with xr.open_dataset(driver_path) as driver:
