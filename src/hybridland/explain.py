@@ -122,13 +122,7 @@ def _allocation(p: Mapping[str, Any]) -> dict[str, Any]:
     labile = (1.0 - autotrophic - foliar) * p["flab"]
     root = (1.0 - autotrophic - foliar - labile) * p["f_root"]
     wood = 1.0 - autotrophic - foliar - labile - root
-    return {
-        "autotrophic": autotrophic,
-        "foliar": foliar,
-        "labile": labile,
-        "root": root,
-        "wood": wood,
-    }
+    return {"autotrophic": autotrophic, "foliar": foliar, "labile": labile, "root": root, "wood": wood}
 
 
 def _allocation_fraction(kind: str, p: Mapping[str, Any], xp: Any) -> Any:
@@ -172,9 +166,7 @@ def key_parameters(extra: Sequence[str] = ()) -> tuple[str, ...]:
 # ---- the input matrix: explained columns, then held ones
 
 
-def input_layout(
-    columns: Sequence[str], *, truth: bool = False
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def input_layout(columns: Sequence[str], *, truth: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Names of the explained and the held columns of the functions' input matrix.
 
     Explained: the setup's columns in network order. Held: raw latitude (unless
@@ -192,9 +184,7 @@ def input_table(driver: xr.Dataset, setup: str, seed: int, layout: Sequence[str]
     own = setups.feature_table(driver, setup, seed)
     columns = setups.columns(setup)
     if tuple(layout[: len(columns)]) != columns:
-        raise ValueError(
-            f"layout {list(layout)} does not start with the columns of {setup}: {list(columns)}"
-        )
+        raise ValueError(f"layout {list(layout)} does not start with the columns of {setup}: {list(columns)}")
     extra = list(layout[len(columns) :])
     missing = [c for c in extra if c not in driver]
     if missing:
@@ -237,16 +227,12 @@ def _padded(fn: Callable[[jax.Array], jax.Array], x: np.ndarray) -> np.ndarray:
     for start in range(0, n, size):
         chunk = x[start : start + size]
         pad = np.zeros((size - chunk.shape[0], x.shape[1]), x.dtype)
-        blocks.append(
-            np.asarray(fn(jnp.asarray(np.concatenate([chunk, pad]), jnp.float32)))[: chunk.shape[0]]
-        )
+        blocks.append(np.asarray(fn(jnp.asarray(np.concatenate([chunk, pad]), jnp.float32)))[: chunk.shape[0]])
     return np.concatenate(blocks).astype(np.float64)
 
 
 def member_function(
-    members: Sequence[train.Member],
-    parameter_names: Sequence[str],
-    layout: Sequence[str] | None = None,
+    members: Sequence[train.Member], parameter_names: Sequence[str], layout: Sequence[str] | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Each member's quantities from raw input rows: (n, len(layout)) -> (n, n_members, k).
 
@@ -261,9 +247,7 @@ def member_function(
     check_quantities(parameter_names)
     layout = tuple(layout) if layout is not None else sum(input_layout(columns), ())
     if layout[: len(columns)] != columns:
-        raise ValueError(
-            f"layout {list(layout)} does not start with the members' columns {list(columns)}"
-        )
+        raise ValueError(f"layout {list(layout)} does not start with the members' columns {list(columns)}")
     lat_name = "lat_deg" if "lat_deg" in columns else LATITUDE
     if lat_name not in layout:
         raise ValueError(f"layout {list(layout)} lacks the latitude column '{lat_name}'")
@@ -278,9 +262,7 @@ def member_function(
 
 
 def ensemble_function(
-    members: Sequence[train.Member],
-    parameter_names: Sequence[str],
-    layout: Sequence[str] | None = None,
+    members: Sequence[train.Member], parameter_names: Sequence[str], layout: Sequence[str] | None = None
 ) -> Function:
     """The mean over members of each quantity: (n, len(layout)) -> (n, k).
 
@@ -318,9 +300,7 @@ def true_function(parameter_names: Sequence[str], layout: Sequence[str]) -> Func
 
     def function(x: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(np.asarray(x, np.float64))
-        return quantities(
-            twin.true_parameters({c: x[:, i] for c, i in index.items()}), parameter_names
-        )
+        return quantities(twin.true_parameters({c: x[:, i] for c, i in index.items()}), parameter_names)
 
     return function
 
@@ -386,9 +366,7 @@ def kernel_shap(
     shap = _import("shap")
     n, p = explained.shape
     if background.ndim != 2 or background.shape[1] != p:
-        raise ValueError(
-            f"background {background.shape} and explained {explained.shape} differ in features"
-        )
+        raise ValueError(f"background {background.shape} and explained {explained.shape} differ in features")
     if held is not None and held.shape[0] != n:
         raise ValueError(f"held values {held.shape} do not match {n} explained rows")
     every, start, out = max(1, int(np.ceil(progress * n))), time.monotonic(), None
@@ -401,9 +379,7 @@ def kernel_shap(
         out = np.empty((n, p, phi.shape[1])) if out is None else out
         out[i] = phi
         if (i + 1) % every == 0 or i + 1 == n:
-            logger.info(
-                "%s Kernel SHAP: %d/%d cells (%.0f s)", label, i + 1, n, time.monotonic() - start
-            )
+            logger.info("%s Kernel SHAP: %d/%d cells (%.0f s)", label, i + 1, n, time.monotonic() - start)
     return out if out is not None else np.empty((0, p, 0))
 
 
@@ -427,16 +403,10 @@ def shares(values: np.ndarray) -> np.ndarray:
     return np.divide(total, whole, out=np.full_like(total, np.nan), where=whole > 0)
 
 
-def importance_table(
-    values: np.ndarray, features: Sequence[str], names: Sequence[str], setup: str
-) -> pd.DataFrame:
+def importance_table(values: np.ndarray, features: Sequence[str], names: Sequence[str], setup: str) -> pd.DataFrame:
     """Columns ``setup, parameter, feature, share``; parameters in the order given, then features."""
     share = shares(values)
-    rows = [
-        (setup, name, feature, share[j, k])
-        for k, name in enumerate(names)
-        for j, feature in enumerate(features)
-    ]
+    rows = [(setup, name, feature, share[j, k]) for k, name in enumerate(names) for j, feature in enumerate(features)]
     return pd.DataFrame(rows, columns=IMPORTANCE_COLUMNS)
 
 
@@ -459,9 +429,7 @@ def group_table(importance: pd.DataFrame) -> pd.DataFrame:
     return summed.reset_index()[GROUP_COLUMNS]
 
 
-def rank_correlation(
-    learned: pd.Series | Mapping[str, float], true: pd.Series | Mapping[str, float]
-) -> float:
+def rank_correlation(learned: pd.Series | Mapping[str, float], true: pd.Series | Mapping[str, float]) -> float:
     """Spearman correlation of two feature -> share mappings over their common features.
 
     NaN when fewer than two features are shared or either side is constant.
@@ -481,13 +449,7 @@ def rank_correlations(learned: pd.DataFrame, true: pd.DataFrame) -> pd.DataFrame
     rows = []
     for (setup, name), part in learned.groupby(["setup", "parameter"], sort=False):
         other = true[(true.setup == setup) & (true.parameter == name)]
-        rows.append(
-            (
-                setup,
-                name,
-                rank_correlation(part.set_index("feature").share, other.set_index("feature").share),
-            )
-        )
+        rows.append((setup, name, rank_correlation(part.set_index("feature").share, other.set_index("feature").share)))
     return pd.DataFrame(rows, columns=RANK_COLUMNS)
 
 
@@ -561,13 +523,7 @@ def dependence_figure(
             ax.scatter(x, ensemble[:, j, k], s=4, alpha=0.4, color="0.5", linewidths=0)
             if np.ptp(x) > 0:
                 for run in members:
-                    ax.plot(
-                        grid,
-                        dependence_fit(x, run[:, j, k], grid),
-                        color="tab:blue",
-                        lw=0.6,
-                        alpha=0.5,
-                    )
+                    ax.plot(grid, dependence_fit(x, run[:, j, k], grid), color="tab:blue", lw=0.6, alpha=0.5)
                 ax.plot(grid, dependence_fit(x, ensemble[:, j, k], grid), color="k", lw=1.8)
             ax.axhline(0.0, color="0.8", lw=0.5, zorder=0)
             ax.set_xlabel(top[col])
@@ -592,21 +548,13 @@ def sibling_paths(out_csv: Path | str) -> dict[str, Path]:
     return {key: Path(out_csv).with_name(name) for key, name in SIBLINGS.items()}
 
 
-def kept_members(
-    members: Sequence[tuple[Path, Path]], selected_json: Path | str
-) -> list[train.Member]:
+def kept_members(members: Sequence[tuple[Path, Path]], selected_json: Path | str) -> list[train.Member]:
     """Load the members listed as kept in ``selected_json`` ({"kept": [...]}); all must be given."""
     kept = set(json.loads(Path(selected_json).read_text())["kept"])
-    loaded = [
-        train.load_member(Path(w), Path(i))
-        for w, i in members
-        if json.loads(Path(i).read_text())["member"] in kept
-    ]
+    loaded = [train.load_member(Path(w), Path(i)) for w, i in members if json.loads(Path(i).read_text())["member"] in kept]
     found = {int(m.info["member"]) for m in loaded}
     if found != kept:
-        raise ValueError(
-            f"{selected_json}: kept members {sorted(kept - found)} are not among the members given"
-        )
+        raise ValueError(f"{selected_json}: kept members {sorted(kept - found)} are not among the members given")
     return loaded
 
 
@@ -629,15 +577,10 @@ def conditional_table(
     p, parts = len(features), [pd.DataFrame(columns=CONDITIONAL_COLUMNS)]
     for number, (pft, pft_cells) in enumerate(cells.items()):
         rng = np.random.default_rng([seed, 2, number])
-        back, expl = (
-            sample_cells(pft_cells, n_background, rng),
-            sample_cells(pft_cells, n_explained, rng),
-        )
+        back, expl = sample_cells(pft_cells, n_background, rng), sample_cells(pft_cells, n_explained, rng)
         values = kernel_shap(function, table[back, :p], table[expl, :p], nsamples=nsamples,
                              seed=seed + number + 1, held=table[expl, p:], label=f"{setup} {pft}")  # fmt: skip
-        parts.append(
-            importance_table(values, features, names, setup).assign(pft=pft)[CONDITIONAL_COLUMNS]
-        )
+        parts.append(importance_table(values, features, names, setup).assign(pft=pft)[CONDITIONAL_COLUMNS])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -685,9 +628,7 @@ def explain_files(
     check_quantities(names)
     loaded = kept_members([(Path(w), Path(i)) for w, i in members], selected_json)
     if loaded[0].info["setup"] != setup:
-        raise ValueError(
-            f"{selected_json}: members belong to setup {loaded[0].info['setup']}, not {setup}"
-        )
+        raise ValueError(f"{selected_json}: members belong to setup {loaded[0].info['setup']}, not {setup}")
     features, held = input_layout(loaded[0].info["columns"], truth=truth)
     with xr.open_dataset(driver_path) as ds:
         driver = ds.load()
@@ -702,10 +643,7 @@ def explain_files(
     run = Run(table, features, features + held, cells[0], cells[1], names, setup, nsamples, seed)
     outputs = sibling_paths(out_csv)
     importance = _explain_members(run, loaded, Path(out_csv), outputs, grid, out_figure_stem)
-    pft_cells = {
-        k: np.intersect1d(v, candidates)
-        for k, v in dominant_pft_cells(driver, pft_threshold).items()
-    }
+    pft_cells = {k: np.intersect1d(v, candidates) for k, v in dominant_pft_cells(driver, pft_threshold).items()}
     conditional = conditional_table(ensemble_function(loaded, names, run.layout), table, features,
                                     {k: v for k, v in pft_cells.items() if v.size >= min_pft_cells}, names, setup,
                                     n_background=n_background, n_explained=n_explained, nsamples=nsamples, seed=seed)  # fmt: skip
@@ -746,9 +684,7 @@ def _explain_members(run: Run, members: Sequence[train.Member], out_csv: Path, o
     rows = run.table[run.explained, : len(run.features)]
     attrs = {"grid": grid, "setup": run.setup, "seed": run.seed}
     write_netcdf(_values_dataset(values, rows, run, members, attrs), outputs["values"])
-    plots.save_figure(
-        dependence_figure(rows, values, run.features, run.names, importance), figure_stem
-    )
+    plots.save_figure(dependence_figure(rows, values, run.features, run.names, importance), figure_stem)
     return importance
 
 
@@ -790,9 +726,7 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as error:
-        raise ImportError(
-            f"hybridland.explain needs the '{name}' package for Kernel SHAP: pip install {name}"
-        ) from error
+        raise ImportError(f"hybridland.explain needs the '{name}' package for Kernel SHAP: pip install {name}") from error
 
 
 # ---- all explained setups of a grid

@@ -65,9 +65,7 @@ def allocation_fractions(params: Mapping[str, ArrayLike]) -> dict[str, np.ndarra
     autotrophic = f_gpp; foliar = (1 - f_gpp) f_fol; labile = (1 - f_gpp - foliar) flab;
     root = (1 - f_gpp - foliar - labile) f_root; wood = the remainder. They sum to 1.
     """
-    f_a, f_fol, f_lab, f_root = (
-        np.asarray(params[n], np.float64) for n in ("f_gpp", "f_fol", "flab", "f_root")
-    )
+    f_a, f_fol, f_lab, f_root = (np.asarray(params[n], np.float64) for n in ("f_gpp", "f_fol", "flab", "f_root"))
     foliar = (1.0 - f_a) * f_fol
     labile = (1.0 - f_a - foliar) * f_lab
     root = (1.0 - f_a - foliar - labile) * f_root
@@ -96,20 +94,12 @@ def standardise(table: pd.DataFrame) -> pd.DataFrame:
     """Z-score each column across rows (population std); a constant column becomes 0, with a warning."""
     values = table.to_numpy(np.float64)
     if not np.isfinite(values).all():
-        raise ValueError(
-            f"PCA table has non-finite values in columns {list(table.columns[~np.isfinite(values).all(0)])}"
-        )
+        raise ValueError(f"PCA table has non-finite values in columns {list(table.columns[~np.isfinite(values).all(0)])}")
     std = values.std(axis=0)
     constant = list(table.columns[std == 0])
     if constant:
-        logger.warning(
-            "columns %s are constant across cells; they carry no variance in the PCA", constant
-        )
-    return pd.DataFrame(
-        (values - values.mean(axis=0)) / np.where(std > 0, std, 1.0),
-        index=table.index,
-        columns=table.columns,
-    )
+        logger.warning("columns %s are constant across cells; they carry no variance in the PCA", constant)
+    return pd.DataFrame((values - values.mean(axis=0)) / np.where(std > 0, std, 1.0), index=table.index, columns=table.columns)
 
 
 def pca(table: pd.DataFrame) -> PCAResult:
@@ -168,9 +158,7 @@ def not_identifiable(identifiability: pd.DataFrame, setup: str) -> set[str]:
     """Quantities with a source parameter that the identifiability table marks as not identifiable."""
     rows = identifiability[identifiability["setup"] == setup]
     if rows.empty:
-        raise ValueError(
-            f"identifiability table has no rows for setup {setup!r} (has {sorted(set(identifiability['setup']))})"
-        )
+        raise ValueError(f"identifiability table has no rows for setup {setup!r} (has {sorted(set(identifiability['setup']))})")
     flagged = set(rows.loc[~rows["identifiable"].astype(bool), "parameter"])
     return {q for q, sources in SOURCES.items() if flagged & set(sources)}
 
@@ -195,10 +183,7 @@ def scores_on_grid(scores: pd.DataFrame, lat: ArrayLike, lon: ArrayLike) -> xr.D
     ilat = grid.indexes["lat"].get_indexer(scores.index.get_level_values("lat"))
     ilon = grid.indexes["lon"].get_indexer(scores.index.get_level_values("lon"))
     grid.values[:, ilat, ilon] = scores.to_numpy().T
-    grid.attrs = {
-        "units": "1",
-        "long_name": "principal component score of the standardised parameters",
-    }
+    grid.attrs = {"units": "1", "long_name": "principal component score of the standardised parameters"}
     return grid.to_dataset(name="score")
 
 
@@ -262,12 +247,7 @@ def truth_congruence(learned: PCAResult, cells: pd.Index, truth_nc: Path | str) 
     truth = cells_of(_open(truth_nc), PARAMETERS)
     common = cells.intersection(truth.index)
     if len(common) < len(cells):
-        logger.warning(
-            "%s: true parameters cover %d of %d cells; their PCA uses those",
-            truth_nc,
-            len(common),
-            len(cells),
-        )
+        logger.warning("%s: true parameters cover %d of %d cells; their PCA uses those", truth_nc, len(common), len(cells))
     true = pca(derived_quantities({n: truth.loc[common, n].to_numpy() for n in PARAMETERS}))
     table = congruence(learned.loadings, true.loadings)
     table["learned_ratio"] = learned.explained_variance_ratio.reindex(table.component).to_numpy()
@@ -295,9 +275,7 @@ def pca_files(params_nc: Path | str, identifiability_csv: Path | str, grid: str,
     out = Path(out_dir)
     params = _open(params_nc)
     if params.attrs.get("grid", grid) != grid:
-        raise ValueError(
-            f"{params_nc}: parameter maps are for grid {params.attrs['grid']!r}, not {grid!r}"
-        )
+        raise ValueError(f"{params_nc}: parameter maps are for grid {params.attrs['grid']!r}, not {grid!r}")
     setup = setup or params.attrs.get("setup")
     if setup is None:
         raise ValueError(f"{params_nc}: no 'setup' attribute; pass the setup explicitly")
@@ -314,17 +292,6 @@ def pca_files(params_nc: Path | str, identifiability_csv: Path | str, grid: str,
     if truth_nc is not None:
         _write_csv(truth_congruence(result, cells.index, truth_nc), out / "congruence.csv")
     plots.save_figure(biplot(result, flagged), out / "biplot")
-    plots.save_figure(
-        score_maps_figure(scores, result.explained_variance_ratio), out / "score_maps"
-    )
-    head = ", ".join(
-        f"{c} {r:.2f}" for c, r in result.explained_variance_ratio.iloc[:N_MAPPED].items()
-    )
-    logger.info(
-        "%s/%s: PCA of %d cells; explained variance %s; not identifiable: %s",
-        grid,
-        setup,
-        len(cells),
-        head,
-        sorted(flagged),
-    )
+    plots.save_figure(score_maps_figure(scores, result.explained_variance_ratio), out / "score_maps")
+    head = ", ".join(f"{c} {r:.2f}" for c, r in result.explained_variance_ratio.iloc[:N_MAPPED].items())
+    logger.info("%s/%s: PCA of %d cells; explained variance %s; not identifiable: %s", grid, setup, len(cells), head, sorted(flagged))
