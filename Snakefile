@@ -12,15 +12,24 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/synthesize.smk"
-include: "workflow/rules/regrid.smk"
-include: "workflow/rules/driver.smk"
+
+
+if config["source"] == "fluxnet16":
+
+    include: "workflow/rules/fluxnet.smk"
+
+else:
+
+    include: "workflow/rules/synthesize.smk"
+    include: "workflow/rules/regrid.smk"
+    include: "workflow/rules/driver.smk"
+    include: "workflow/rules/evaluate.smk"
+
+
 include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     default_target: True
     input:
-        f"results/{STUDY}/evaluation/metrics.csv",
-        f"results/{STUDY}/evaluation/recovery.csv",
+        study_outputs(),

@@ -73,3 +73,12 @@ def truth_file(wildcards):
 def training_params():
     """The training settings a member's result depends on (not how many are kept)."""
     return {k: v for k, v in config["training"].items() if k not in ("members", "keep_best", "group_members")}
+
+
+def study_outputs():
+    """What `snakemake` builds by default for the study's source."""
+    evaluation = f"results/{STUDY}/evaluation"
+    if config["source"] == "fluxnet16":
+        figures = [f"results/{STUDY}/figures/heldout_nse.{ext}" for ext in ("png", "pdf")]
+        return [f"{evaluation}/heldout_sites.csv", f"{evaluation}/heldout_medians.csv", f"{evaluation}/metrics.csv"] + figures
+    return [f"{evaluation}/metrics.csv", f"{evaluation}/recovery.csv"]
