@@ -15,11 +15,21 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/synthesize.smk"
-include: "workflow/rules/regrid.smk"
-include: "workflow/rules/driver.smk"
+
+
+if config["source"] == "fluxnet16":
+
+    include: "workflow/rules/fluxnet.smk"
+
+else:
+
+    include: "workflow/rules/synthesize.smk"
+    include: "workflow/rules/regrid.smk"
+    include: "workflow/rules/driver.smk"
+    include: "workflow/rules/evaluate.smk"
+
+
 include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyses.smk"
 
 
@@ -31,11 +41,4 @@ if TRUTH:
 rule all:
     default_target: True
     input:
-        f"results/{STUDY}/evaluation/metrics.csv",
-        f"results/{STUDY}/evaluation/recovery.csv" if TRUTH else [],
-        [
-            f"results/{STUDY}/{table}".format(grid=grid)
-            for grid in ANALYSIS_GRIDS
-            for table in ANALYSIS_TABLES
-        ],
-        f"results/{STUDY}/scorecard.csv" if TRUTH else [],
+        study_outputs(),

@@ -12,7 +12,9 @@ from hybridland.setups import factorial
 # Datasets the driver is assembled from, per source.
 REQUIRED_DATASETS = {
     "twin": ("landcover", "soil", "elevation", "canopy_height", "forest_age", "forcing"),
+    "fluxnet16": (),  # packaged with hybridland, no regridding
 }
+SITE_GRID = "sites"  # the grid of a site study: cells are sites, no lat/lon lattice
 
 
 class ConfigError(ValueError):
@@ -40,8 +42,12 @@ def check(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"period.first_year ({period['first_year']}) is after period.last_year ({period['last_year']})"
         )
+    if config["source"] == "fluxnet16":
+        _check_fluxnet(config)
+    elif SITE_GRID in config["grids"]:
+        raise ConfigError(f"grids lists '{SITE_GRID}', which only a fluxnet16 study has (source is {config['source']!r})")
     for axis, size in zip(("lat", "lon"), config["driver"]["patch_deg"]):
-        for grid in config["grids"]:
+        for grid in (g for g in config["grids"] if g != SITE_GRID):
             step = STANDARD_RESOLUTIONS[grid]
             if not _whole_multiple(size, step):
                 raise ConfigError(
@@ -60,9 +66,21 @@ def check(config: Mapping[str, Any]) -> None:
         )
 
 
+def _check_fluxnet(config: Mapping[str, Any]) -> None:
+    if config["grids"] != [SITE_GRID]:
+        raise ConfigError(f"grids ({config['grids']}) must be ['{SITE_GRID}'] for source fluxnet16: its cells are sites")
+    if "fluxnet" not in config:
+        raise ConfigError("the fluxnet section is required for source fluxnet16")
+    extra = sorted(set(config["setups"]["groups"]) - {"PFT", "CLIM"})
+    if extra:
+        raise ConfigError(f"setups.groups lists {extra}; the FLUXNET16 site table only has PFT and CLIM")
+
+
 def setups_per_grid(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Grid -> the setups trained on it, in config order."""
+    """Grid -> the setups trained on it, in config order (a site study trains every setup; per_grid is ignored)."""
     every = factorial(config["setups"]["groups"]) + list(config["setups"]["extra"])
+    if config["source"] == "fluxnet16":
+        return {SITE_GRID: every}
     per_grid = config["setups"]["per_grid"]
     return {
         g: (every if per_grid.get(g, "all") == "all" else list(per_grid[g]))
@@ -77,10 +95,8 @@ def _check_setups(config: Mapping[str, Any]) -> None:
             f"training.keep_best ({training['keep_best']}) exceeds training.members ({training['members']})"
         )
     unknown_grids = sorted(set(config["setups"]["per_grid"]) - set(config["grids"]))
-    if unknown_grids:
-        raise ConfigError(
-            f"setups.per_grid names grids {unknown_grids} that are not in grids {config['grids']}"
-        )
+    if unknown_grids and config["source"] != "fluxnet16":
+        raise ConfigError(f"setups.per_grid names grids {unknown_grids} that are not in grids {config['grids']}")
     every = set(factorial(config["setups"]["groups"])) | set(config["setups"]["extra"])
     for grid, names in setups_per_grid(config).items():
         bad = sorted(set(names) - every)
