@@ -83,9 +83,9 @@ rule fluxnet_evaluate:
         calibration="results/{study}/calibration/per_site.nc",
         code=code("fluxnet_evaluate", "fluxnet", "evaluate"),
     output:
-        heldout="results/{study}/evaluation/heldout_sites.csv",
-        medians="results/{study}/evaluation/heldout_medians.csv",
-        metrics="results/{study}/evaluation/metrics.csv",
+        heldout=report("results/{study}/evaluation/heldout_sites.csv", caption="../report/heldout_sites.rst", category="Held-out sites", labels={"table": "per site"}),
+        medians=report("results/{study}/evaluation/heldout_medians.csv", caption="../report/heldout_medians.rst", category="Held-out sites", labels={"table": "medians"}),
+        metrics=report("results/{study}/evaluation/metrics.csv", caption="../report/metrics.rst", category="Skill", labels={"table": "metrics"}),
     log:
         "results/{study}/logs/fluxnet_evaluate.log",
     benchmark:
@@ -106,7 +106,8 @@ rule fluxnet_figure:
         medians="results/{study}/evaluation/heldout_medians.csv",
         code=code("fluxnet_figure", "fluxnet", "plots"),
     output:
-        expand("results/{{study}}/figures/heldout_nse.{ext}", ext=("png", "pdf")),
+        report("results/{study}/figures/heldout_nse.png", caption="../report/heldout_figure.rst", category="Held-out sites", labels={"figure": "NSE"}),
+        "results/{study}/figures/heldout_nse.pdf",
     log:
         "results/{study}/logs/fluxnet_figure.log",
     benchmark:
