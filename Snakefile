@@ -12,9 +12,19 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/synthesize.smk"
-include: "workflow/rules/regrid.smk"
-include: "workflow/rules/driver.smk"
+
+
+if config["source"] == "twin":  # synthesized products, regridded, assembled
+
+    include: "workflow/rules/synthesize.smk"
+    include: "workflow/rules/regrid.smk"
+    include: "workflow/rules/driver.smk"
+
+else:  # the published bundle, read into the drivers
+
+    include: "workflow/rules/bundle.smk"
+
+
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 

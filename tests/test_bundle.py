@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from test_download import Reply, closed_port, md5, server  # noqa: F401  (server is a fixture)
+from test_workflow import ROOT, scheduled, snakemake
 
 from hybridland import bundle, driver
 from hybridland.download import DownloadError
@@ -309,3 +310,15 @@ def test_patches_that_are_not_the_lattice_are_refused():
         bundle.BundleError, match=re.escape("split.nc: lattice patch 12 holds labels 2, 3: ")
     ):
         bundle.test_set(np.array([1.0, 2.0, 3.0]), np.array([10, 12, 12]), Path("split.nc"))
+
+
+def test_dry_run_lists_the_paper_scale_jobs():
+    jobs = scheduled(snakemake(ROOT, "-n", "--configfile", "config/studies/differland_global.yaml"))
+    assert jobs["download_bundle"] == 1 and jobs["adapt_bundle"] == 1
+    assert jobs["train_member"] == 17 * 20 and "train_setup" not in jobs
+    assert (
+        jobs["select_members"] == 17
+        and jobs["evaluate_setup"] == 17
+        and jobs["gather_metrics"] == 1
+    )
+    assert not {"synthesize_twin", "regrid", "assemble_driver"} & set(jobs)
