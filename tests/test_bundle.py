@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 from test_download import Reply, closed_port, md5, server  # noqa: F401  (server is a fixture)
 from test_workflow import ROOT, scheduled, snakemake
 
-from hybridland import bundle, driver
+from hybridland import bundle, driver, train
 from hybridland.download import DownloadError
 from hybridland.grids import Grid
 
@@ -322,3 +323,17 @@ def test_dry_run_lists_the_paper_scale_jobs():
         and jobs["gather_metrics"] == 1
     )
     assert not {"synthesize_twin", "regrid", "assemble_driver"} & set(jobs)
+
+
+def test_a_member_trains_on_the_bundle_driver_with_the_study_loss(downloaded, tmp_path):
+    study = yaml.safe_load((ROOT / "config/studies/differland_global.yaml").read_text())
+    training = {"epochs": 1, "learning_rate": 5e-4, "patches_per_step": 1, "dev_fraction": 0.2,
+                "checkpoint_every": 1, "max_restarts": 0, "width": 8, "depth": 2}  # fmt: skip
+    options = train.TrainOptions.from_config(training, study["loss"])
+    out = tmp_path / "member"
+    bundle.adapt_bundle_file(downloaded, tmp_path / "driver.nc", grid(), OPTIONS, PERIOD, seed=1)
+    train.train_member_files(
+        tmp_path / "driver.nc", "PFT+CLIM", 0, 1, options, out / "weights.npz", out / "member.json"
+    )
+    info = json.loads((out / "member.json").read_text())
+    assert np.isfinite(info["final_train_loss"]) and len(info["train_patches"]) == 4
