@@ -108,15 +108,16 @@ def write_bundle(
         runs.append(labels)
     flags = np.ones(shape, bool)
     flags[FLAGLESS] = False
-    xr.Dataset({"era_valid": (("lat", "lon"), valid)}, coords={"lat": LAT, "lon": LON}).to_netcdf(
-        folder / bundle.FILES["valid"]
-    )
+    # The masks need not share the driver file's axis order or names: read by their own coordinates.
+    valid_file = xr.Dataset({"era_valid": (("lat", "lon"), valid)}, coords={"lat": LAT, "lon": LON})
+    valid_file.isel(lat=slice(None, None, -1)).to_netcdf(folder / bundle.FILES["valid"])
     xr.Dataset(
         {"run_simulation_idx": (("time", "lat", "lon"), np.array(runs))},
         coords={"lat": LAT, "lon": LON},
     ).to_netcdf(folder / bundle.FILES["split"])
     xr.Dataset(
-        {"assimilate_bulk_variable": (("lat", "lon"), flags)}, coords={"lat": LAT, "lon": LON}
+        {"assimilate_bulk_variable": (("latitude", "longitude"), flags)},
+        coords={"latitude": LAT, "longitude": LON},
     ).to_netcdf(folder / bundle.FILES["assimilate"])
     months = pd.date_range("2001-01-01", "2023-12-01", freq="MS")
     co2 = pd.DataFrame(
@@ -173,6 +174,10 @@ def test_driver_contract_and_converted_values(downloaded):
     assert d.sizes["time"] == 12 and pd.DatetimeIndex(d.time)[0].year == 2002
     # 1920 cells in the box, less the water cell and the cell without elevation.
     assert d.sizes["cell"] == 32 * 60 - 2 and d.sizes["patch_id"] == 6
+    water = (d.lat == LAT[WATER[0]]) & (d.lon == LON[WATER[1]])
+    assert (
+        not water.any() and not d.land_mask.values[35 - WATER[0], WATER[1] - 4]
+    )  # grid: ascending, from 34 N, 115 W
     at = lambda name: float(
         d[name].where((d.lat == 40.375) & (d.lon == -110.875), drop=True).values.ravel()[0]
     )

@@ -90,6 +90,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "ec_weight": ("gpp_fluxnet_weight",),
 }  # fmt: skip
 STATIC = set(driver.PREDICTORS) | {"som"}
+AXES = {"lat": "latitude", "lon": "longitude"}  # names accepted for the grid axes
 ASSIMILATION_FLAGGED = ("nbe", "ewt")  # masked outside the assimilate_bulk_variable cells
 
 # Units of the driver contract where it fixes one; others keep the bundle's.
@@ -212,6 +213,25 @@ def parent_index(centres: Sequence[float], bundle: np.ndarray, axis: str, path: 
     return order[idx]
 
 
+def cells_of(data: xr.Dataset, grid: Grid, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column in ``data`` of the bundle cell holding each grid cell, row-major (lat, lon)."""
+    for axis in ("lat", "lon"):
+        if axis not in data.coords:
+            raise BundleError(f"{path.name}: no '{axis}' coordinate (or '{AXES[axis]}')")
+    lat = parent_index(grid.lat, np.asarray(data["lat"].values, float), "latitude", path)
+    lon = parent_index(grid.lon, np.asarray(data["lon"].values, float), "longitude", path)
+    rows, cols = np.meshgrid(lat, lon, indexing="ij")
+    return rows.ravel(), cols.ravel()
+
+
+def open_bundle_file(path: Path) -> xr.Dataset:
+    """A bundle netCDF, lazily, with ``lat``/``lon`` whatever the file calls them."""
+    data = xr.open_dataset(path)
+    return data.rename(
+        {v: k for k, v in AXES.items() if v in data.variables and k not in data.variables}
+    )
+
+
 def month_index(data: xr.Dataset, calendar: pd.DataFrame, path: Path) -> np.ndarray:
     """Positions on the bundle's time axis of the study months."""
     n = data.sizes.get("time", 0)
@@ -236,10 +256,10 @@ def on_cells(
     """A bundle field at the given cells: (cell,) for static fields, (cell, time) for monthly ones."""
     dims = set(var.dims)
     if dims == {"lat", "lon"}:
-        return np.asarray(var.transpose("lat", "lon").values, dtype=float)[rows, cols]
-    if dims == {"time", "lat", "lon"}:
+        return np.asarray(var.transpose("lat", "lon").values, np.float32)[rows, cols]
+    if dims == {"time", "lat", "lon"}:  # one field in memory at a time: 1.1 GB at 276 months
         values = np.asarray(
-            var.isel(time=months).transpose("time", "lat", "lon").values, dtype=float
+            var.isel(time=months).transpose("time", "lat", "lon").values, np.float32
         )
         return values[:, rows, cols].T
     raise BundleError(
@@ -307,7 +327,7 @@ def test_set(label: np.ndarray, lattice: np.ndarray, path: Path) -> np.ndarray:
         values, counts = np.unique(pairs[row], return_counts=True)
         if (counts > 1).any():
             bad = values[counts > 1][0]
-            others = sorted(f"{v:g}" for v in pairs[1 - row][pairs[row] == bad])
+            others = [f"{v:g}" for v in sorted(pairs[1 - row][pairs[row] == bad])]
             raise BundleError(
                 f"{path.name}: {what} {bad:g} {holds} {', '.join(others)}: the bundle's patches are "
                 "not the driver.patch_deg lattice (the published patches are 4 x 5 degrees)"
@@ -326,17 +346,18 @@ def adapt(
 ) -> xr.Dataset:
     """The driver of one grid from the bundle's files (role -> path, as :func:`locate` gives)."""
     calendar = driver.monthly_calendar(period["first_year"], period["last_year"])
-    opened = {role: xr.open_dataset(p) for role, p in paths.items() if role != "co2"}
+    opened = {role: open_bundle_file(p) for role, p in paths.items() if role != "co2"}
     try:
         for role, name in MASKS.items():
             check_variables(opened[role], [name], paths[role])
         data, source = opened["driver"], paths["driver"]
         check_variables(data, [v for names in layout.variables.values() for v in names], source)
         months = month_index(data, calendar, source)
-        lat_idx = parent_index(grid.lat, np.asarray(data["lat"].values, float), "latitude", source)
-        lon_idx = parent_index(grid.lon, np.asarray(data["lon"].values, float), "longitude", source)
-        rows, cols = (a.ravel() for a in np.meshgrid(lat_idx, lon_idx, indexing="ij"))
-        masks = {r: flag(opened[r][MASKS[r]], rows, cols, paths[r]) for r in MASKS}
+        rows, cols = cells_of(data, grid, source)
+        masks = {
+            r: flag(opened[r][MASKS[r]], *cells_of(opened[r], grid, paths[r]), paths[r])
+            for r in MASKS
+        }
         region = Reader(data, layout, rows, cols, months, source)
         predictors = {p: region(p) for p in driver.PREDICTORS}
         land = np.nan_to_num(masks["valid"]) > 0
