@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+from test_config import default, overlay
 from test_download import Reply, closed_port, md5, server  # noqa: F401  (server is a fixture)
 from test_workflow import ROOT, scheduled, snakemake
 
 from hybridland import bundle, driver, train
+from hybridland import config as study_config
 from hybridland.download import DownloadError
 from hybridland.grids import Grid
 
@@ -342,3 +344,20 @@ def test_a_member_trains_on_the_bundle_driver_with_the_study_loss(downloaded, tm
     )
     info = json.loads((out / "member.json").read_text())
     assert np.isfinite(info["final_train_loss"]) and len(info["train_patches"]) == 4
+
+
+def test_config_names_a_period_outside_the_bundle_and_an_unknown_bundle_key():
+    study = overlay(
+        default(), yaml.safe_load((ROOT / "config/studies/differland_global.yaml").read_text())
+    )
+    study_config.check(study)
+    with pytest.raises(study_config.ConfigError) as error:
+        study_config.check(overlay(study, {"period": {"first_year": 2000}}))
+    assert (
+        str(error.value)
+        == "period (2000-2023) leaves the years of the differland_global bundle (2001-2023)"
+    )
+    with pytest.raises(
+        study_config.ConfigError, match=re.escape("bundle.files names ['mask'], which the adapter")
+    ):
+        study_config.check(overlay(study, {"bundle": {"files": {"mask": "x.nc"}}}))
