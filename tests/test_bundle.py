@@ -47,9 +47,7 @@ def grid(name: str = "0p25deg", resolution: float = 0.25) -> Grid:
     )
 
 
-def write_bundle(
-    folder: Path, *, drop: str | None = None, lai_units: str = "m2 m-2"
-) -> dict[str, bytes]:
+def write_bundle(folder: Path, *, drop: str | None = None) -> dict[str, bytes]:
     """The five files of the record, in the published layout; returns name -> bytes."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
@@ -75,7 +73,7 @@ def write_bundle(
         "T_min": monthly(283.15, "K"), "T_max": monthly(20.0, "degC"), "SOLR": monthly(100.0, "W m-2"),
         "VPD": monthly(1.2, "kPa"), "PREC": monthly(2e-5, "kg m-2 s-1"), "BURNED_AREA": monthly(0.0),
         "DAYS": monthly(0.0), "DOY": monthly(0.0), "LAT": static(np.repeat(LAT[:, None], LON.size, 1)),
-        "LAI": monthly(rng.uniform(0, 3, tshape), lai_units), "LCSPP": monthly(rng.uniform(0, 0.5, tshape)),
+        "LAI": monthly(rng.uniform(0, 3, tshape), "m2 m-2"), "LCSPP": monthly(rng.uniform(0, 0.5, tshape)),
         "ET": monthly(1.5, "mm d-1"), "NBE": monthly(rng.normal(0, 1, tshape), "gC m-2 d-1"),
         "LWE_normalized": monthly(1.5, "cm"), "agb_yan": monthly(1000.0, "gC m-2"), "bgb_yan": monthly(250.0, "gC m-2"),
         "initial_som": static(5000.0, "gC m-2"), "GFED_FIRE_EMISSION": monthly(0.0),
