@@ -11,6 +11,9 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -27,10 +30,22 @@ else:  # the published bundle, read into the drivers
 
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analyses.smk"
+
+
+if TRUTH:
+
+    include: "workflow/rules/scorecard.smk"
 
 
 rule all:
     default_target: True
     input:
         f"results/{STUDY}/evaluation/metrics.csv",
-        f"results/{STUDY}/evaluation/recovery.csv",
+        f"results/{STUDY}/evaluation/recovery.csv" if TRUTH else [],
+        [
+            f"results/{STUDY}/{table}".format(grid=grid)
+            for grid in ANALYSIS_GRIDS
+            for table in ANALYSIS_TABLES
+        ],
+        f"results/{STUDY}/scorecard.csv" if TRUTH else [],

@@ -29,9 +29,13 @@ def check(config: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first key whose value is impossible."""
     region = config["region"]
     if not region["west"] < region["east"]:
-        raise ConfigError(f"region.west ({region['west']}) must be less than region.east ({region['east']})")
+        raise ConfigError(
+            f"region.west ({region['west']}) must be less than region.east ({region['east']})"
+        )
     if not region["south"] < region["north"]:
-        raise ConfigError(f"region.south ({region['south']}) must be less than region.north ({region['north']})")
+        raise ConfigError(
+            f"region.south ({region['south']}) must be less than region.north ({region['north']})"
+        )
     period = config["period"]
     if period["first_year"] > period["last_year"]:
         raise ConfigError(
@@ -51,29 +55,70 @@ def check(config: Mapping[str, Any]) -> None:
     if config["source"] == "differland_global":
         _check_bundle(config)
     _check_setups(config)
+    _check_analyses(config)
     missing = [d for d in REQUIRED_DATASETS[config["source"]] if d not in config["datasets"]]
     if missing:
-        raise ConfigError(f"datasets lacks {missing}, which the driver of a {config['source']} study needs")
+        raise ConfigError(
+            f"datasets lacks {missing}, which the driver of a {config['source']} study needs"
+        )
 
 
 def setups_per_grid(config: Mapping[str, Any]) -> dict[str, list[str]]:
     """Grid -> the setups trained on it, in config order."""
     every = factorial(config["setups"]["groups"]) + list(config["setups"]["extra"])
     per_grid = config["setups"]["per_grid"]
-    return {g: (every if per_grid.get(g, "all") == "all" else list(per_grid[g])) for g in config["grids"]}
+    return {
+        g: (every if per_grid.get(g, "all") == "all" else list(per_grid[g]))
+        for g in config["grids"]
+    }
 
 
 def _check_setups(config: Mapping[str, Any]) -> None:
     training = config["training"]
     if training["keep_best"] > training["members"]:
-        raise ConfigError(f"training.keep_best ({training['keep_best']}) exceeds training.members ({training['members']})")
+        raise ConfigError(
+            f"training.keep_best ({training['keep_best']}) exceeds training.members ({training['members']})"
+        )
     # Entries for grids the study does not use are ignored: an overlay cannot delete the
     # base config's (Snakemake merges config files key by key); the schema checks the names.
     every = set(factorial(config["setups"]["groups"])) | set(config["setups"]["extra"])
     for grid, names in setups_per_grid(config).items():
         bad = sorted(set(names) - every)
         if bad:
-            raise ConfigError(f"setups.per_grid.{grid} lists {bad}, which are not setups of the groups {config['setups']['groups']} (names are canonical, e.g. PFT+CLIM+SOIL+AGE)")
+            raise ConfigError(
+                f"setups.per_grid.{grid} lists {bad}, which are not setups of the groups {config['setups']['groups']} (names are canonical, e.g. PFT+CLIM+SOIL+AGE)"
+            )
+
+
+def _check_analyses(config: Mapping[str, Any]) -> None:
+    identifiability = config["identifiability"]
+    if identifiability["keep_best"] > identifiability["members"]:
+        raise ConfigError(f"identifiability.keep_best ({identifiability['keep_best']}) exceeds "
+                          f"identifiability.members ({identifiability['members']})")  # fmt: skip
+    from hybridland.explain import check_quantities  # imports JAX; only here
+
+    try:
+        check_quantities(["canopy_efficiency", *config["shap"]["parameters"]])
+    except ValueError as error:
+        raise ConfigError(f"shap.parameters: {error}") from None
+    trained, grids = setups_per_grid(config), config["analyses"]["grids"]
+    for grid in grids:
+        if grid not in trained:
+            raise ConfigError(
+                f"analyses.grids names {grid!r}, which is not in grids {config['grids']}"
+            )
+        absent = [s for s in factorial(config["setups"]["groups"]) if s not in trained[grid]]
+        if absent:
+            raise ConfigError(f"analyses.grids names {grid!r}, but setups.per_grid does not train {absent} there; "
+                              "the partitioning needs every setup of the factorial")  # fmt: skip
+        named = {"identifiability.setups": identifiability["setups"], "shap.setups": config["shap"]["setups"],
+                 "pca.setup": [config["pca"]["setup"]]}  # fmt: skip
+        for key, names in named.items():
+            bad = [s for s in names if s not in trained[grid]]
+            if bad:
+                raise ConfigError(
+                    f"{key} lists {bad}, which setups.per_grid does not train on {grid}"
+                )
 
 
 def _check_bundle(config: Mapping[str, Any]) -> None:

@@ -727,3 +727,39 @@ def _import(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError as error:
         raise ImportError(f"hybridland.explain needs the '{name}' package for Kernel SHAP: pip install {name}") from error
+
+
+# ---- all explained setups of a grid
+
+
+def group_shares_figure(groups: pd.DataFrame) -> Figure:
+    """Stacked bars: each predictor group's share of total absolute SHAP, per quantity and setup."""
+    setups_ = list(dict.fromkeys(groups.setup))
+    fig, axes = plots.new_figure(1, len(setups_), panel=(5.0, 3.2))
+    for ax, setup in zip(axes[0], setups_):
+        wide = groups[groups.setup == setup].pivot(
+            index="parameter", columns="group", values="share"
+        )
+        wide = wide.reindex(list(dict.fromkeys(groups[groups.setup == setup].parameter)))
+        bottom = np.zeros(len(wide))
+        for group in wide.columns:
+            ax.bar(wide.index, wide[group].fillna(0.0), bottom=bottom, label=group)
+            bottom += wide[group].fillna(0.0).to_numpy()
+        ax.set_title(setup)
+        ax.set_ylabel("share of total |SHAP|")
+        ax.tick_params(axis="x", rotation=60, labelsize="x-small")
+    axes[0, -1].legend(
+        fontsize="x-small", frameon=False, bbox_to_anchor=(1.0, 1.0), loc="upper left"
+    )
+    return fig
+
+
+def gather_files(importance: Sequence[Path | str], groups: Sequence[Path | str], out_csv: Path | str,
+                 figure_stem: Path | str) -> None:  # fmt: skip
+    """Entry point of the gather_shap rule: one importance table and one group-share figure per grid."""
+    table = pd.concat([pd.read_csv(p) for p in importance], ignore_index=True)[IMPORTANCE_COLUMNS]
+    _write_csv(table, Path(out_csv))
+    plots.save_figure(
+        group_shares_figure(pd.concat([pd.read_csv(p) for p in groups], ignore_index=True)),
+        figure_stem,
+    )

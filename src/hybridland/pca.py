@@ -249,7 +249,10 @@ def truth_congruence(learned: PCAResult, cells: pd.Index, truth_nc: Path | str) 
     if len(common) < len(cells):
         logger.warning("%s: true parameters cover %d of %d cells; their PCA uses those", truth_nc, len(common), len(cells))
     true = pca(derived_quantities({n: truth.loc[common, n].to_numpy() for n in PARAMETERS}))
-    return congruence(learned.loadings, true.loadings)
+    table = congruence(learned.loadings, true.loadings)
+    table["learned_ratio"] = learned.explained_variance_ratio.reindex(table.component).to_numpy()
+    table["true_ratio"] = true.explained_variance_ratio.reindex(table.component).to_numpy()
+    return table
 
 
 def pca_files(params_nc: Path | str, identifiability_csv: Path | str, grid: str, out_dir: Path | str,
@@ -265,7 +268,7 @@ def pca_files(params_nc: Path | str, identifiability_csv: Path | str, grid: str,
             (``component, ratio``), ``loadings.csv`` (``quantity, PC1, ...``),
             ``scores.nc`` (``score`` on component, lat, lon), ``biplot.{png,pdf}``,
             ``score_maps.{png,pdf}`` and, with ``truth_nc``, ``congruence.csv``
-            (``component, congruence``).
+            (``component, congruence, learned_ratio, true_ratio``).
         truth_nc: the twin's ``results/{study}/regridded/{grid}/truth_parameters.nc``, or None.
         setup: the identifiability rows to use; default ``params_nc``'s ``setup`` attribute.
     """

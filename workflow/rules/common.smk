@@ -3,6 +3,7 @@
 import re
 
 from hybridland import config as study_config
+from hybridland.setups import factorial
 
 study_config.check(config)
 
@@ -10,6 +11,20 @@ STUDY = config["study"]
 SETUPS = study_config.setups_per_grid(config)
 ALL_SETUPS = sorted({s for names in SETUPS.values() for s in names})
 MEMBERS = [f"{m:02d}" for m in range(config["training"]["members"])]
+FACTORIAL = factorial(config["setups"]["groups"])
+TRUTH = config["source"] == "twin"  # the twin knows its true parameters
+ANALYSIS_GRIDS = config["analyses"]["grids"]
+IDENTIFIABILITY = config["identifiability"]
+# A dedicated ensemble's first members are the factorial's own (same seed, same member number).
+IDENTIFIABILITY_MEMBERS = [f"{m:02d}" for m in range(IDENTIFIABILITY["members"])]
+EXTRA_MEMBERS = IDENTIFIABILITY_MEMBERS[len(MEMBERS):]
+# The tables of each analysis grid that the default target builds (their rules bring the figures).
+ANALYSIS_TABLES = [
+    "partition/{grid}/global.csv",
+    "identifiability/{grid}/summary.csv",
+    "pca/{grid}/explained_variance.csv",
+    "shap/{grid}/importance.csv",
+]
 
 
 wildcard_constraints:
@@ -46,12 +61,17 @@ def twin_config():
     )
 
 
-def member_files(wildcards, name):
-    """One file of every member of a setup on a grid."""
+def member_files(wildcards, name, members=MEMBERS, setup=None):
+    """One file of every member of a setup (default the wildcard's) on a grid."""
     return expand(
         "results/{study}/train/{grid}/{setup}/member{member}/{name}",
-        study=wildcards.study, grid=wildcards.grid, setup=wildcards.setup, member=MEMBERS, name=name,
+        study=wildcards.study, grid=wildcards.grid, setup=setup or wildcards.setup, member=members, name=name,
     )
+
+
+def identifiability_files(wildcards, name):
+    """One file of every member of every dedicated identifiability ensemble on a grid."""
+    return [f for setup in IDENTIFIABILITY["setups"] for f in member_files(wildcards, name, IDENTIFIABILITY_MEMBERS, setup)]
 
 
 def evaluation_files(name):
@@ -61,6 +81,11 @@ def evaluation_files(name):
         for grid, names in SETUPS.items()
         for setup in names
     ]
+
+
+def figure(stem):
+    """The PNG and PDF a plotting function writes for ``stem``."""
+    return [f"{stem}.png", f"{stem}.pdf"]
 
 
 def truth_file(wildcards):

@@ -32,8 +32,8 @@ rule gather_metrics:
         recovery=evaluation_files("recovery.csv"),
         code=code("gather_metrics", "evaluate"),
     output:
-        metrics="results/{study}/evaluation/metrics.csv",
-        recovery="results/{study}/evaluation/recovery.csv",
+        metrics=report("results/{study}/evaluation/metrics.csv", caption="../report/metrics.rst", category="Skill", labels={"table": "metrics"}),
+        recovery=report("results/{study}/evaluation/recovery.csv", caption="../report/recovery.rst", category="Skill", labels={"table": "truth recovery"}),
     log:
         "results/{study}/logs/gather_metrics.log",
     benchmark:

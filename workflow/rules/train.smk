@@ -25,6 +25,24 @@ if config["training"]["group_members"]:
         script:
             "../scripts/train_setup.py"
 
+    if EXTRA_MEMBERS:
+
+        use rule train_setup as train_extra_members with:
+            output:
+                weights=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/weights.npz", member=EXTRA_MEMBERS),
+                infos=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/member.json", member=EXTRA_MEMBERS),
+            params:
+                training=training_params(),
+                loss=config["loss"],
+                seed=config["seed"],
+                members=[int(m) for m in EXTRA_MEMBERS],
+            log:
+                "results/{study}/logs/train/{grid}/{setup}.extra.log",
+            benchmark:
+                "results/{study}/benchmarks/train/{grid}/{setup}.extra.tsv"
+            wildcard_constraints:
+                setup="|".join(re.escape(s) for s in IDENTIFIABILITY["setups"]),
+
 else:
 
     rule train_member:
@@ -72,3 +90,17 @@ rule select_members:
         "../../envs/core.yaml"
     script:
         "../scripts/select_members.py"
+
+
+use rule select_members as select_identifiability with:
+    input:
+        infos=lambda w: member_files(w, "member.json", IDENTIFIABILITY_MEMBERS),
+        code=code("select_members", "train"),
+    output:
+        "results/{study}/identifiability/{grid}/{setup}/selected.json",
+    params:
+        keep=IDENTIFIABILITY["keep_best"],
+    log:
+        "results/{study}/logs/select_identifiability/{grid}/{setup}.log",
+    benchmark:
+        "results/{study}/benchmarks/select_identifiability/{grid}/{setup}.tsv"

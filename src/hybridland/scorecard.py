@@ -1,0 +1,179 @@
+"""The twin scores its own analyses against the truth it was built from.
+
+Each check is one row ``check, value, threshold, passed`` of
+``results/<study>/scorecard.csv``; a check's name says what it measures and
+where (``<grid>/<analysis>/<what>``). The thresholds are set from the
+measurements reported in the README (section "The twin scorecard"):
+
+* ``shap/rank/<setup>/<parameter>``: Spearman correlation between the learned
+  and the true feature shares of Kernel SHAP (same cells, same samples);
+  at least :data:`SHAP_RANK_MIN`. Skipped where the truth varies with none of
+  the setup's features (e.g. LCMA, a PFT-only parameter, in a setup without PFT).
+* ``shap/no_influence/<setup>/<group>``: the largest share of total absolute
+  SHAP any explained quantity gives a group the truth never reads; at most
+  :data:`NO_INFLUENCE_SHARE_MAX`.
+* ``identifiability/agreement/<setup>``: the fraction of the 40 parameters
+  whose identifiability (median CV below the threshold) agrees with whether
+  the observations can see them at all (:mod:`hybridland.sensitivity`); at
+  least :data:`AGREEMENT_MIN`. ``identifiability/identifiable_but_invisible``:
+  the share of the parameters no observation can see that are nevertheless
+  called identifiable (the dangerous kind of error); at most
+  :data:`INVISIBLE_IDENTIFIABLE_MAX`.
+* ``pca/congruence/PCn``: Tucker's congruence of learned and true loadings;
+  at least :data:`CONGRUENCE_MIN`. ``pca/ratio_gap/PCn``: |learned - true|
+  explained-variance ratio; at most :data:`RATIO_GAP_MAX`.
+* ``partition/no_influence/<group>/<metric>``: the no-influence group's share of
+  the groups' total absolute contribution, largest over the gridded targets
+  (:data:`PARTITION_VARIABLES`); at most
+  :data:`NO_INFLUENCE_SHARE_MAX`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from hybridland import plots, sensitivity, twin
+from hybridland.files import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ["check", "value", "threshold", "passed"]
+SHAP_RANK_MIN = 0.5
+NO_INFLUENCE_SHARE_MAX = 0.1
+AGREEMENT_MIN = 0.6
+INVISIBLE_IDENTIFIABLE_MAX = 0.1
+CONGRUENCE_MIN = 0.8
+RATIO_GAP_MAX = 0.15
+N_COMPONENTS = 3
+# Targets observed in every cell and month; the site and coarse targets rest on a few
+# test sites or patches, where one group's Shapley value swings with noise.
+PARTITION_VARIABLES = ("lai", "sif", "et")
+
+
+def no_influence_groups(groups: Sequence[str]) -> list[str]:
+    """The study's predictor groups that no true parameter function reads."""
+    return [g for g in groups if not twin.INFLUENCE.get(g, [None])]
+
+
+def _row(
+    check: str, value: float, threshold: float, *, at_most: bool = False
+) -> tuple[str, float, float, bool]:
+    passed = bool(np.isfinite(value) and (value <= threshold if at_most else value >= threshold))
+    return check, float(value), threshold, passed
+
+
+def shap_checks(
+    ranks: pd.DataFrame, groups: pd.DataFrame, absent: Sequence[str], prefix: str
+) -> list[tuple]:
+    """Rows from ``truth_rank_correlation.csv`` and the learned ``group_importance.csv`` of one setup."""
+    defined = ranks.dropna(
+        subset=["spearman"]
+    )  # NaN: the truth varies with none of the setup's features
+    rows = [
+        _row(f"{prefix}/shap/rank/{r.setup}/{r.parameter}", r.spearman, SHAP_RANK_MIN)
+        for r in defined.itertuples()
+    ]
+    for group in absent:
+        part = groups[groups.group == group]
+        if not part.empty:
+            setup = part.setup.iloc[0]
+            rows.append(_row(f"{prefix}/shap/no_influence/{setup}/{group}", part.share.max(), NO_INFLUENCE_SHARE_MAX,
+                             at_most=True))  # fmt: skip
+    return rows
+
+
+def identifiability_checks(summary: pd.DataFrame, visible: pd.Series, prefix: str) -> list[tuple]:
+    """Agreement of each setup's identifiable set with the parameters the observations see."""
+    rows = []
+    for setup, part in summary.groupby("setup", sort=False):
+        identifiable = (
+            part.set_index("parameter")["identifiable"].astype(bool).reindex(visible.index)
+        )
+        rows.append(_row(f"{prefix}/identifiability/agreement/{setup}", float((identifiable == visible).mean()),
+                         AGREEMENT_MIN))  # fmt: skip
+        invisible = ~visible
+        share = (
+            float((identifiable & invisible).sum() / invisible.sum()) if invisible.any() else 0.0
+        )
+        rows.append(_row(f"{prefix}/identifiability/identifiable_but_invisible/{setup}", share,
+                         INVISIBLE_IDENTIFIABLE_MAX, at_most=True))  # fmt: skip
+    return rows
+
+
+def pca_checks(congruence: pd.DataFrame, prefix: str) -> list[tuple]:
+    """Loading congruence and explained-variance gaps of the first components."""
+    rows = []
+    for r in congruence.head(N_COMPONENTS).itertuples():
+        rows.append(_row(f"{prefix}/pca/congruence/{r.component}", r.congruence, CONGRUENCE_MIN))
+        rows.append(_row(f"{prefix}/pca/ratio_gap/{r.component}", abs(r.learned_ratio - r.true_ratio), RATIO_GAP_MAX,
+                         at_most=True))  # fmt: skip
+    return rows
+
+
+def partition_checks(
+    table: pd.DataFrame, groups: Sequence[str], absent: Sequence[str], prefix: str
+) -> list[tuple]:
+    """The no-influence group's share of the groups' total absolute contribution, worst variable."""
+    rows = []
+    parts = table[table.component.isin(groups) & table.variable.isin(PARTITION_VARIABLES)]
+    for metric, part in parts.groupby("metric", sort=False):
+        wide = part.pivot(index="variable", columns="component", values="value").abs()
+        total = wide.sum(axis=1)
+        for group in absent:
+            share = (wide[group] / total).where(total > 0)
+            rows.append(_row(f"{prefix}/partition/no_influence/{group}/{metric}", share.max(), NO_INFLUENCE_SHARE_MAX,
+                             at_most=True))  # fmt: skip
+    return rows
+
+
+def figure(card: pd.DataFrame) -> Figure:
+    """One bar per check: value against its threshold, green when passed."""
+    fig, axes = plots.new_figure(1, 1, panel=(8.0, max(3.0, 0.22 * len(card))))
+    ax = axes[0, 0]
+    y = np.arange(len(card))
+    ax.barh(y, card.value, color=np.where(card.passed, "tab:green", "tab:red"))
+    ax.scatter(card.threshold, y, marker="|", color="k", s=120, zorder=3, label="threshold")
+    ax.set_yticks(y, card.check, fontsize="x-small")
+    ax.invert_yaxis()
+    ax.legend(fontsize="small", frameon=False)
+    ax.set_title(f"twin scorecard: {int(card.passed.sum())} of {len(card)} checks passed")
+    return fig
+
+
+def scorecard_files(grids: Mapping[str, Mapping[str, object]], groups: Sequence[str],
+                    out_csv: Path | str, figure_stem: Path | str) -> pd.DataFrame:  # fmt: skip
+    """Entry point of the scorecard rule.
+
+    Args:
+        grids: grid -> its inputs: ``shap`` (setup -> (truth_rank_correlation.csv,
+            group_importance.csv)), ``identifiability`` (summary.csv),
+            ``sensitivity`` (sensitivity.csv), ``congruence`` (pca congruence.csv),
+            ``partition`` (partition global.csv).
+        groups: the factorial's predictor groups.
+        out_csv: ``results/<study>/scorecard.csv``; ``figure_stem``: its figure.
+    """
+    absent = no_influence_groups(groups)
+    rows: list[tuple] = []
+    for grid, paths in grids.items():
+        for ranks, shares in paths["shap"].values():
+            rows += shap_checks(pd.read_csv(ranks), pd.read_csv(shares), absent, grid)
+        visible = sensitivity.visible(pd.read_csv(paths["sensitivity"]))
+        rows += identifiability_checks(pd.read_csv(paths["identifiability"]), visible, grid)
+        rows += pca_checks(pd.read_csv(paths["congruence"]), grid)
+        rows += partition_checks(pd.read_csv(paths["partition"]), groups, absent, grid)
+    card = pd.DataFrame(rows, columns=COLUMNS)
+    with atomic_path(out_csv) as temporary:
+        card.to_csv(temporary, index=False)
+    plots.save_figure(figure(card), figure_stem)
+    logger.info("scorecard: %d of %d checks passed; failed: %s", int(card.passed.sum()), len(card),
+                ", ".join(card.check[~card.passed]) or "none")  # fmt: skip
+    return card

@@ -1,0 +1,110 @@
+"""Which parameters the twin's observations can see: perturb the truth, rerun DALEC, compare.
+
+A parameter can only be identifiable if changing it changes what is observed.
+For each of the 40 parameters, every sampled cell's true value is moved up and
+down by ``step`` of its log range (the network's bounds are log-uniform,
+spec 4.2), DALEC993 runs with both, and each observed target's change is
+measured against the target's own spread:
+
+    sensitivity(p, k) = RMS(y_k(p+) - y_k(p-)) / 2 / SD(observed y_k)
+
+over the cells (and months, years or patches) where target k is observed. A
+parameter is *visible* when its largest sensitivity over the targets reaches
+``threshold``. The scorecard compares that set with the identifiable one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hybridland import evaluate, parameters
+from hybridland.files import atomic_path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STEP = 0.05  # share of the log range moved up and down
+DEFAULT_THRESHOLD = 0.05  # largest normalised change that makes a parameter visible
+COLUMNS = ["parameter", "target", "sensitivity"]
+
+
+def perturbed(values: np.ndarray, name: str, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` of parameter ``name`` moved down and up by ``step`` of its log range, kept in bounds."""
+    info = parameters.BY_NAME[name]
+    factor = (info.maximum / info.minimum) ** step
+    values = np.asarray(values, np.float64)
+    return np.clip(values / factor, info.minimum, info.maximum), np.clip(
+        values * factor, info.minimum, info.maximum
+    )
+
+
+def target_changes(down: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                   up: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:  # fmt: skip
+    """Normalised change per target from two :func:`hybridland.evaluate.target_pairs` results.
+
+    Both results hold the same observed values (same driver, same cells), so
+    their pairs line up; a target without spread gets NaN.
+    """
+    out = {}
+    for name, (observed, low) in down.items():
+        high = up[name][1]
+        spread = np.std(observed)
+        out[name] = (
+            float(np.sqrt(np.mean((high - low) ** 2)) / 2.0 / spread)
+            if spread > 0
+            else float("nan")
+        )
+    return out
+
+
+def sensitivities(
+    driver: xr.Dataset, truth: Mapping[str, np.ndarray], step: float = DEFAULT_STEP
+) -> pd.DataFrame:
+    """Rows ``parameter, target, sensitivity`` for every parameter and observed target of ``driver``.
+
+    ``truth`` holds the 40 true parameters at the driver's cells, (cell,) each.
+    """
+    every = np.ones(driver.sizes["cell"], bool)
+    rows = []
+    for name in parameters.NAMES:
+        low, high = perturbed(truth[name], name, step)
+        runs = [evaluate.target_pairs(driver, evaluate.simulate_cells(driver, {**truth, name: v}), every)
+                for v in (low, high)]  # fmt: skip
+        rows += [(name, target, value) for target, value in target_changes(*runs).items()]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def visible(table: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.Series:
+    """Parameter -> whether its largest sensitivity over the targets reaches ``threshold``."""
+    largest = table.groupby("parameter", sort=False)["sensitivity"].max()
+    return largest.reindex(list(parameters.NAMES)).fillna(0.0) >= threshold
+
+
+def sample_cells(driver: xr.Dataset, count: int, seed: int) -> np.ndarray:
+    """Up to ``count`` non-test cells, drawn with ``seed``, sorted."""
+    candidates = np.flatnonzero(~driver.test.values.astype(bool))
+    rng = np.random.default_rng([seed, 3])
+    return np.sort(rng.choice(candidates, size=min(count, candidates.size), replace=False))
+
+
+def sensitivity_file(driver_path: Path | str, truth_nc: Path | str, out_csv: Path | str, *,
+                     n_cells: int = 200, step: float = DEFAULT_STEP, seed: int = 0) -> None:  # fmt: skip
+    """Entry point of the sensitivity rule: write ``parameter, target, sensitivity`` for one grid."""
+    with xr.open_dataset(driver_path) as opened:
+        driver = opened.load()
+    with xr.open_dataset(truth_nc) as opened:
+        truth = evaluate.truth_at_cells(opened.load(), driver, truth_nc)
+    cells = sample_cells(driver, n_cells, seed)
+    logger.info("%s: perturbing %d parameters by +-%g of their log range on %d cells",
+                driver_path, len(parameters.NAMES), step, cells.size)  # fmt: skip
+    table = sensitivities(driver.isel(cell=cells), {k: v[cells] for k, v in truth.items()}, step)
+    with atomic_path(out_csv) as temporary:
+        table.to_csv(temporary, index=False)
+    shown = visible(table)
+    logger.info("visible at %g: %d of %d (%s)", DEFAULT_THRESHOLD, int(shown.sum()), shown.size,
+                ", ".join(shown.index[shown]))  # fmt: skip

@@ -1,0 +1,16 @@
+"""Rule pca: principal components of one setup's ensemble-mean parameter maps."""
+
+from pathlib import Path
+
+from hybridland import pca
+from hybridland.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    pca.pca_files(
+        params_nc=snakemake.input.params,
+        identifiability_csv=snakemake.input.identifiability,
+        grid=snakemake.wildcards.grid,
+        out_dir=Path(snakemake.output.ratio).parent,
+        truth_nc=snakemake.input.truth or None,
+        setup=snakemake.params.setup,
+    )

@@ -1,0 +1,23 @@
+"""Rule shap: Kernel SHAP of one setup's ensemble-mean spatialization network."""
+
+from hybridland import explain, jaxcache
+from hybridland.logs import logging_to
+
+settings = snakemake.params.shap
+with logging_to(snakemake.log[0]):
+    jaxcache.enable()
+    explain.explain_files(
+        driver_path=snakemake.input.driver,
+        members=list(zip(snakemake.input.weights, snakemake.input.infos)),
+        selected_json=snakemake.input.selected,
+        grid=snakemake.wildcards.grid,
+        setup=snakemake.wildcards.setup,
+        parameters=settings["parameters"],
+        n_background=settings["n_background"],
+        n_explained=settings["n_explained"],
+        nsamples=settings["nsamples"],
+        seed=snakemake.params.seed,
+        out_csv=snakemake.output.importance,
+        out_figure_stem=snakemake.output.figure.removesuffix(".png"),
+        truth=snakemake.params.truth,
+    )
