@@ -17,19 +17,24 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
-if config["source"] == "twin":  # synthesized products, regridded, assembled
+if config["source"] == "fluxnet16":
+
+    include: "workflow/rules/fluxnet.smk"
+
+elif config["source"] == "differland_global":  # the published bundle, read into the drivers
+
+    include: "workflow/rules/bundle.smk"
+    include: "workflow/rules/evaluate.smk"
+
+else:  # the twin: synthesized products, regridded, assembled
 
     include: "workflow/rules/synthesize.smk"
     include: "workflow/rules/regrid.smk"
     include: "workflow/rules/driver.smk"
-
-else:  # the published bundle, read into the drivers
-
-    include: "workflow/rules/bundle.smk"
+    include: "workflow/rules/evaluate.smk"
 
 
 include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyses.smk"
 
 
@@ -41,11 +46,4 @@ if TRUTH:
 rule all:
     default_target: True
     input:
-        f"results/{STUDY}/evaluation/metrics.csv",
-        f"results/{STUDY}/evaluation/recovery.csv" if TRUTH else [],
-        [
-            f"results/{STUDY}/{table}".format(grid=grid)
-            for grid in ANALYSIS_GRIDS
-            for table in ANALYSIS_TABLES
-        ],
-        f"results/{STUDY}/scorecard.csv" if TRUTH else [],
+        study_outputs(),

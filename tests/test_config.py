@@ -43,7 +43,7 @@ def test_every_shipped_config_is_valid(study):
         ({"driver": {"tets_fraction": 0.1}}, "Additional properties are not allowed ('tets_fraction' was unexpected)"),
         ({"seed": "seven"}, "'seven' is not of type 'integer'"),
         ({"driver": {"test_fraction": 1.5}}, "1.5 is greater than or equal to the maximum of 1"),
-        ({"grids": ["0p1deg"]}, "'0p1deg' is not one of ['0p25deg', '0p125deg']"),
+        ({"grids": ["0p1deg"]}, "'0p1deg' is not one of ['0p25deg', '0p125deg', 'sites']"),
     ],
 )
 def test_schema_rejects_with_the_key(change, message):

@@ -198,11 +198,21 @@ def test_partition_files_writes_table_maps_and_figures(tmp_path):
         paths[setup] = tmp_path / f"{setup}.nc"
         maps.assign(sif_r2=maps.lai_r2 / 2).to_netcdf(paths[setup])
     out = tmp_path / "partition"
-    partition.partition_files(metrics, paths, "0p25deg", groups, out / "global.csv", out / "cells.nc",
-                              out / "bars", out / "maps")  # fmt: skip
+    partition.partition_files(metrics, paths, "0p25deg", groups, out / "global.csv", out / "bars",
+                              out / "cells.nc", out / "maps")  # fmt: skip
     table = pd.read_csv(out / "global.csv")
     assert list(table.columns) == ["variable", "metric", "component", "value"]
     assert len(table) == 2 * 2 * 4  # variables x metrics x (baseline, 2 groups, full)
     with xr.open_dataset(out / "cells.nc") as cells:
         assert {"lai_contribution", "sif_dominant", "sif_spatialization_share"} <= set(cells.data_vars)
     assert all((out / f"{stem}.{ext}").stat().st_size > 0 for stem in ("bars", "maps") for ext in ("png", "pdf"))
+
+
+def test_partition_files_of_a_site_study_write_only_the_global_table(tmp_path):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    metrics = tmp_path / "metrics.csv"
+    metrics_table(TWO).to_csv(metrics, index=False)
+    out = tmp_path / "partition"
+    partition.partition_files(metrics, {}, "0p25deg", ["PFT", "CLIM"], out / "global.csv", out / "bars")
+    assert len(pd.read_csv(out / "global.csv")) == 2 * 2 * 4
+    assert sorted(p.name for p in out.iterdir()) == ["bars.pdf", "bars.png", "global.csv"]

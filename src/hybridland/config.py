@@ -13,7 +13,9 @@ from hybridland.setups import factorial
 REQUIRED_DATASETS = {
     "twin": ("landcover", "soil", "elevation", "canopy_height", "forest_age", "forcing"),
     "differland_global": (),  # one bundle holds everything
+    "fluxnet16": (),  # packaged with hybridland, no regridding
 }
+SITE_GRID = "sites"  # the grid of a site study: cells are sites, no lat/lon lattice
 
 
 class ConfigError(ValueError):
@@ -41,8 +43,12 @@ def check(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"period.first_year ({period['first_year']}) is after period.last_year ({period['last_year']})"
         )
+    if config["source"] == "fluxnet16":
+        _check_fluxnet(config)
+    elif SITE_GRID in config["grids"]:
+        raise ConfigError(f"grids lists '{SITE_GRID}', which only a fluxnet16 study has (source is {config['source']!r})")
     for axis, size in zip(("lat", "lon"), config["driver"]["patch_deg"]):
-        for grid in config["grids"]:
+        for grid in (g for g in config["grids"] if g != SITE_GRID):
             step = STANDARD_RESOLUTIONS[grid]
             if not _whole_multiple(size, step):
                 raise ConfigError(
@@ -63,9 +69,21 @@ def check(config: Mapping[str, Any]) -> None:
         )
 
 
+def _check_fluxnet(config: Mapping[str, Any]) -> None:
+    if config["grids"] != [SITE_GRID]:
+        raise ConfigError(f"grids ({config['grids']}) must be ['{SITE_GRID}'] for source fluxnet16: its cells are sites")
+    if "fluxnet" not in config:
+        raise ConfigError("the fluxnet section is required for source fluxnet16")
+    extra = sorted(set(config["setups"]["groups"]) - {"PFT", "CLIM"})
+    if extra:
+        raise ConfigError(f"setups.groups lists {extra}; the FLUXNET16 site table only has PFT and CLIM")
+
+
 def setups_per_grid(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Grid -> the setups trained on it, in config order."""
+    """Grid -> the setups trained on it, in config order (a site study trains every setup; per_grid is ignored)."""
     every = factorial(config["setups"]["groups"]) + list(config["setups"]["extra"])
+    if config["source"] == "fluxnet16":
+        return {SITE_GRID: every}
     per_grid = config["setups"]["per_grid"]
     return {
         g: (every if per_grid.get(g, "all") == "all" else list(per_grid[g]))

@@ -118,6 +118,12 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.sum(dx * dy) / np.sqrt(np.sum(dx**2) * np.sum(dy**2)), -1.0, 1.0))
 
 
+def rmse(obs: np.ndarray, sim: np.ndarray) -> float:
+    """Root-mean-square difference over finite pairs; NaN with fewer than 3 pairs."""
+    o, s = _finite_pairs(obs, sim)
+    return float(np.sqrt(np.mean((s - o) ** 2))) if o.size >= MIN_PAIRS else float("nan")
+
+
 def parameter_recovery(estimate: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Pearson r, bias (mean of estimate - truth) and RMSE per parameter, over finite cells.
 

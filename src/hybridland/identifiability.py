@@ -180,7 +180,8 @@ def identifiability_files(driver_path: Path | str, member_files_by_setup: Mappin
             files = kept_members(selected[setup], files)
         cv = setup_cv(driver, files, setup)
         tables.append(summary(cv, setup, threshold))
-        maps.append(cv_maps(cv, driver).expand_dims(setup=[setup]))
+        if out_cv_nc is not None:
+            maps.append(cv_maps(cv, driver).expand_dims(setup=[setup]))
     table = pd.concat(tables, ignore_index=True)
     with atomic_path(out_csv) as temporary:
         table.to_csv(temporary, index=False)

@@ -119,6 +119,11 @@ class LossConfig(NamedTuple):
             raise ValueError(f"coarse_min_valid must lie in [0, 1], got {config.coarse_min_valid}")
         return config
 
+    @classmethod
+    def from_config(cls, section: Mapping[str, object]) -> LossConfig:
+        """From the config's ``loss`` section: ``weights`` plus the other options."""
+        return cls.from_mapping(section["weights"], **{k: v for k, v in section.items() if k != "weights"})
+
     @property
     def active(self) -> dict[str, float]:
         return dict(self.weights)

@@ -302,24 +302,35 @@ def _read_maps(paths: Mapping[str, Path | str], names: Sequence[str]) -> dict[st
 
 
 def partition_files(metrics_csv: Path | str, skill_maps: Mapping[str, Path | str], grid: str,
-                    groups: Sequence[str], out_csv: Path | str, out_maps_nc: Path | str,
-                    bars_stem: Path | str, maps_stem: Path | str) -> None:  # fmt: skip
+                    groups: Sequence[str], out_csv: Path | str, bars_stem: Path | str,
+                    out_maps_nc: Path | str | None = None, maps_stem: Path | str | None = None) -> None:  # fmt: skip
     """Entry point of the partition rule for one grid.
 
     Args:
         metrics_csv: ``results/{study}/evaluation/metrics.csv`` (all setups, grids, members).
         skill_maps: setup -> ``results/{study}/evaluation/{grid}/{setup}/skill_maps.nc``
-            for every setup of ``setups.factorial(groups)`` (others are ignored).
+            for every setup of ``setups.factorial(groups)`` (others are ignored);
+            empty for studies whose cells are not on a grid (sites), which get
+            only the global table and bars.
         grid: the grid name, as in the metrics' ``grid`` column.
         groups: the predictor groups of the factorial experiment (config).
         out_csv: ``results/{study}/partition/{grid}/global.csv``, columns
             ``variable, metric, component, value``.
-        out_maps_nc: per-cell partition of the temporal r2 of lai, sif and et
-            (those present in every skill map), see :func:`cell_partition`.
-        bars_stem, maps_stem: figure stems; each gets ``.png`` and ``.pdf``.
+        bars_stem: stem of the bar figure (``.png`` and ``.pdf``).
+        out_maps_nc, maps_stem: with skill maps, the per-cell partition of the
+            temporal r2 of lai, sif and et (those present in every skill map,
+            :func:`cell_partition`) and the stem of its map figure.
     """
     names = setups.factorial(groups)
     table = partition_table(read_metrics(metrics_csv), grid, groups)
+    with atomic_path(out_csv) as temporary:
+        table.to_csv(temporary, index=False)
+    plots.save_figure(bars_figure(table), bars_stem)
+    logger.info("%s: partitioned %d variables over groups %s", grid, table["variable"].nunique(), list(groups))
+    if not skill_maps:
+        return
+    if out_maps_nc is None or maps_stem is None:
+        raise ValueError(f"{grid}: skill maps given but no output for the per-cell partition")
     maps = _read_maps(skill_maps, names)
     variables = [v for v in MAP_VARIABLES if all(f"{v}_r2" in maps[s] for s in names)]
     if not variables:
@@ -327,9 +338,5 @@ def partition_files(metrics_csv: Path | str, skill_maps: Mapping[str, Path | str
     cells = xr.merge([cell_partition(maps, groups, v) for v in variables])
     cells.attrs = {"Conventions": "CF-1.8", "grid": grid, "groups": " ".join(groups),
                    "title": f"hybridland per-cell hierarchical partitioning of temporal r2, {grid}"}  # fmt: skip
-    with atomic_path(out_csv) as temporary:
-        table.to_csv(temporary, index=False)
     write_netcdf(cells, out_maps_nc)
-    plots.save_figure(bars_figure(table), bars_stem)
     plots.save_figure(maps_figure(cells, variables), maps_stem)
-    logger.info("%s: partitioned %d variables over groups %s", grid, table["variable"].nunique(), list(groups))

@@ -56,8 +56,7 @@ class TrainOptions:
     def from_config(cls, training: Mapping[str, Any], loss_config: Mapping[str, Any]) -> TrainOptions:
         """From the config's ``training`` and ``loss`` sections."""
         keys = ("epochs", "learning_rate", "patches_per_step", "dev_fraction", "checkpoint_every", "max_restarts", "width", "depth")
-        options = {k: v for k, v in loss_config.items() if k != "weights"}
-        return cls(**{k: training[k] for k in keys}, loss=loss.LossConfig.from_mapping(loss_config["weights"], **options))
+        return cls(**{k: training[k] for k in keys}, loss=loss.LossConfig.from_config(loss_config))
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -93,8 +92,14 @@ def dev_patches(train_candidates: np.ndarray, fraction: float, seed: int) -> np.
 
 
 def observations(driver: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(value, mask) per target on driver cells, (time, cell); missing values are 0 with mask 0."""
+    """(value, mask) per target on driver cells, (time, cell); missing values are 0 with mask 0.
+
+    Optional driver variables refine the mask of (cell, time) targets: ``test_month``
+    (cell, time) removes held-out months from training, and ``<target>_weight``
+    (cell, time) multiplies a target's mask (e.g. inverse-variance weights).
+    """
     out = {}
+    held_out = driver["test_month"].values.T if "test_month" in driver else None
     cell_patch = driver.patch.values
     patch_index = {int(p): i for i, p in enumerate(driver.patch_id.values)}
     rows = np.array([patch_index[int(p)] for p in cell_patch])
@@ -108,6 +113,10 @@ def observations(driver: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]
         mask = np.isfinite(values).astype(np.float32)
         if name in SITES:
             mask = mask * driver.ec_weight.values[None, :]
+        if f"{name}_weight" in driver:
+            mask = mask * np.nan_to_num(driver[f"{name}_weight"].values.T.astype(np.float32))
+        if held_out is not None and mask.shape == held_out.shape:
+            mask = mask * ~held_out
         out[name] = (np.where(mask > 0, values, 0.0).astype(np.float32), mask)
     return out
 

@@ -1,24 +1,30 @@
 rule partition:
     input:
         metrics=f"results/{STUDY}/evaluation/metrics.csv",
-        maps=expand("results/{{study}}/evaluation/{{grid}}/{setup}/skill_maps.nc", setup=FACTORIAL),
+        maps=expand("results/{{study}}/evaluation/{{grid}}/{setup}/skill_maps.nc", setup=FACTORIAL if GRIDDED else []),
         code=code("partition", "partition", "plots"),
     output:
         table=report(
             "results/{study}/partition/{grid}/global.csv",
             caption="../report/partition_table.rst", category="Hierarchical partitioning", labels={"grid": "{grid}", "table": "global"},
         ),
-        cells="results/{study}/partition/{grid}/cells.nc",
         bars=report(
             "results/{study}/partition/{grid}/bars.png",
             caption="../report/partition_bars.rst", category="Hierarchical partitioning", labels={"grid": "{grid}", "figure": "bars"},
         ),
         bars_pdf="results/{study}/partition/{grid}/bars.pdf",
-        maps=report(
-            "results/{study}/partition/{grid}/maps.png",
-            caption="../report/partition_maps.rst", category="Hierarchical partitioning", labels={"grid": "{grid}", "figure": "maps"},
+        cell_maps=(
+            [
+                "results/{study}/partition/{grid}/cells.nc",
+                report(
+                    "results/{study}/partition/{grid}/maps.png",
+                    caption="../report/partition_maps.rst", category="Hierarchical partitioning", labels={"grid": "{grid}", "figure": "maps"},
+                ),
+                "results/{study}/partition/{grid}/maps.pdf",
+            ]
+            if GRIDDED
+            else []
         ),
-        maps_pdf="results/{study}/partition/{grid}/maps.pdf",
     params:
         groups=config["setups"]["groups"],
     log:
@@ -47,7 +53,7 @@ rule identifiability:
             "results/{study}/identifiability/{grid}/summary.csv",
             caption="../report/identifiability_table.rst", category="Identifiability", labels={"grid": "{grid}", "table": "summary"},
         ),
-        cv="results/{study}/identifiability/{grid}/cv_maps.nc",
+        cv=["results/{study}/identifiability/{grid}/cv_maps.nc"] if GRIDDED else [],
         figure=report(
             "results/{study}/identifiability/{grid}/median_cv.png",
             caption="../report/identifiability_bars.rst", category="Identifiability", labels={"grid": "{grid}", "figure": "median CV"},

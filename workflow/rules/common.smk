@@ -18,13 +18,14 @@ IDENTIFIABILITY = config["identifiability"]
 # A dedicated ensemble's first members are the factorial's own (same seed, same member number).
 IDENTIFIABILITY_MEMBERS = [f"{m:02d}" for m in range(IDENTIFIABILITY["members"])]
 EXTRA_MEMBERS = IDENTIFIABILITY_MEMBERS[len(MEMBERS):]
+# Sources whose cells lie on a lat/lon lattice (maps); FLUXNET16's cells are sites.
+GRIDDED = config["source"] != "fluxnet16"
 # The tables of each analysis grid that the default target builds (their rules bring the figures).
-ANALYSIS_TABLES = [
-    "partition/{grid}/global.csv",
-    "identifiability/{grid}/summary.csv",
-    "pca/{grid}/explained_variance.csv",
-    "shap/{grid}/importance.csv",
-]
+ANALYSIS_TABLES = ["partition/{grid}/global.csv", "identifiability/{grid}/summary.csv"]
+if GRIDDED:  # PCA maps the parameters; SHAP explains the gridded networks
+    ANALYSIS_TABLES += ["pca/{grid}/explained_variance.csv"]
+if config["shap"]["setups"]:
+    ANALYSIS_TABLES += ["shap/{grid}/importance.csv"]
 
 
 wildcard_constraints:
@@ -98,3 +99,14 @@ def truth_file(wildcards):
 def training_params():
     """The training settings a member's result depends on (not how many are kept)."""
     return {k: v for k, v in config["training"].items() if k not in ("members", "keep_best", "group_members")}
+
+
+def study_outputs():
+    """What `snakemake` builds by default for the study's source."""
+    evaluation = f"results/{STUDY}/evaluation"
+    analyses = [f"results/{STUDY}/{table}".format(grid=grid) for grid in ANALYSIS_GRIDS for table in ANALYSIS_TABLES]
+    if config["source"] == "fluxnet16":
+        figures = [f"results/{STUDY}/figures/heldout_nse.{ext}" for ext in ("png", "pdf")]
+        return [f"{evaluation}/heldout_sites.csv", f"{evaluation}/heldout_medians.csv", f"{evaluation}/metrics.csv"] + figures + analyses
+    truth = [f"{evaluation}/recovery.csv", f"results/{STUDY}/scorecard.csv"] if TRUTH else []
+    return [f"{evaluation}/metrics.csv"] + truth + analyses

@@ -14,6 +14,6 @@ with logging_to(snakemake.log[0]):
         threshold=snakemake.params.threshold,
         out_csv=snakemake.output.table,
         figure_stem=snakemake.output.figure.removesuffix(".png"),
-        out_cv_nc=snakemake.output.cv,
+        out_cv_nc=snakemake.output.cv[0] if snakemake.output.cv else None,
         selected=dict(zip(setups, snakemake.input.selected)),
     )

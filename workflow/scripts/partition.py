@@ -3,6 +3,7 @@
 from hybridland import partition
 from hybridland.logs import logging_to
 
+cell_maps = snakemake.output.cell_maps  # [cells.nc, maps.png, maps.pdf], or none for site studies
 with logging_to(snakemake.log[0]):
     partition.partition_files(
         metrics_csv=snakemake.input.metrics,
@@ -10,7 +11,7 @@ with logging_to(snakemake.log[0]):
         grid=snakemake.wildcards.grid,
         groups=snakemake.params.groups,
         out_csv=snakemake.output.table,
-        out_maps_nc=snakemake.output.cells,
         bars_stem=snakemake.output.bars.removesuffix(".png"),
-        maps_stem=snakemake.output.maps.removesuffix(".png"),
+        out_maps_nc=cell_maps[0] if cell_maps else None,
+        maps_stem=cell_maps[1].removesuffix(".png") if cell_maps else None,
     )

@@ -1,0 +1,18 @@
+"""Rule fluxnet_crossval: every fold and member of one setup in one JAX program; held-out predictions."""
+
+from hybridland import fluxnet, jaxcache, train
+from hybridland.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    jaxcache.enable()
+    fluxnet.crossval_files(
+        driver_path=snakemake.input.driver,
+        setup=snakemake.wildcards.setup,
+        schemes=snakemake.params.schemes,
+        members=snakemake.params.members,
+        keep=snakemake.params.keep,
+        seed=snakemake.params.seed,
+        options=train.TrainOptions.from_config(snakemake.params.training, snakemake.params.loss),
+        destination=snakemake.output.predictions,
+        report=snakemake.output.runs,
+    )

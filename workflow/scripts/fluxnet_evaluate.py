@@ -1,0 +1,14 @@
+"""Rule fluxnet_evaluate: held-out-site scores, their medians and metrics.csv."""
+
+from hybridland import fluxnet
+from hybridland.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    fluxnet.evaluate_files(
+        driver_path=snakemake.input.driver,
+        crossval=snakemake.input.crossval,
+        calibration=snakemake.input.calibration,
+        heldout=snakemake.output.heldout,
+        median_table=snakemake.output.medians,
+        metrics=snakemake.output.metrics,
+    )
