@@ -21,7 +21,12 @@ if config["source"] == "fluxnet16":
 
     include: "workflow/rules/fluxnet.smk"
 
-else:
+elif config["source"] == "differland_global":  # the published bundle, read into the drivers
+
+    include: "workflow/rules/bundle.smk"
+    include: "workflow/rules/evaluate.smk"
+
+else:  # the twin: synthesized products, regridded, assembled
 
     include: "workflow/rules/synthesize.smk"
     include: "workflow/rules/regrid.smk"

@@ -12,6 +12,7 @@ from hybridland.setups import factorial
 # Datasets the driver is assembled from, per source.
 REQUIRED_DATASETS = {
     "twin": ("landcover", "soil", "elevation", "canopy_height", "forest_age", "forcing"),
+    "differland_global": (),  # one bundle holds everything
     "fluxnet16": (),  # packaged with hybridland, no regridding
 }
 SITE_GRID = "sites"  # the grid of a site study: cells are sites, no lat/lon lattice
@@ -57,6 +58,8 @@ def check(config: Mapping[str, Any]) -> None:
         resolution = config.get("twin", {}).get("truth_resolution", 0.05)
         if not _whole_multiple(0.1, resolution):
             raise ConfigError(f"twin.truth_resolution ({resolution}) must divide 0.1 deg")
+    if config["source"] == "differland_global":
+        _check_bundle(config)
     _check_setups(config)
     _check_analyses(config)
     missing = [d for d in REQUIRED_DATASETS[config["source"]] if d not in config["datasets"]]
@@ -94,9 +97,8 @@ def _check_setups(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"training.keep_best ({training['keep_best']}) exceeds training.members ({training['members']})"
         )
-    unknown_grids = sorted(set(config["setups"]["per_grid"]) - set(config["grids"]))
-    if unknown_grids and config["source"] != "fluxnet16":
-        raise ConfigError(f"setups.per_grid names grids {unknown_grids} that are not in grids {config['grids']}")
+    # Entries for grids the study does not use are ignored: an overlay cannot delete the
+    # base config's (Snakemake merges config files key by key); the schema checks the names.
     every = set(factorial(config["setups"]["groups"])) | set(config["setups"]["extra"])
     for grid, names in setups_per_grid(config).items():
         bad = sorted(set(names) - every)
@@ -135,3 +137,18 @@ def _check_analyses(config: Mapping[str, Any]) -> None:
                 raise ConfigError(
                     f"{key} lists {bad}, which setups.per_grid does not train on {grid}"
                 )
+
+
+def _check_bundle(config: Mapping[str, Any]) -> None:
+    from hybridland import bundle  # imported here: it pulls in the model
+
+    period = config["period"]
+    if period["first_year"] < bundle.FIRST_YEAR or period["last_year"] > bundle.LAST_YEAR:
+        raise ConfigError(
+            f"period ({period['first_year']}-{period['last_year']}) leaves the years of the "
+            f"differland_global bundle ({bundle.FIRST_YEAR}-{bundle.LAST_YEAR})"
+        )
+    try:
+        bundle.Layout.from_config(config.get("bundle"))
+    except bundle.BundleError as error:
+        raise ConfigError(str(error)) from None

@@ -166,6 +166,27 @@ def site_series(sites: xr.Dataset, grid: Grid, cell_index: np.ndarray) -> dict[s
     return out
 
 
+@dataclass(frozen=True)
+class CellData:
+    """What a driver holds, on its valid cells (cells in row-major order of ``valid``).
+
+    ``targets`` holds every name of TARGETS: fine and coarse ones per cell
+    (cell, time; coarse ones are averaged per patch here), static ones (cell,).
+    ``units`` names the unit of every predictor, target and site series.
+    """
+
+    valid: np.ndarray  # (lat, lon) bool
+    cell_patch: np.ndarray  # (cell,) global patch number
+    test_patches: np.ndarray  # patch numbers of the fixed test set
+    predictors: Mapping[str, np.ndarray]  # PREDICTORS, (cell,)
+    forcing: Mapping[str, np.ndarray]  # FORCING, (cell, time), units of _FORCING_UNITS
+    co2: np.ndarray  # (time,) ppm
+    targets: Mapping[str, np.ndarray]
+    sites: Mapping[str, np.ndarray]  # SITE_TARGETS, (cell, time)
+    site_weight: np.ndarray  # (cell,) representativeness weight of the cell's site, 0 without one
+    units: Mapping[str, str]
+
+
 def assemble(
     data: Mapping[str, xr.Dataset],
     co2: pd.DataFrame,
@@ -175,7 +196,7 @@ def assemble(
     period: Mapping[str, int],
     seed: int,
 ) -> xr.Dataset:
-    """The driver dataset of one grid (see the module docstring)."""
+    """The driver dataset of one grid from regridded products (see the module docstring)."""
     for name, ds in data.items():
         check_grid(name, ds, grid)
     calendar = monthly_calendar(period["first_year"], period["last_year"])
@@ -198,29 +219,51 @@ def assemble(
         return np.asarray(field.transpose(..., "lat", "lon").values)[..., ys, xs]
 
     predictors = {name: cells(m) for name, m in maps.items()}
-    check_finite(predictors, "predictor")
     forcing = {name: cells(variable(data, "forcing", name)).T for name in FORCING}
-    check_finite({k: v.T for k, v in forcing.items()}, "forcing variable")
-    co2_series = calendar.merge(co2, on=["year", "month"], how="left")["co2_ppm"].to_numpy()
-    if np.isnan(co2_series).any():
-        missing = calendar[np.isnan(co2_series)].iloc[0]
-        raise DriverError(f"co2 table lacks {int(missing.year)}-{int(missing.month):02d}")
-
     cell_patch = patch[ys, xs]
-    patch_ids = np.unique(cell_patch)
-    test_ids = choose_test_patches(patch_ids, options.test_fraction, seed)
-    delta_t = calendar.days_in_month.to_numpy() if options.delta_t == "calendar" else np.full(len(calendar), 30.0)
-
-    fine = {t: cells(variable(data, d, v)).T for t, (d, v) in FINE_TARGETS.items() if d != "biomass"}
+    targets = {t: cells(variable(data, d, v)).T for t, (d, v) in (FINE_TARGETS | COARSE_TARGETS).items() if d != "biomass"}
     annual = cells(variable(data, "biomass", "biomass")).T  # (cell, year)
-    fine["biomass"] = annual[:, calendar.year.to_numpy() - period["first_year"]]
-    coarse = {t: patch_means(cells(variable(data, d, v)).T, cell_patch, patch_ids) for t, (d, v) in COARSE_TARGETS.items()}
-    static = {t: cells(variable(data, d, v)) for t, (d, v) in STATIC_TARGETS.items()}
+    targets["biomass"] = annual[:, calendar.year.to_numpy() - period["first_year"]]
+    targets |= {t: cells(variable(data, d, v)) for t, (d, v) in STATIC_TARGETS.items()}
     ec = site_series(sites, grid, cell_index)
-
-    train = ~np.isin(cell_patch, test_ids)
     units = {p: str(m.attrs.get("units", "1")) for p, m in maps.items()} | {"MAT": "degC", "MAP": "mm yr-1"}
     units |= {t: str(variable(data, d, v).attrs.get("units", "")) for t, (d, v) in TARGETS.items()}
+    units |= {t: str(sites[s].attrs.get("units", "")) for t, s in SITE_TARGETS.items()}
+    fields = CellData(
+        valid=valid, cell_patch=cell_patch,
+        test_patches=choose_test_patches(np.unique(cell_patch), options.test_fraction, seed),
+        predictors=predictors, forcing=forcing, co2=co2_series(co2, calendar), targets=targets,
+        sites=ec, site_weight=np.isfinite(ec["gpp_ec"]).any(axis=1).astype(np.float32), units=units,
+    )  # fmt: skip
+    return driver_dataset(fields, grid, calendar, options, seed)
+
+
+def co2_series(co2: pd.DataFrame, calendar: pd.DataFrame) -> np.ndarray:
+    """The ``co2_ppm`` column of a (year, month) table on the study months."""
+    series = calendar.merge(co2, on=["year", "month"], how="left")["co2_ppm"].to_numpy()
+    if np.isnan(series).any():
+        missing = calendar[np.isnan(series)].iloc[0]
+        raise DriverError(f"co2 table lacks {int(missing.year)}-{int(missing.month):02d}")
+    return series
+
+
+def driver_dataset(
+    fields: CellData, grid: Grid, calendar: pd.DataFrame, options: DriverOptions, seed: int
+) -> xr.Dataset:
+    """The driver contract, from what it holds on its cells; every source goes through here."""
+    predictors, forcing = fields.predictors, fields.forcing
+    check_finite(predictors, "predictor")
+    check_finite({k: v.T for k, v in forcing.items()}, "forcing variable")
+    ys, xs = np.nonzero(fields.valid)
+    cell_patch = fields.cell_patch
+    patch_ids = np.unique(cell_patch)
+    test_ids = fields.test_patches
+    delta_t = calendar.days_in_month.to_numpy() if options.delta_t == "calendar" else np.full(len(calendar), 30.0)
+    fine = {t: fields.targets[t] for t in FINE_TARGETS}
+    coarse = {t: patch_means(fields.targets[t], cell_patch, patch_ids) for t in COARSE_TARGETS}
+    static = {t: fields.targets[t] for t in STATIC_TARGETS}
+    train = ~np.isin(cell_patch, test_ids)
+    units = fields.units
     matrix = np.stack([predictors[p] for p in PREDICTORS], axis=-1)
     return xr.Dataset(
         {
@@ -235,7 +278,7 @@ def assemble(
             "predictor_mean": ("predictor", matrix[train].mean(axis=0), {"long_name": "mean over training cells"}),
             "predictor_std": ("predictor", matrix[train].std(axis=0), {"long_name": "population std over training cells"}),
             **{f: (("cell", "time"), forcing[f].astype(np.float32), {"units": _FORCING_UNITS[f]}) for f in FORCING},
-            "co2": ("time", co2_series, {"units": "ppm"}),
+            "co2": ("time", fields.co2, {"units": "ppm"}),
             "days": ("time", calendar.days.to_numpy(), {"units": "d", "long_name": "mid-step days since 2000-01-01"}),
             "doy": ("time", calendar.doy.to_numpy(), {"units": "d", "long_name": "mean day of year of the step"}),
             "delta_t": ("time", delta_t, {"units": "d", "long_name": "step length"}),
@@ -244,9 +287,9 @@ def assemble(
             **{t: (("cell", "time"), v.astype(np.float32), {"units": units[t]}) for t, v in fine.items()},
             **{t: (("patch_id", "time"), v.astype(np.float32), {"units": units[t], "long_name": f"{t}, mean over the patch's cells"}) for t, v in coarse.items()},
             **{t: ("cell", v.astype(np.float32), {"units": units[t]}) for t, v in static.items()},
-            **{t: (("cell", "time"), v.astype(np.float32), {"units": sites[SITE_TARGETS[t]].attrs.get("units", "")}) for t, v in ec.items()},
-            "ec_weight": ("cell", np.isfinite(ec["gpp_ec"]).any(axis=1).astype(np.float32), {"long_name": "representativeness weight of the site in the cell"}),
-            "land_mask": (("y", "x"), valid, {"long_name": "cell is in the driver"}),
+            **{t: (("cell", "time"), v.astype(np.float32), {"units": units[t]}) for t, v in fields.sites.items()},
+            "ec_weight": ("cell", fields.site_weight.astype(np.float32), {"long_name": "representativeness weight of the site in the cell"}),
+            "land_mask": (("y", "x"), fields.valid, {"long_name": "cell is in the driver"}),
         },
         coords={
             "time": calendar.time.to_numpy(),

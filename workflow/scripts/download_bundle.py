@@ -1,0 +1,10 @@
+"""Rule download_bundle: the DifferLand bundle's files, verified against its Zenodo record."""
+
+from pathlib import Path
+
+from hybridland import bundle
+from hybridland.logs import logging_to
+
+with logging_to(snakemake.log[0]):
+    manifest = Path(snakemake.output[0])
+    bundle.download_bundle(manifest.with_suffix(""), manifest)
