@@ -140,3 +140,18 @@ def test_members_trained_together_match_members_trained_alone(tmp_path):
     np.testing.assert_allclose(together[1].info["history"]["train"], alone.info["history"]["train"], rtol=1e-4)
     for x, y in zip(train.flatten(together[1].net, "").values(), train.flatten(alone.net, "").values()):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
+
+
+def test_padding_the_features_inside_the_training_program_changes_nothing(tmp_path, monkeypatch):
+    driver = tiny_driver()
+    padded = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "p.npz")  # 13 -> 20 columns
+    monkeypatch.setattr(train, "FEATURE_PAD", 1)
+    plain = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "u.npz")
+    assert padded.net.embedding[0].w.shape == plain.net.embedding[0].w.shape == (13, 8)
+    np.testing.assert_allclose(padded.info["history"]["train"], plain.info["history"]["train"], rtol=1e-5)
+    for x, y in zip(train.flatten(padded.net, "").values(), train.flatten(plain.net, "").values()):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+
+def test_padded_width_rounds_up_to_the_step():
+    assert [train.padded_width(n) for n in (1, 10, 11, 20)] == [10, 10, 20, 20]
