@@ -736,21 +736,20 @@ def group_shares_figure(groups: pd.DataFrame) -> Figure:
     """Stacked bars: each predictor group's share of total absolute SHAP, per quantity and setup."""
     setups_ = list(dict.fromkeys(groups.setup))
     fig, axes = plots.new_figure(1, len(setups_), panel=(5.0, 3.2))
+    handles = {}
     for ax, setup in zip(axes[0], setups_):
-        wide = groups[groups.setup == setup].pivot(
-            index="parameter", columns="group", values="share"
-        )
-        wide = wide.reindex(list(dict.fromkeys(groups[groups.setup == setup].parameter)))
+        part = groups[groups.setup == setup]
+        wide = part.pivot(index="parameter", columns="group", values="share").reindex(list(dict.fromkeys(part.parameter)))
         bottom = np.zeros(len(wide))
         for group in wide.columns:
-            ax.bar(wide.index, wide[group].fillna(0.0), bottom=bottom, label=group)
-            bottom += wide[group].fillna(0.0).to_numpy()
+            share = wide[group].fillna(0.0).to_numpy()
+            handles[group] = ax.bar(wide.index, share, bottom=bottom, label=group, color=plots.GROUP_COLOURS.get(group, "0.5"))
+            bottom += share
         ax.set_title(setup)
         ax.set_ylabel("share of total |SHAP|")
         ax.tick_params(axis="x", rotation=60, labelsize="x-small")
-    axes[0, -1].legend(
-        fontsize="x-small", frameon=False, bbox_to_anchor=(1.0, 1.0), loc="upper left"
-    )
+    axes[0, -1].legend(handles=list(handles.values()), fontsize="x-small", frameon=False, bbox_to_anchor=(1.0, 1.0),
+                       loc="upper left")  # fmt: skip
     return fig
 
 

@@ -257,7 +257,7 @@ def bars_figure(table: pd.DataFrame) -> Figure:
         x, bottom = np.arange(len(variables)), np.zeros(len(variables))
         for i, component in enumerate(components):
             height = np.array([value[(v, component)] for v in variables])
-            color = "0.6" if component == BASELINE else f"C{i - 1}"
+            color = "0.6" if component == BASELINE else plots.GROUP_COLOURS.get(component, f"C{i - 1}")
             ax.bar(x, height, bottom=bottom, color=color, label=component, edgecolor="white", linewidth=0.5)
             bottom = bottom + height
         ax.scatter(x, [value[(v, FULL)] for v in variables], marker="_", s=300, color="k", zorder=3, label=FULL)

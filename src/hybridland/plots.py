@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("png", "pdf")
 DPI = 200
+# One colour per predictor group in every figure (partition bars, SHAP shares).
+GROUP_COLOURS = {"PFT": "C0", "CLIM": "C1", "SOIL": "C2", "AGE": "C3", "LATLON": "C4", "CONTROL": "C7"}
 
 
 def figure_paths(stem: Path | str) -> list[Path]:

@@ -332,7 +332,7 @@ def train_members(
             _save_checkpoint(checkpoint, fingerprint, state)
     return [
         Member(_with_feature_rows(_member_slice(state.net, i), n_features), s.standardizer,
-               _info(setup, m, seed, s, state.attempt[i], state.history[i], options))  # fmt: skip
+               _info(setup, m, seed, s, state.attempt[i], state.history[i], options))
         for i, (m, s) in enumerate(zip(members, splits))
     ]
 
