@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +16,17 @@ from pathlib import Path
 def chromium() -> str | None:
     """The Chromium executable (Debian's package), or None."""
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_chromium() -> None:
+    """Skip the calling test without Chromium; with CI set, fail instead, since CI installs it."""
+    import pytest
+
+    if chromium() is not None:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail("CI is set but chromium is not installed (.ci/run installs it)", pytrace=False)
+    pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
 
 
 @dataclass

@@ -212,7 +212,7 @@ REPORT_TABLES = [
 
 
 def test_report_embeds_every_figure_and_opens_without_errors_in_chromium(smoke):
-    from browser import chromium, open_page
+    from browser import open_page, require_chromium
 
     report = smoke / "results/smoke/report.html"
     snakemake(smoke, "--configfile", SMOKE, "--report", str(report.relative_to(smoke)))
@@ -221,12 +221,7 @@ def test_report_embeds_every_figure_and_opens_without_errors_in_chromium(smoke):
         assert f'"results/smoke/{name}": {{"name": ' in html, name
     for name in REPORT_FIGURES:
         assert f"filename={Path(name).name};base64,iVBORw0KGgo" in html, name  # an embedded PNG
-    if chromium() is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(
-                "CI is set but chromium is not installed (.ci/run installs it)", pytrace=False
-            )
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    require_chromium()
     page = open_page(report)
     assert page.errors == []
     for category in (
@@ -241,10 +236,9 @@ def test_report_embeds_every_figure_and_opens_without_errors_in_chromium(smoke):
 
 
 def test_the_browser_check_sees_console_errors_and_exceptions(tmp_path):
-    from browser import chromium, open_page
+    from browser import open_page, require_chromium
 
-    if chromium() is None:
-        pytest.skip("chromium is not installed")
+    require_chromium()
     page = tmp_path / "broken.html"
     page.write_text(
         "<html><body>hello<script>console.error('boom'); undefinedFunction();</script></body></html>"
