@@ -56,10 +56,18 @@ def open_page(path: Path, settle_s: float = 8.0, timeout_s: float = 60.0) -> Pag
     deadline = time.monotonic() + timeout_s
     with tempfile.TemporaryDirectory() as profile:
         process = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
-             f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             port = _devtools_port(Path(profile), deadline)
             with urllib.request.urlopen(

@@ -17,6 +17,6 @@ def reference_path() -> Path:
 
 @pytest.fixture(scope="session")
 def reference_cases():
-    from hybridland import reference
+    from hybridland.model import reference
 
     return list(reference.cases(REFERENCE))

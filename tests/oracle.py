@@ -12,9 +12,14 @@ import math
 from collections import Counter
 
 POLY = (
-    -0.188459767342504, 0.126972018064287, -0.020836027517787, -0.005437736864888,
-    0.000901865258885, 0.000332730053021, 0.000023599784710,
-)  # fmt: skip
+    -0.188459767342504,
+    0.126972018064287,
+    -0.020836027517787,
+    -0.005437736864888,
+    0.000901865258885,
+    0.000332730053021,
+    0.000023599784710,
+)
 PMIN = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 PMAX = (2000.0, 2000.0, 2000.0, 100000.0, 2000.0, 200000.0, 10000.0)
 
@@ -28,7 +33,13 @@ def pheno(t, lifespan, period, phase):
     w = period / math.sqrt(2.0)
     o = w * sum(c * math.log(lifespan - 1.0) ** j for j, c in enumerate(POLY))
     sf = 365.25 / math.pi
-    return 2.0 / math.sqrt(math.pi) * h / w * math.exp(-((sf / w * math.sin((t - phase + o) / sf)) ** 2))
+    return (
+        2.0
+        / math.sqrt(math.pi)
+        * h
+        / w
+        * math.exp(-((sf / w * math.sin((t - phase + o) / sf)) ** 2))
+    )
 
 
 def step(p, x, m, hits: Counter):
@@ -185,21 +196,51 @@ def step(p, x, m, hits: Counter):
     etot = elab + efol + eroo + ewoo + elit + esom
     nee = -gpp + ra + rhlit + rhsom
     out = {
-        "lai": lai, "gpp": gpp, "ET": et, "temperate": theta, "respiration_auto": ra,
-        "leaf_production": afol, "labile_production": alab, "root_production": aroo,
-        "wood_production": awoo, "lff": lff, "lrf": lrf, "labile_release": rlab,
-        "leaf_litter": ffol, "wood_litter": fwoo, "root_litter": froo,
-        "respiration_hetero_litter": rhlit, "respiration_hetero_som": rhsom,
-        "litter_to_som": dls, "runoff": runoff,
-        "labile_fire_combust": elab, "foliar_fire_combust": efol, "root_fire_combust": eroo,
-        "wood_fire_combust": ewoo, "litter_fire_combust": elit, "som_fire_combust": esom,
-        "labile_fire_transfer": mlab, "foliar_fire_transfer": mfol, "root_fire_transfer": mroo,
-        "wood_fire_transfer": mwoo, "litter_fire_transfer": mlit, "total_fire_combust": etot,
-        "nee": nee, "nbe": nee + etot, "next_labile_pool": nlab2, "next_foliar_pool": nfol2,
-        "next_root_pool": nroo2, "next_wood_pool": nwoo2, "next_litter_pool": nlit2,
-        "next_som_pool": nsom2, "next_water_pool": nw, "beta": beta, "SIF": sif,
-        "violation": violation, "vod": p["p_fol"] * nfol2 + p["p_wood"] * nwoo2,
-    }  # fmt: skip
+        "lai": lai,
+        "gpp": gpp,
+        "ET": et,
+        "temperate": theta,
+        "respiration_auto": ra,
+        "leaf_production": afol,
+        "labile_production": alab,
+        "root_production": aroo,
+        "wood_production": awoo,
+        "lff": lff,
+        "lrf": lrf,
+        "labile_release": rlab,
+        "leaf_litter": ffol,
+        "wood_litter": fwoo,
+        "root_litter": froo,
+        "respiration_hetero_litter": rhlit,
+        "respiration_hetero_som": rhsom,
+        "litter_to_som": dls,
+        "runoff": runoff,
+        "labile_fire_combust": elab,
+        "foliar_fire_combust": efol,
+        "root_fire_combust": eroo,
+        "wood_fire_combust": ewoo,
+        "litter_fire_combust": elit,
+        "som_fire_combust": esom,
+        "labile_fire_transfer": mlab,
+        "foliar_fire_transfer": mfol,
+        "root_fire_transfer": mroo,
+        "wood_fire_transfer": mwoo,
+        "litter_fire_transfer": mlit,
+        "total_fire_combust": etot,
+        "nee": nee,
+        "nbe": nee + etot,
+        "next_labile_pool": nlab2,
+        "next_foliar_pool": nfol2,
+        "next_root_pool": nroo2,
+        "next_wood_pool": nwoo2,
+        "next_litter_pool": nlit2,
+        "next_som_pool": nsom2,
+        "next_water_pool": nw,
+        "beta": beta,
+        "SIF": sif,
+        "violation": violation,
+        "vod": p["p_fol"] * nfol2 + p["p_wood"] * nwoo2,
+    }
     return [nlab2, nfol2, nroo2, nwoo2, nlit2, nsom2, nw], out
 
 

@@ -10,9 +10,23 @@ import sys
 
 def test_bench_json_keys():
     result = subprocess.run(
-        [sys.executable, "-m", "hybridland.cli", "bench", "--cells", "640", "--months", "24", "--repeats", "7", "--json"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hybridland.cli",
+            "bench",
+            "--cells",
+            "640",
+            "--months",
+            "24",
+            "--repeats",
+            "7",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     figures = json.loads(result.stdout)
     assert (figures["cells"], figures["months"]) == (640, 24)
     for key in ("compile_s", "peak_rss_mb", "loss"):
@@ -25,7 +39,20 @@ def test_bench_json_keys():
 
 def test_bench_refuses_fewer_than_seven_repeats():
     result = subprocess.run(
-        [sys.executable, "-m", "hybridland.cli", "bench", "--cells", "4", "--months", "12", "--repeats", "3"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hybridland.cli",
+            "bench",
+            "--cells",
+            "4",
+            "--months",
+            "12",
+            "--repeats",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0 and "repeats must be at least 7, got 3" in result.stderr

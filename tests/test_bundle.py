@@ -15,10 +15,12 @@ from test_config import default, overlay
 from test_download import Reply, closed_port, md5, server  # noqa: F401  (server is a fixture)
 from test_workflow import ROOT, scheduled, snakemake
 
-from hybridland import bundle, driver, train
 from hybridland import config as study_config
-from hybridland.download import DownloadError
-from hybridland.grids import Grid
+from hybridland import contract
+from hybridland.data import bundle, driver
+from hybridland.data.download import DownloadError
+from hybridland.data.grids import Grid
+from hybridland.training import train
 
 RECORD = "13984226"
 # The bundle's window: 0.25-degree cells, latitude descending as in the published file.
@@ -65,21 +67,37 @@ def write_bundle(folder: Path, *, drop: str | None = None) -> dict[str, bytes]:
     pft = np.zeros((10, *shape))
     pft[0], pft[1], pft[6] = 50.0, 30.0, 20.0  # percent, no units attribute: NF, DBF, GRA
     variables = {
-        **{p: static(pft[i]) for i, p in enumerate(driver.PFT)},
-        "MAT": static(288.15, "K"), "MAP": static(730.44, "mm yr-1"), "elevation": static(rng.uniform(1000, 3000, shape), "m"),
-        "canopy_height": static(rng.uniform(0, 30, shape), "m"), "tree_age_000_filled": static(rng.uniform(0, 200, shape), "years"),
+        **{p: static(pft[i]) for i, p in enumerate(contract.PFT)},
+        "MAT": static(288.15, "K"),
+        "MAP": static(730.44, "mm yr-1"),
+        "elevation": static(rng.uniform(1000, 3000, shape), "m"),
+        "canopy_height": static(rng.uniform(0, 30, shape), "m"),
+        "tree_age_000_filled": static(rng.uniform(0, 200, shape), "years"),
         **{s: static(rng.uniform(10, 40, shape), "%") for s in ("SAND", "SILT", "CLAY", "GRAVEL")},
         "BULK_DEN": static(1.3, "kg dm-3"),
-        "T_min": monthly(283.15, "K"), "T_max": monthly(20.0, "degC"), "SOLR": monthly(100.0, "W m-2"),
-        "VPD": monthly(1.2, "kPa"), "PREC": monthly(2e-5, "kg m-2 s-1"), "BURNED_AREA": monthly(0.0),
-        "DAYS": monthly(0.0), "DOY": monthly(0.0), "LAT": static(np.repeat(LAT[:, None], LON.size, 1)),
-        "LAI": monthly(rng.uniform(0, 3, tshape), "m2 m-2"), "LCSPP": monthly(rng.uniform(0, 0.5, tshape)),
-        "ET": monthly(1.5, "mm d-1"), "NBE": monthly(rng.normal(0, 1, tshape), "gC m-2 d-1"),
-        "LWE_normalized": monthly(1.5, "cm"), "agb_yan": monthly(1000.0, "gC m-2"), "bgb_yan": monthly(250.0, "gC m-2"),
-        "initial_som": static(5000.0, "gC m-2"), "GFED_FIRE_EMISSION": monthly(0.0),
-        "gpp_fluxnet": monthly(np.nan), "reco_fluxnet": monthly(np.nan), "et_fluxnet": monthly(np.nan),
+        "T_min": monthly(283.15, "K"),
+        "T_max": monthly(20.0, "degC"),
+        "SOLR": monthly(100.0, "W m-2"),
+        "VPD": monthly(1.2, "kPa"),
+        "PREC": monthly(2e-5, "kg m-2 s-1"),
+        "BURNED_AREA": monthly(0.0),
+        "DAYS": monthly(0.0),
+        "DOY": monthly(0.0),
+        "LAT": static(np.repeat(LAT[:, None], LON.size, 1)),
+        "LAI": monthly(rng.uniform(0, 3, tshape), "m2 m-2"),
+        "LCSPP": monthly(rng.uniform(0, 0.5, tshape)),
+        "ET": monthly(1.5, "mm d-1"),
+        "NBE": monthly(rng.normal(0, 1, tshape), "gC m-2 d-1"),
+        "LWE_normalized": monthly(1.5, "cm"),
+        "agb_yan": monthly(1000.0, "gC m-2"),
+        "bgb_yan": monthly(250.0, "gC m-2"),
+        "initial_som": static(5000.0, "gC m-2"),
+        "GFED_FIRE_EMISSION": monthly(0.0),
+        "gpp_fluxnet": monthly(np.nan),
+        "reco_fluxnet": monthly(np.nan),
+        "et_fluxnet": monthly(np.nan),
         "gpp_fluxnet_weight": monthly(np.nan),
-    }  # fmt: skip
+    }
     variables["gpp_fluxnet"][1][:, CELL[0], CELL[1]] = 4.0
     variables["gpp_fluxnet_weight"][1][:, CELL[0], CELL[1]] = 0.6
     variables["elevation"][1][CELL[0] + 1, CELL[1]] = (
@@ -137,8 +155,15 @@ def patch_of(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 
 def serve_record(server, files: dict[str, bytes]) -> None:  # noqa: F811
-    entries = [{"key": name, "size": len(data), "checksum": md5(data), "links": {"self": server.serve(f"/files/{name}", Reply(data))}}
-               for name, data in files.items()]  # fmt: skip
+    entries = [
+        {
+            "key": name,
+            "size": len(data),
+            "checksum": md5(data),
+            "links": {"self": server.serve(f"/files/{name}", Reply(data))},
+        }
+        for name, data in files.items()
+    ]
     record = {"id": int(RECORD), "files": entries, "metadata": {"license": {"id": "cc-by-4.0"}}}
     server.serve(f"/api/records/{RECORD}", Reply(json.dumps(record).encode()))
 
@@ -323,16 +348,34 @@ def test_dry_run_lists_the_paper_scale_jobs():
     factorial = 17 * 20
     identifiability = 2 * (50 - 20)  # its ensembles of 50 reuse the factorial's members 00..19
     assert jobs == {
-        "download_bundle": 1, "adapt_bundle": 1, "train_member": factorial + identifiability,
-        "select_members": 17, "evaluate_setup": 17, "gather_metrics": 1, "select_identifiability": 2,
-        "identifiability": 1, "partition": 1, "pca": 1, "shap": 2, "gather_shap": 1, "all": 1,
-    }  # fmt: skip
+        "download_bundle": 1,
+        "adapt_bundle": 1,
+        "train_member": factorial + identifiability,
+        "select_members": 17,
+        "evaluate_setup": 17,
+        "gather_metrics": 1,
+        "select_identifiability": 2,
+        "identifiability": 1,
+        "partition": 1,
+        "pca": 1,
+        "shap": 2,
+        "gather_shap": 1,
+        "all": 1,
+    }
 
 
 def test_a_member_trains_on_the_bundle_driver_with_the_study_loss(downloaded, tmp_path):
     study = yaml.safe_load((ROOT / "config/studies/differland_global.yaml").read_text())
-    training = {"epochs": 1, "learning_rate": 5e-4, "patches_per_step": 1, "dev_fraction": 0.2,
-                "checkpoint_every": 1, "max_restarts": 0, "width": 8, "depth": 2}  # fmt: skip
+    training = {
+        "epochs": 1,
+        "learning_rate": 5e-4,
+        "patches_per_step": 1,
+        "dev_fraction": 0.2,
+        "checkpoint_every": 1,
+        "max_restarts": 0,
+        "width": 8,
+        "depth": 2,
+    }
     options = train.TrainOptions.from_config(training, study["loss"])
     out = tmp_path / "member"
     bundle.adapt_bundle_file(downloaded, tmp_path / "driver.nc", grid(), OPTIONS, PERIOD, seed=1)

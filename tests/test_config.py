@@ -40,7 +40,10 @@ def test_every_shipped_config_is_valid(study):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"driver": {"tets_fraction": 0.1}}, "Additional properties are not allowed ('tets_fraction' was unexpected)"),
+        (
+            {"driver": {"tets_fraction": 0.1}},
+            "Additional properties are not allowed ('tets_fraction' was unexpected)",
+        ),
         ({"seed": "seven"}, "'seven' is not of type 'integer'"),
         ({"driver": {"test_fraction": 1.5}}, "1.5 is greater than or equal to the maximum of 1"),
         ({"grids": ["0p1deg"]}, "'0p1deg' is not one of ['0p25deg', '0p125deg', 'sites']"),
@@ -54,10 +57,22 @@ def test_schema_rejects_with_the_key(change, message):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"driver": {"patch_deg": [1.0, 0.3]}}, "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells (0.25 deg)"),
-        ({"driver": {"patch_deg": [0.125, 1.0]}}, "driver.patch_deg (lat 0.125) is not a whole number of 0p25deg cells (0.25 deg)"),
-        ({"region": {"west": -100.0, "east": -110.0}}, "region.west (-100.0) must be less than region.east (-110.0)"),
-        ({"period": {"first_year": 2015, "last_year": 2012}}, "period.first_year (2015) is after period.last_year (2012)"),
+        (
+            {"driver": {"patch_deg": [1.0, 0.3]}},
+            "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells (0.25 deg)",
+        ),
+        (
+            {"driver": {"patch_deg": [0.125, 1.0]}},
+            "driver.patch_deg (lat 0.125) is not a whole number of 0p25deg cells (0.25 deg)",
+        ),
+        (
+            {"region": {"west": -100.0, "east": -110.0}},
+            "region.west (-100.0) must be less than region.east (-110.0)",
+        ),
+        (
+            {"period": {"first_year": 2015, "last_year": 2012}},
+            "period.first_year (2015) is after period.last_year (2012)",
+        ),
         ({"twin": {"truth_resolution": 0.03}}, "twin.truth_resolution (0.03) must divide 0.1 deg"),
     ],
 )
@@ -71,8 +86,14 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     bad.write_text("driver:\n  patch_deg: [1.0, 0.3]\n")
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
-    assert "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells" in result.stdout + result.stderr
+    assert (
+        "driver.patch_deg (lon 0.3) is not a whole number of 0p25deg cells"
+        in result.stdout + result.stderr
+    )
     assert "rule synthesize_twin" not in result.stdout

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hybridland import download, sources
-from hybridland.download import DownloadError, RemoteFile, UnsafeArchiveError
+from hybridland.data import download, sources
+from hybridland.data.download import DownloadError, RemoteFile, UnsafeArchiveError
 
 # ---------------------------------------------------------------------------- server
 

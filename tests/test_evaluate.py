@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland import evaluate, loss, parameters, train
+from hybridland.model import loss, parameters
+from hybridland.training import evaluate, train
 
 N_TIME = 24
 PATCH_CELLS = (4, 4, 4, 3, 4, 2)  # cells of each patch; the last patch is the test patch
@@ -54,7 +55,10 @@ def tiny_driver(seed: int = 0) -> xr.Dataset:
         "t_min": (("cell", "time"), (t_air - 6.0).astype(np.float32)),
         "t_max": (("cell", "time"), (t_air + 6.0).astype(np.float32)),
         "rad": (("cell", "time"), (18.0 + 8.0 * season + 0 * t_air).astype(np.float32)),
-        "vpd": (("cell", "time"), np.clip(8.0 + 6.0 * season + 0 * t_air, 0.5, None).astype(np.float32)),
+        "vpd": (
+            ("cell", "time"),
+            np.clip(8.0 + 6.0 * season + 0 * t_air, 0.5, None).astype(np.float32),
+        ),
         "precip": (("cell", "time"), (1.0 + rng.random((n, N_TIME))).astype(np.float32)),
         "burned_area": (("cell", "time"), np.zeros((n, N_TIME), np.float32)),
         "co2": ("time", np.full(N_TIME, 390.0)),
@@ -68,7 +72,10 @@ def tiny_driver(seed: int = 0) -> xr.Dataset:
         "et": (("cell", "time"), (1.0 + lai).astype(np.float32)),
         "biomass": (("cell", "time"), biomass.astype(np.float32)),
         "som": ("cell", per_cell(8000.0, 4000.0)[:, 0].astype(np.float32)),
-        "nbe": (("patch_id", "time"), (0.2 * np.cos(2 * np.pi * month / 12) + 0 * ewt).astype(np.float32)),
+        "nbe": (
+            ("patch_id", "time"),
+            (0.2 * np.cos(2 * np.pi * month / 12) + 0 * ewt).astype(np.float32),
+        ),
         "ewt": (("patch_id", "time"), (ewt - ewt.mean(axis=1, keepdims=True)).astype(np.float32)),
         "gpp_ec": (("cell", "time"), site.astype(np.float32)),
         "reco_ec": (("cell", "time"), (0.8 * site).astype(np.float32)),
@@ -149,7 +156,9 @@ def test_columnwise_scores_agree_with_scalar_metrics():
     nse, r2, n = evaluate.columnwise_scores(obs, sim)
     for j in range(4):
         assert nse[j] == pytest.approx(evaluate.r2_score(obs[:, j], sim[:, j]), nan_ok=True)
-        assert r2[j] == pytest.approx(evaluate.explained_variance(obs[:, j], sim[:, j]), nan_ok=True)
+        assert r2[j] == pytest.approx(
+            evaluate.explained_variance(obs[:, j], sim[:, j]), nan_ok=True
+        )
     assert n.tolist() == [30, 22, 30, 2] and np.isnan(nse[3])
 
 
@@ -169,7 +178,9 @@ def test_target_pairs_fine_targets_are_cell_months_of_the_mask():
     obs_lai, sim_lai = pairs["lai"]
     assert obs_lai.size == 4 * N_TIME - 5
     expected = sim["lai"][:, mask]
-    assert np.array_equal(np.sort(sim_lai), np.sort(expected[np.isfinite(driver.lai.values[mask].T)]))
+    assert np.array_equal(
+        np.sort(sim_lai), np.sort(expected[np.isfinite(driver.lai.values[mask].T)])
+    )
     assert pairs["sif"][0].size == 4 * N_TIME - 5 and pairs["et"][0].size == 4 * N_TIME - 5
 
 
@@ -222,14 +233,18 @@ def test_target_pairs_eddy_covariance_only_at_site_cells():
 
 def test_target_pairs_of_targets_absent_from_the_driver_are_omitted():
     driver = tiny_driver().drop_vars(["ewt", "som", "gpp_ec", "reco_ec", "et_ec"])
-    pairs = evaluate.target_pairs(driver, fake_sim(driver, np.random.default_rng(0)), np.ones(driver.sizes["cell"], bool))
+    pairs = evaluate.target_pairs(
+        driver, fake_sim(driver, np.random.default_rng(0)), np.ones(driver.sizes["cell"], bool)
+    )
     assert sorted(pairs) == sorted(["lai", "sif", "et", "biomass", "nbe"])
 
 
 def test_member_metrics_has_one_row_per_variable_and_split():
     driver = tiny_driver()
     sim = fake_sim(driver, np.random.default_rng(6))
-    table = evaluate.member_metrics(driver, sim, {"train_patches": [100, 101, 102, 103], "dev_patches": [104]})
+    table = evaluate.member_metrics(
+        driver, sim, {"train_patches": [100, 101, 102, 103], "dev_patches": [104]}
+    )
     assert list(table.columns) == ["variable", "split", "r2_score", "explained_variance", "n"]
     assert len(table) == len(evaluate.TARGETS) * 3
     assert set(table.split) == {"train", "dev", "test"}
@@ -278,14 +293,22 @@ def test_perfect_retrieval_recovers_exactly():
     truth = {p.name: p.minimum + (p.maximum - p.minimum) * rng.random(50) for p in parameters.TABLE}
     table = evaluate.parameter_recovery(truth, truth)
     assert list(table.parameter) == list(parameters.NAMES)
-    assert np.allclose(table.pearson_r, 1.0) and np.allclose(table.bias, 0.0) and np.allclose(table.rmse, 0.0)
+    assert (
+        np.allclose(table.pearson_r, 1.0)
+        and np.allclose(table.bias, 0.0)
+        and np.allclose(table.rmse, 0.0)
+    )
 
 
 def test_recovery_of_a_shifted_retrieval():
     truth = {"Q10": np.array([0.02, 0.03, 0.04, 0.05, np.nan])}
     table = evaluate.parameter_recovery({"Q10": truth["Q10"] + 0.01}, truth)
     row = table.iloc[0]
-    assert row.pearson_r == pytest.approx(1.0) and row.bias == pytest.approx(0.01) and row.rmse == pytest.approx(0.01)
+    assert (
+        row.pearson_r == pytest.approx(1.0)
+        and row.bias == pytest.approx(0.01)
+        and row.rmse == pytest.approx(0.01)
+    )
 
 
 def write_table(path: Path, rows: list[dict], columns) -> Path:
@@ -295,23 +318,46 @@ def write_table(path: Path, rows: list[dict], columns) -> Path:
 
 def test_gather_metrics_sorts_and_keeps_the_columns(tmp_path):
     def row(setup, member, variable, split):
-        return {"grid": "g", "setup": setup, "member": member, "variable": variable, "split": split,
-                "r2_score": 0.5, "explained_variance": 0.6, "n": 10}  # fmt: skip
+        return {
+            "grid": "g",
+            "setup": setup,
+            "member": member,
+            "variable": variable,
+            "split": split,
+            "r2_score": 0.5,
+            "explained_variance": 0.6,
+            "n": 10,
+        }
 
-    a = write_table(tmp_path / "a.csv", [row("PFT", "ensemble", "lai", "dev"), row("PFT", 10, "lai", "dev"),
-                                         row("PFT", 2, "nbe", "train"), row("PFT", 2, "lai", "test")],
-                    evaluate.METRIC_COLUMNS)  # fmt: skip
+    a = write_table(
+        tmp_path / "a.csv",
+        [
+            row("PFT", "ensemble", "lai", "dev"),
+            row("PFT", 10, "lai", "dev"),
+            row("PFT", 2, "nbe", "train"),
+            row("PFT", 2, "lai", "test"),
+        ],
+        evaluate.METRIC_COLUMNS,
+    )
     b = write_table(tmp_path / "b.csv", [row("CLIM", 0, "sif", "train")], evaluate.METRIC_COLUMNS)
     evaluate.gather_metrics([a, b], tmp_path / "all.csv")
     table = pd.read_csv(tmp_path / "all.csv", dtype={"member": str})
     assert list(table.columns) == list(evaluate.METRIC_COLUMNS)
     assert table[["setup", "member", "variable"]].values.tolist() == [
-        ["CLIM", "0", "sif"], ["PFT", "2", "lai"], ["PFT", "2", "nbe"], ["PFT", "10", "lai"], ["PFT", "ensemble", "lai"]]  # fmt: skip
+        ["CLIM", "0", "sif"],
+        ["PFT", "2", "lai"],
+        ["PFT", "2", "nbe"],
+        ["PFT", "10", "lai"],
+        ["PFT", "ensemble", "lai"],
+    ]
 
 
 def test_gather_rejects_a_table_with_other_columns(tmp_path):
-    bad = write_table(tmp_path / "bad.csv", [{"grid": "g", "setup": "s", "parameter": "Q10", "r": 1.0}],
-                      ["grid", "setup", "parameter", "r"])  # fmt: skip
+    bad = write_table(
+        tmp_path / "bad.csv",
+        [{"grid": "g", "setup": "s", "parameter": "Q10", "r": 1.0}],
+        ["grid", "setup", "parameter", "r"],
+    )
     with pytest.raises(ValueError, match="bad.csv"):
         evaluate.gather_recovery([bad], tmp_path / "all.csv")
     with pytest.raises(ValueError, match="no tables"):
@@ -319,8 +365,10 @@ def test_gather_rejects_a_table_with_other_columns(tmp_path):
 
 
 def test_gather_recovery_orders_parameters_as_the_table(tmp_path):
-    rows = [{"grid": "g", "setup": "s", "parameter": p, "pearson_r": 1.0, "bias": 0.0, "rmse": 0.0}
-            for p in ("Q10", "LCMA", "f_gpp")]  # fmt: skip
+    rows = [
+        {"grid": "g", "setup": "s", "parameter": p, "pearson_r": 1.0, "bias": 0.0, "rmse": 0.0}
+        for p in ("Q10", "LCMA", "f_gpp")
+    ]
     path = write_table(tmp_path / "r.csv", rows, evaluate.RECOVERY_COLUMNS)
     evaluate.gather_recovery([path], tmp_path / "all.csv")
     table = pd.read_csv(tmp_path / "all.csv")
@@ -330,8 +378,11 @@ def test_gather_recovery_orders_parameters_as_the_table(tmp_path):
 
 def test_write_geotiff_is_north_up_wgs84(tmp_path):
     rioxarray = pytest.importorskip("rioxarray", reason="rioxarray writes the GeoTIFFs")
-    field = xr.DataArray(np.arange(12.0).reshape(3, 4), dims=("lat", "lon"),
-                         coords={"lat": [10.5, 11.5, 12.5], "lon": [1.5, 2.5, 3.5, 4.5]})  # fmt: skip
+    field = xr.DataArray(
+        np.arange(12.0).reshape(3, 4),
+        dims=("lat", "lon"),
+        coords={"lat": [10.5, 11.5, 12.5], "lon": [1.5, 2.5, 3.5, 4.5]},
+    )
     field[0, 0] = np.nan
     evaluate.write_geotiff(field, tmp_path / "f.tif")
     raster = rioxarray.open_rasterio(tmp_path / "f.tif", masked=True).squeeze("band")
@@ -349,20 +400,36 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     driver = tiny_driver()
     driver.to_netcdf(root / "driver.nc")
     options = train.TrainOptions(
-        epochs=1, learning_rate=3e-3, patches_per_step=4, dev_fraction=0.2, checkpoint_every=100,
-        max_restarts=2, width=8, depth=2,
-        loss=loss.LossConfig.from_mapping({"lai": 1.0, "nbe": 1.0}, reduction="mean", coarse_min_valid=0.8),
-    )  # fmt: skip
+        epochs=1,
+        learning_rate=3e-3,
+        patches_per_step=4,
+        dev_fraction=0.2,
+        checkpoint_every=100,
+        max_restarts=2,
+        width=8,
+        depth=2,
+        loss=loss.LossConfig.from_mapping(
+            {"lai": 1.0, "nbe": 1.0}, reduction="mean", coarse_min_valid=0.8
+        ),
+    )
     files = {"driver": root / "driver.nc"}
     for member in (0, 3):
         result = train.train_member(driver, "CLIM", member, 11, options, root / f"ckpt{member}.npz")
-        files[f"weights{member}"], files[f"info{member}"] = root / f"w{member}.npz", root / f"i{member}.json"
+        files[f"weights{member}"], files[f"info{member}"] = (
+            root / f"w{member}.npz",
+            root / f"i{member}.json",
+        )
         train.save_member(result, files[f"weights{member}"], files[f"info{member}"])
     truth = xr.Dataset(
-        {n: (("lat", "lon"), np.full((GRID_LAT.size, GRID_LON.size), np.sqrt(p.minimum * p.maximum)))
-         for n, p in parameters.BY_NAME.items()},
+        {
+            n: (
+                ("lat", "lon"),
+                np.full((GRID_LAT.size, GRID_LON.size), np.sqrt(p.minimum * p.maximum)),
+            )
+            for n, p in parameters.BY_NAME.items()
+        },
         coords={"lat": GRID_LAT, "lon": GRID_LON},
-    )  # fmt: skip
+    )
     truth.to_netcdf(root / "truth.nc")
     files["truth"] = root / "truth.nc"
     return files
@@ -371,14 +438,28 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def evaluated(trained, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("outputs")
-    paths = {k: out / f"{k}.{ext}" for k, ext in
-             (("metrics", "csv"), ("params", "nc"), ("simulated", "nc"), ("maps", "nc"), ("recovery", "csv"))}  # fmt: skip
+    paths = {
+        k: out / f"{k}.{ext}"
+        for k, ext in (
+            ("metrics", "csv"),
+            ("params", "nc"),
+            ("simulated", "nc"),
+            ("maps", "nc"),
+            ("recovery", "csv"),
+        )
+    }
     evaluate.evaluate_setup(
-        trained["driver"], [(trained["weights0"], trained["info0"]), (trained["weights3"], trained["info3"])],
-        "tiny", "CLIM", metrics_csv=paths["metrics"], params_nc=paths["params"],
-        simulated_nc=paths["simulated"], maps_nc=paths["maps"],
-        truth_nc=trained["truth"], recovery_csv=paths["recovery"],
-    )  # fmt: skip
+        trained["driver"],
+        [(trained["weights0"], trained["info0"]), (trained["weights3"], trained["info3"])],
+        "tiny",
+        "CLIM",
+        metrics_csv=paths["metrics"],
+        params_nc=paths["params"],
+        simulated_nc=paths["simulated"],
+        maps_nc=paths["maps"],
+        truth_nc=trained["truth"],
+        recovery_csv=paths["recovery"],
+    )
     return paths
 
 
@@ -388,11 +469,16 @@ def test_evaluate_setup_metrics_table(evaluated):
     assert set(table.member) == {"0", "3", "ensemble"}
     assert (table.grid == "tiny").all() and (table.setup == "CLIM").all()
     assert len(table) == 3 * 3 * len(evaluate.TARGETS)
-    members = table[table.member != "ensemble"].groupby(["variable", "split"])[["r2_score", "n"]].mean()
+    members = (
+        table[table.member != "ensemble"].groupby(["variable", "split"])[["r2_score", "n"]].mean()
+    )
     ensemble = table[table.member == "ensemble"].set_index(["variable", "split"])
     assert np.allclose(ensemble.loc[members.index, "r2_score"], members.r2_score, equal_nan=True)
     assert np.allclose(ensemble.loc[members.index, "n"], members.n)
-    assert table.set_index(["member", "variable", "split"]).loc[("0", "lai", "test"), "n"] == 2 * N_TIME
+    assert (
+        table.set_index(["member", "variable", "split"]).loc[("0", "lai", "test"), "n"]
+        == 2 * N_TIME
+    )
 
 
 def test_evaluate_setup_parameter_maps(evaluated):
@@ -408,7 +494,9 @@ def test_evaluate_setup_parameter_maps(evaluated):
             lo, hi = parameters.BY_NAME[name].minimum, parameters.BY_NAME[name].maximum
             values = maps[name].values[driver.land_mask.values]
             assert np.all((values >= np.float32(lo)) & (values <= np.float32(hi))), name
-        assert maps.lat.attrs["units"] == "degrees_north" and maps.lon.attrs["units"] == "degrees_east"
+        assert (
+            maps.lat.attrs["units"] == "degrees_north" and maps.lon.attrs["units"] == "degrees_east"
+        )
         assert maps.attrs["Conventions"].startswith("CF")
     for name in evaluate.KEY_PARAMETERS:
         assert evaluated["params"].with_suffix(f".{name}.tif").exists()
@@ -437,22 +525,38 @@ def test_evaluate_setup_recovery_table(evaluated):
 def test_evaluate_setup_rejects_a_member_of_another_setup(trained, tmp_path):
     with pytest.raises(ValueError, match=r"i0\.json.*'CLIM', not 'PFT'"):
         evaluate.evaluate_setup(
-            trained["driver"], [(trained["weights0"], trained["info0"])], "tiny", "PFT",
-            metrics_csv=tmp_path / "m.csv", params_nc=tmp_path / "p.nc",
-            simulated_nc=tmp_path / "s.nc", maps_nc=tmp_path / "x.nc",
-        )  # fmt: skip
+            trained["driver"],
+            [(trained["weights0"], trained["info0"])],
+            "tiny",
+            "PFT",
+            metrics_csv=tmp_path / "m.csv",
+            params_nc=tmp_path / "p.nc",
+            simulated_nc=tmp_path / "s.nc",
+            maps_nc=tmp_path / "x.nc",
+        )
     assert not list(tmp_path.iterdir())
 
 
 def test_evaluate_selected_keeps_the_selected_members(trained, tmp_path):
     selected = tmp_path / "selected.json"
     selected.write_text(json.dumps({"kept": [3], "final_train_loss": {"0": 2.0, "3": 1.0}}))
-    outputs = SimpleNamespace(metrics=tmp_path / "m.csv", recovery=tmp_path / "r.csv", maps=tmp_path / "x.nc",
-                              simulated=tmp_path / "s.nc", params=tmp_path / "p.nc")  # fmt: skip
+    outputs = SimpleNamespace(
+        metrics=tmp_path / "m.csv",
+        recovery=tmp_path / "r.csv",
+        maps=tmp_path / "x.nc",
+        simulated=tmp_path / "s.nc",
+        params=tmp_path / "p.nc",
+    )
     evaluate.evaluate_selected(
-        trained["driver"], selected, [trained["weights0"], trained["weights3"]],
-        [trained["info0"], trained["info3"]], "tiny", "CLIM", None, outputs,
-    )  # fmt: skip
+        trained["driver"],
+        selected,
+        [trained["weights0"], trained["weights3"]],
+        [trained["info0"], trained["info3"]],
+        "tiny",
+        "CLIM",
+        None,
+        outputs,
+    )
     table = pd.read_csv(outputs.metrics, dtype={"member": str})
     assert set(table.member) == {"3", "ensemble"}
     recovery = pd.read_csv(outputs.recovery)

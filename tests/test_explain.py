@@ -11,11 +11,15 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland import explain, network, parameters, setups, train
-from hybridland.driver import AGE, CLIM, PFT, SOIL
+from hybridland.analysis import explain
+from hybridland.contract import AGE, CLIM, PFT, SOIL
+from hybridland.model import network, parameters
+from hybridland.training import setups, train
 
 pytest.importorskip("shap", reason="Kernel SHAP needs the shap package (pip install shap)")
-pytest.importorskip("sklearn", reason="dependence fits need scikit-learn (pip install scikit-learn)")
+pytest.importorskip(
+    "sklearn", reason="dependence fits need scikit-learn (pip install scikit-learn)"
+)
 
 
 def small_driver(cells: int = 40, seed: int = 0) -> xr.Dataset:
@@ -25,40 +29,65 @@ def small_driver(cells: int = 40, seed: int = 0) -> xr.Dataset:
     fractions[:12] = 0.1 * fractions[:12]
     fractions[:12, 0] += 0.9
     data = {p: ("cell", fractions[:, i]) for i, p in enumerate(PFT)}
-    data |= {"MAT": ("cell", rng.normal(8.0, 5.0, cells)), "MAP": ("cell", rng.uniform(200.0, 1200.0, cells)),
-             "elevation": ("cell", rng.uniform(1000.0, 3500.0, cells)),
-             "canopy_height": ("cell", rng.uniform(0.0, 30.0, cells)), "forest_age": ("cell", rng.uniform(0.0, 200.0, cells))}  # fmt: skip
+    data |= {
+        "MAT": ("cell", rng.normal(8.0, 5.0, cells)),
+        "MAP": ("cell", rng.uniform(200.0, 1200.0, cells)),
+        "elevation": ("cell", rng.uniform(1000.0, 3500.0, cells)),
+        "canopy_height": ("cell", rng.uniform(0.0, 30.0, cells)),
+        "forest_age": ("cell", rng.uniform(0.0, 200.0, cells)),
+    }
     data |= {s: ("cell", rng.normal(size=cells)) for s in SOIL}
-    data |= {"lat": ("cell", rng.uniform(-10.0, 10.0, cells)), "lon": ("cell", rng.uniform(-110.0, -100.0, cells)),
-             "test": ("cell", np.arange(cells) >= cells - 8), "patch": ("cell", np.arange(cells) // 8)}  # fmt: skip
+    data |= {
+        "lat": ("cell", rng.uniform(-10.0, 10.0, cells)),
+        "lon": ("cell", rng.uniform(-110.0, -100.0, cells)),
+        "test": ("cell", np.arange(cells) >= cells - 8),
+        "patch": ("cell", np.arange(cells) // 8),
+    }
     return xr.Dataset(data)
 
 
-def random_network(rng: np.random.Generator, n_features: int, width: int = 8, depth: int = 2) -> network.Network:
+def random_network(
+    rng: np.random.Generator, n_features: int, width: int = 8, depth: int = 2
+) -> network.Network:
     """Shapes of ``network.init_network`` with NumPy weights (no JAX compilation, so fast)."""
 
     def layer(n_in: int, n_out: int) -> network.Layer:
-        return network.Layer(jnp.asarray(rng.normal(0.0, 0.5, (n_in, n_out)), jnp.float32), jnp.zeros(n_out, jnp.float32))
+        return network.Layer(
+            jnp.asarray(rng.normal(0.0, 0.5, (n_in, n_out)), jnp.float32),
+            jnp.zeros(n_out, jnp.float32),
+        )
 
     sizes = [n_features] + [width] * depth
     n_out = {g: len(parameters.group_names(g)) for g in parameters.GROUPS}
-    return network.Network(tuple(layer(m, n) for m, n in itertools.pairwise(sizes)), layer(width, n_out["process"]),
-                           layer(width, n_out["initial_pool"]), layer(width + 1, n_out["phenology"]))  # fmt: skip
+    return network.Network(
+        tuple(layer(m, n) for m, n in itertools.pairwise(sizes)),
+        layer(width, n_out["process"]),
+        layer(width, n_out["initial_pool"]),
+        layer(width + 1, n_out["phenology"]),
+    )
 
 
 def tiny_member(driver: xr.Dataset, setup: str, number: int) -> train.Member:
     """An untrained member with standardisation fitted on the driver's cells."""
     raw = setups.feature_table(driver, setup, 3)
-    raw = np.concatenate([raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1)
+    raw = np.concatenate(
+        [raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1
+    )
     net = random_network(np.random.default_rng(number), raw.shape[1] - 1)
-    info = {"setup": setup, "member": number, "seed": 3, "columns": list(setups.columns(setup)),
-            "final_train_loss": float(number), "options": {"width": 8, "depth": 2}}  # fmt: skip
+    info = {
+        "setup": setup,
+        "member": number,
+        "seed": 3,
+        "columns": list(setups.columns(setup)),
+        "final_train_loss": float(number),
+        "options": {"width": 8, "depth": 2},
+    }
     return train.Member(net, network.Standardizer.fit(raw), info)
 
 
 def additive(x: np.ndarray) -> np.ndarray:
     """Two outputs, additive in features 0-2; feature 3 is ignored."""
-    return np.stack([2.0 * x[:, 0] + np.sin(x[:, 1]), -x[:, 2] ** 2], axis=-1)
+    return np.stack([2.0 * x[:, 0] + np.sin(x[:, 1]), -(x[:, 2] ** 2)], axis=-1)
 
 
 def test_kernel_shap_recovers_additive_contributions():
@@ -66,10 +95,18 @@ def test_kernel_shap_recovers_additive_contributions():
     background, explained = rng.normal(size=(20, 4)), rng.normal(size=(5, 4))
     values = explain.kernel_shap(additive, background, explained, nsamples=100, seed=1)
     assert values.shape == (5, 4, 2)
-    np.testing.assert_allclose(values.sum(axis=1), additive(explained) - additive(background).mean(0), atol=1e-10)
-    np.testing.assert_allclose(values[:, 0, 0], 2.0 * (explained[:, 0] - background[:, 0].mean()), atol=1e-8)
-    np.testing.assert_allclose(values[:, 1, 0], np.sin(explained[:, 1]) - np.sin(background[:, 1]).mean(), atol=1e-8)
-    np.testing.assert_allclose(values[:, 2, 1], -(explained[:, 2] ** 2) + (background[:, 2] ** 2).mean(), atol=1e-8)
+    np.testing.assert_allclose(
+        values.sum(axis=1), additive(explained) - additive(background).mean(0), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        values[:, 0, 0], 2.0 * (explained[:, 0] - background[:, 0].mean()), atol=1e-8
+    )
+    np.testing.assert_allclose(
+        values[:, 1, 0], np.sin(explained[:, 1]) - np.sin(background[:, 1]).mean(), atol=1e-8
+    )
+    np.testing.assert_allclose(
+        values[:, 2, 1], -(explained[:, 2] ** 2) + (background[:, 2] ** 2).mean(), atol=1e-8
+    )
     np.testing.assert_allclose(values[:, 3], 0.0, atol=1e-10)
     share = explain.shares(values)
     np.testing.assert_allclose(share.sum(axis=0), 1.0)
@@ -105,13 +142,17 @@ def test_seed_makes_sampling_deterministic_and_leaves_numpy_state_alone():
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     # a row's values do not depend on which other rows are explained with it
-    np.testing.assert_array_equal(explain.kernel_shap(interacting, background, explained[:1], nsamples=60, seed=5), a[:1])
+    np.testing.assert_array_equal(
+        explain.kernel_shap(interacting, background, explained[:1], nsamples=60, seed=5), a[:1]
+    )
 
 
 def test_progress_is_logged_at_a_steady_cadence(caplog):
     rng = np.random.default_rng(3)
-    with caplog.at_level("INFO", logger="hybridland.explain"):
-        explain.kernel_shap(additive, rng.normal(size=(5, 4)), rng.normal(size=(20, 4)), nsamples=14, progress=0.25)
+    with caplog.at_level("INFO", logger="hybridland.analysis.explain"):
+        explain.kernel_shap(
+            additive, rng.normal(size=(5, 4)), rng.normal(size=(20, 4)), nsamples=14, progress=0.25
+        )
     lines = [r.getMessage() for r in caplog.records if "Kernel SHAP" in r.getMessage()]
     assert [line.split(": ")[1].split()[0] for line in lines] == ["5/20", "10/20", "15/20", "20/20"]
 
@@ -138,7 +179,9 @@ def test_latlon_setup_reads_the_hemisphere_flag_from_lat_deg():
     assert features == ("lat_deg", "lon_deg") and held == ()
     table = explain.input_table(driver, "LATLON", 3, features)
     out = explain.ensemble_function([member], ["Bday"], features)(table)
-    np.testing.assert_allclose(out[:, 0], train.member_parameters(driver, member)["Bday"], rtol=2e-6)
+    np.testing.assert_allclose(
+        out[:, 0], train.member_parameters(driver, member)["Bday"], rtol=2e-6
+    )
 
 
 def test_ensemble_shap_is_the_mean_of_member_shap():
@@ -147,16 +190,36 @@ def test_ensemble_shap_is_the_mean_of_member_shap():
     features, held = explain.input_layout(members[0].info["columns"])
     table = explain.input_table(driver, "PFT+CLIM", 3, features + held)
     p, names = len(features), ["LCMA", "Q10"]
-    args = {"background": table[:10, :p], "explained": table[20:23, :p], "nsamples": 50, "seed": 4, "held": table[20:23, p:]}
-    each = explain.kernel_shap(explain.stacked(explain.member_function(members, names)), **args).reshape(3, p, 3, 2)
+    args = {
+        "background": table[:10, :p],
+        "explained": table[20:23, :p],
+        "nsamples": 50,
+        "seed": 4,
+        "held": table[20:23, p:],
+    }
+    each = explain.kernel_shap(
+        explain.stacked(explain.member_function(members, names)), **args
+    ).reshape(3, p, 3, 2)
     mean = explain.kernel_shap(explain.ensemble_function(members, names), **args)
     np.testing.assert_allclose(each.mean(axis=2), mean, rtol=1e-6, atol=1e-9)
 
 
 def test_derived_quantities_use_flab_and_conventional_q10():
-    p = {"f_gpp": np.array(0.4), "f_fol": np.array(0.3), "flab": np.array(0.1), "f_root": np.array(0.5),
-         "Q10": np.array(0.07), "Bday": np.array(800.0)}  # fmt: skip
-    names = ["autotrophic_allocation", "foliar_allocation", "labile_allocation", "root_allocation", "wood_allocation"]
+    p = {
+        "f_gpp": np.array(0.4),
+        "f_fol": np.array(0.3),
+        "flab": np.array(0.1),
+        "f_root": np.array(0.5),
+        "Q10": np.array(0.07),
+        "Bday": np.array(800.0),
+    }
+    names = [
+        "autotrophic_allocation",
+        "foliar_allocation",
+        "labile_allocation",
+        "root_allocation",
+        "wood_allocation",
+    ]
     fractions = explain.quantities(p, names)
     np.testing.assert_allclose(fractions, [0.4, 0.18, 0.042, 0.189, 0.189])
     assert fractions.sum() == pytest.approx(1.0)
@@ -171,12 +234,20 @@ def test_true_function_gives_soil_no_share():
     assert held == (explain.LATITUDE, *PFT, *AGE)
     table = explain.input_table(driver, "CLIM+SOIL", 3, features + held)
     p, names = len(features), ["f_gpp", "LCMA", "Csom"]
-    values = explain.kernel_shap(explain.true_function(names, features + held), table[:10, :p], table[10:15, :p],
-                                 nsamples=300, seed=0, held=table[10:15, p:])  # fmt: skip
+    values = explain.kernel_shap(
+        explain.true_function(names, features + held),
+        table[:10, :p],
+        table[10:15, :p],
+        nsamples=300,
+        seed=0,
+        held=table[10:15, p:],
+    )
     importance = explain.importance_table(values, features, names, "CLIM+SOIL")
     soil = importance[importance.feature.isin(SOIL)]
     assert soil.share.max() < 1e-9
-    assert importance[importance.parameter == "f_gpp"].set_index("feature").share["MAT"] == pytest.approx(1.0)
+    assert importance[importance.parameter == "f_gpp"].set_index("feature").share[
+        "MAT"
+    ] == pytest.approx(1.0)
     # LCMA depends on PFT only, held at each cell's value: nothing left to explain
     assert importance[importance.parameter == "LCMA"].share.isna().all()
     groups = explain.group_table(importance)
@@ -189,9 +260,13 @@ def test_rank_correlation():
     assert explain.rank_correlation(shares, shares) == pytest.approx(1.0)
     assert explain.rank_correlation(shares, 1.0 - shares) == pytest.approx(-1.0)
     assert np.isnan(explain.rank_correlation(shares, shares * 0.0))
-    table = pd.DataFrame({"setup": "CLIM", "parameter": "Q10", "feature": shares.index, "share": shares.values})
+    table = pd.DataFrame(
+        {"setup": "CLIM", "parameter": "Q10", "feature": shares.index, "share": shares.values}
+    )
     ranks = explain.rank_correlations(table, table)
-    assert list(ranks.columns) == explain.RANK_COLUMNS and ranks.spearman.tolist() == [pytest.approx(1.0)]
+    assert list(ranks.columns) == explain.RANK_COLUMNS and ranks.spearman.tolist() == [
+        pytest.approx(1.0)
+    ]
 
 
 def test_dominant_pft_cells():
@@ -205,14 +280,29 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
     members = []
     for number in (0, 1, 2):
         member = tiny_member(driver, "CLIM+AGE", number)
-        paths = (tmp_path / f"member{number}" / "weights.npz", tmp_path / f"member{number}" / "member.json")
+        paths = (
+            tmp_path / f"member{number}" / "weights.npz",
+            tmp_path / f"member{number}" / "member.json",
+        )
         train.save_member(member, *paths)
         members.append(paths)
     (tmp_path / "selected.json").write_text(json.dumps({"kept": [0, 2]}))
     out = tmp_path / "shap" / "importance.csv"
-    explain.explain_files(tmp_path / "driver.nc", members, tmp_path / "selected.json", "g", "CLIM+AGE", ["Bday"],
-                          n_background=6, n_explained=12, nsamples="auto", seed=1, out_csv=out,
-                          out_figure_stem=tmp_path / "shap" / "dependence", truth=True)  # fmt: skip
+    explain.explain_files(
+        tmp_path / "driver.nc",
+        members,
+        tmp_path / "selected.json",
+        "g",
+        "CLIM+AGE",
+        ["Bday"],
+        n_background=6,
+        n_explained=12,
+        nsamples="auto",
+        seed=1,
+        out_csv=out,
+        out_figure_stem=tmp_path / "shap" / "dependence",
+        truth=True,
+    )
     importance = pd.read_csv(out)
     assert list(importance.columns) == ["setup", "parameter", "feature", "share"]
     assert list(importance.parameter.unique()) == [*explain.KEY_PARAMETERS, "Bday"]
@@ -221,10 +311,18 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
     siblings = explain.sibling_paths(out)
     truth = pd.read_csv(siblings["truth"])
     assert list(truth.columns) == list(importance.columns)
-    assert truth[truth.parameter == "f_gpp"].set_index("feature").share[["canopy_height", "forest_age"]].max() < 1e-9
+    assert (
+        truth[truth.parameter == "f_gpp"]
+        .set_index("feature")
+        .share[["canopy_height", "forest_age"]]
+        .max()
+        < 1e-9
+    )
     assert pd.read_csv(siblings["members"]).member.unique().tolist() == [0, 2]
     conditional = pd.read_csv(siblings["conditional"])
-    assert list(conditional.columns) == explain.CONDITIONAL_COLUMNS and set(conditional.pft) == {"NF"}
+    assert list(conditional.columns) == explain.CONDITIONAL_COLUMNS and set(conditional.pft) == {
+        "NF"
+    }
     assert list(pd.read_csv(siblings["truth_rank"]).columns) == explain.RANK_COLUMNS
     with xr.open_dataset(siblings["values"]) as values:
         assert values.shap.dims == ("cell", "feature", "member", "parameter")

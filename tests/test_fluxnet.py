@@ -11,7 +11,10 @@ import pytest
 import xarray as xr
 
 from hybridland import config as study_config
-from hybridland import driver, evaluate, fluxnet, loss, parameters, train
+from hybridland import contract
+from hybridland.model import loss, parameters
+from hybridland.studies import fluxnet
+from hybridland.training import evaluate, train
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def test_driver_contract(sites, monthly):
     assert (
         sites.sizes["cell"] == 16 and sites.sizes["time"] == 108 and sites.attrs["grid"] == "sites"
     )
-    pft = np.stack([sites[p].values for p in driver.PFT])
+    pft = np.stack([sites[p].values for p in contract.PFT])
     np.testing.assert_array_equal(pft.sum(axis=0), 1.0)
     hai, how = (int(np.flatnonzero(sites.site.values == s)[0]) for s in ("DE-Hai", "AU-How"))
     assert (
@@ -212,8 +215,16 @@ def test_per_site_calibration_recovers_a_synthetic_site(sites):
 
 
 def test_crossval_trains_every_fold_and_predicts_held_out_sites(sites, tmp_path):
-    training = {"epochs": 2, "learning_rate": 0.003, "patches_per_step": 4, "dev_fraction": 0.1,
-                "checkpoint_every": 10, "max_restarts": 0, "width": 4, "depth": 1}  # fmt: skip
+    training = {
+        "epochs": 2,
+        "learning_rate": 0.003,
+        "patches_per_step": 4,
+        "dev_fraction": 0.1,
+        "checkpoint_every": 10,
+        "max_restarts": 0,
+        "width": 4,
+        "depth": 1,
+    }
     section = {
         "reduction": "mean",
         "coarse_min_valid": 0.8,

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hybridland import bench, dalec, loss, network, parameters
-from hybridland.model import prepare_forcing
+from hybridland.model import dalec, loss, network, parameters
+from hybridland.model.forward import prepare_forcing
+from hybridland.training import bench
 
 
 def reference_loss(x: dict, met, climate, observed: dict) -> jax.Array:
-    physical = parameters.merge_groups({g: parameters.to_physical(x[g], g) for g in parameters.GROUPS})
+    physical = parameters.merge_groups(
+        {g: parameters.to_physical(x[g], g) for g in parameters.GROUPS}
+    )
     out = dalec.simulate(physical, met, climate, outputs=tuple(observed)).outputs
     return sum(jnp.mean((out[k] - v) ** 2) / jnp.mean(v**2) for k, v in observed.items())
 
@@ -24,7 +27,10 @@ def test_gradients_finite_for_every_reference_case(reference_path, reference_cas
     for i, case in enumerate(reference_cases):
         met, climate, _ = prepare_forcing(case.forcing, jnp.float32)
         real = dict(zip(ds.param.values, ds.parameters_real.values[i]))
-        x = {g: jnp.asarray([real[n] for n in parameters.group_names(g)], jnp.float32) for g in parameters.GROUPS}
+        x = {
+            g: jnp.asarray([real[n] for n in parameters.group_names(g)], jnp.float32)
+            for g in parameters.GROUPS
+        }
         observed = {
             name: jnp.asarray(case.reference[name].sel(precision="float32").values, jnp.float32)
             for name in ("lai", "gpp", "ET", "nbe", "next_water_pool", "next_som_pool")
@@ -44,7 +50,10 @@ def tiny_problem():
     features = jnp.asarray(rng.normal(size=(cells, n_features)))
     lat_feature = jnp.asarray(rng.normal(size=cells))
     observations = {
-        name: loss.Observation(jnp.asarray(rng.uniform(0.1, 3.0, (months, cells))), jnp.asarray(rng.random((months, cells)) > 0.2, float))
+        name: loss.Observation(
+            jnp.asarray(rng.uniform(0.1, 3.0, (months, cells))),
+            jnp.asarray(rng.random((months, cells)) > 0.2, float),
+        )
         for name in loss.TERMS
     }
     f64 = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
@@ -65,8 +74,14 @@ def test_loss_gradient_matches_finite_differences_float64(reduction):
         for _ in range(4):
             direction = [jnp.asarray(rng.normal(size=leaf.shape)) for leaf in leaves]
             h = 1e-6
-            plus = jax.tree_util.tree_unflatten(tree, [a + h * d for a, d in zip(leaves, direction)])
-            minus = jax.tree_util.tree_unflatten(tree, [a - h * d for a, d in zip(leaves, direction)])
+            plus = jax.tree_util.tree_unflatten(
+                tree, [a + h * d for a, d in zip(leaves, direction)]
+            )
+            minus = jax.tree_util.tree_unflatten(
+                tree, [a - h * d for a, d in zip(leaves, direction)]
+            )
             numeric = (value_fn(plus) - value_fn(minus)) / (2 * h)
-            analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(grads), direction))
+            analytic = sum(
+                jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(grads), direction)
+            )
             assert float(jnp.abs(numeric - analytic) / jnp.abs(analytic)) < 1e-5

@@ -1,4 +1,4 @@
-"""Tests for hybridland.grids: edge/centre conventions, the UCRB window, areas, CF output."""
+"""Tests for hybridland.data.grids: edge/centre conventions, the UCRB window, areas, CF output."""
 
 import dataclasses
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from hybridland import grids
-from hybridland.grids import EARTH_RADIUS_M, UCRB_BOX, Box, Grid
+from hybridland.data import grids
+from hybridland.data.grids import EARTH_RADIUS_M, UCRB_BOX, Box, Grid
 
 
 def is_multiple(values: np.ndarray, step: float) -> bool:

@@ -10,14 +10,19 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland import identifiability, network, parameters, train
+from hybridland.analysis import identifiability
+from hybridland.model import network, parameters
+from hybridland.training import train
 
 
 def hand_stack(values_by_name, n_members, n_cells):
     """Members x cells; parameters not named take the middle of their range in every member."""
     members = []
     for m in range(n_members):
-        params = {n: np.full(n_cells, 0.5 * (p.minimum + p.maximum)) for n, p in parameters.BY_NAME.items()}
+        params = {
+            n: np.full(n_cells, 0.5 * (p.minimum + p.maximum))
+            for n, p in parameters.BY_NAME.items()
+        }
         params.update({n: np.asarray(v[m], float) for n, v in values_by_name.items()})
         members.append(params)
     return identifiability.stack_parameters(members, list(range(n_members)))
@@ -36,7 +41,9 @@ def test_equal_members_have_cv_zero_and_known_spreads_give_known_cv():
 
 def test_cv_of_four_members_and_of_a_zero_mean():
     # [2, 2, 2, 6]: mean 3, population variance (1+1+1+9)/4 = 3 -> CV sqrt(3)/3.
-    stack = hand_stack({"Q10": [[2.0, 0.0, 0.0], [2.0, 0.0, -1.0], [2.0, 0.0, 1.0], [6.0, 0.0, 0.0]]}, 4, 3)
+    stack = hand_stack(
+        {"Q10": [[2.0, 0.0, 0.0], [2.0, 0.0, -1.0], [2.0, 0.0, 1.0], [6.0, 0.0, 0.0]]}, 4, 3
+    )
     cv = identifiability.coefficient_of_variation(stack)["Q10"].values
     assert cv[0] == pytest.approx(np.sqrt(3) / 3)
     assert cv[1] == 0.0  # agreeing on zero is agreement
@@ -74,16 +81,27 @@ GRID_LAT, GRID_LON = np.array([38.125, 38.375]), np.array([-108.875, -108.625, -
 def tiny_driver():
     cell_y, cell_x = np.array([0, 0, 1, 1, 1]), np.array([0, 2, 0, 1, 2])
     return xr.Dataset(
-        {"lat": ("cell", GRID_LAT[cell_y]), "lon": ("cell", GRID_LON[cell_x]),
-         "cell_y": ("cell", cell_y.astype(np.int32)), "cell_x": ("cell", cell_x.astype(np.int32)),
-         "grid_lat": ("y", GRID_LAT), "grid_lon": ("x", GRID_LON)},
+        {
+            "lat": ("cell", GRID_LAT[cell_y]),
+            "lon": ("cell", GRID_LON[cell_x]),
+            "cell_y": ("cell", cell_y.astype(np.int32)),
+            "cell_x": ("cell", cell_x.astype(np.int32)),
+            "grid_lat": ("y", GRID_LAT),
+            "grid_lon": ("x", GRID_LON),
+        },
         attrs={"grid": "0p25deg"},
-    )  # fmt: skip
+    )
 
 
 def tiny_member(number: int, key: int) -> train.Member:
     net = network.init_network(jax.random.key(key), 1, width=4, depth=1)
-    info = {"setup": "CONTROL", "member": number, "seed": 0, "columns": ["null"], "options": {"width": 4, "depth": 1}}
+    info = {
+        "setup": "CONTROL",
+        "member": number,
+        "seed": 0,
+        "columns": ["null"],
+        "options": {"width": 4, "depth": 1},
+    }
     return train.Member(net, network.Standardizer(np.zeros(2), np.ones(2)), info)
 
 
@@ -96,7 +114,8 @@ def test_member_parameter_stack_from_networks():
     cv_same = identifiability.coefficient_of_variation(same)
     assert all(float(abs(cv_same[n]).max()) == 0.0 for n in parameters.NAMES)
     differ = identifiability.coefficient_of_variation(
-        identifiability.member_parameter_stack(driver, [tiny_member(0, 1), tiny_member(1, 2)]))
+        identifiability.member_parameter_stack(driver, [tiny_member(0, 1), tiny_member(1, 2)])
+    )
     assert float(differ["LCMA"].max()) > 0
 
 
@@ -106,15 +125,26 @@ def test_identifiability_files_on_saved_members(tmp_path):
     tiny_driver().to_netcdf(driver_path)
     files = []
     for number in range(3):
-        weights, info = tmp_path / f"m{number}" / "weights.npz", tmp_path / f"m{number}" / "member.json"
+        weights, info = (
+            tmp_path / f"m{number}" / "weights.npz",
+            tmp_path / f"m{number}" / "member.json",
+        )
         weights.parent.mkdir()
         train.save_member(tiny_member(number, 10 + number), weights, info)
         files.append((weights, info))
     selected = tmp_path / "selected.json"
     selected.write_text(json.dumps({"kept": [0, 2]}))
     out = tmp_path / "identifiability"
-    identifiability.identifiability_files(driver_path, {"CONTROL": files}, "0p25deg", 0.5, out / "summary.csv",
-                                          out / "cv", out_cv_nc=out / "cv.nc", selected={"CONTROL": selected})  # fmt: skip
+    identifiability.identifiability_files(
+        driver_path,
+        {"CONTROL": files},
+        "0p25deg",
+        0.5,
+        out / "summary.csv",
+        out / "cv",
+        out_cv_nc=out / "cv.nc",
+        selected={"CONTROL": selected},
+    )
     table = pd.read_csv(out / "summary.csv")
     assert list(table.columns) == ["setup", "parameter", "median_cv", "identifiable"]
     assert len(table) == len(parameters.NAMES)
@@ -123,4 +153,6 @@ def test_identifiability_files_on_saved_members(tmp_path):
         assert np.isnan(cv["LCMA"].sel(setup="CONTROL")[0, 1])  # no cell there
     assert (out / "cv.png").stat().st_size > 0 and (out / "cv.pdf").stat().st_size > 0
     with pytest.raises(ValueError, match="not 'PFT'"):
-        identifiability.identifiability_files(driver_path, {"PFT": files}, "0p25deg", 0.5, out / "x.csv", out / "x")
+        identifiability.identifiability_files(
+            driver_path, {"PFT": files}, "0p25deg", 0.5, out / "x.csv", out / "x"
+        )

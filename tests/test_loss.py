@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybridland import loss
-from hybridland.loss import LossConfig, Observation
+from hybridland.model import loss
+from hybridland.model.loss import LossConfig, Observation
 
 
 def obs(value, mask) -> Observation:
@@ -26,7 +26,9 @@ def test_cell_error_by_hand():
 def test_patch_error_uses_slot_means_and_the_valid_fraction_threshold():
     # 2 times x 5 slots; at t=0 all 5 valid, at t=1 only 3 of 5 (60% < 80%).
     model = jnp.array([[1.0, 1.0, 1.0, 1.0, 6.0], [2.0, 2.0, 2.0, 2.0, 2.0]])
-    o = obs([[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    o = obs(
+        [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    )
     strict = LossConfig.from_mapping({"nbe": 1.0}, reduction="sum", coarse_min_valid=0.8)
     assert float(loss.patch_error(model, o, strict)) == pytest.approx(2.0**2 * 1.0)
     published = LossConfig.from_mapping({"nbe": 1.0}, reduction="sum", coarse_min_valid=0.0)
@@ -44,14 +46,25 @@ def test_annual_blocks_and_product_mask():
 def test_edc_worked_example():
     """Every flux total 5, pools flat at their initial 100: r_j = n_in / n_out per pool."""
     flat = {f"next_{p}_pool": jnp.full((24, 1), 100.0) for p in loss.EDC_POOLS}
-    totals = {name: jnp.full(1, 5.0) for ins, outs in loss.EDC_FLUXES.values() for name in ins + outs}
+    totals = {
+        name: jnp.full(1, 5.0) for ins, outs in loss.EDC_FLUXES.values() for name in ins + outs
+    }
     pools0 = [jnp.full(1, 100.0)] * 7
-    ratios = {"labile": 1 / 3, "foliar": 2 / 3, "root": 1 / 3, "wood": 1 / 3, "litter": 5 / 4, "som": 2.0}
+    ratios = {
+        "labile": 1 / 3,
+        "foliar": 2 / 3,
+        "root": 1 / 3,
+        "wood": 1 / 3,
+        "litter": 5 / 4,
+        "som": 2.0,
+    }
 
     def expected(r):
         return sum((abs(np.log(x + 1e-3)) / np.log(2)) ** 2 for x in r.values())
 
-    assert float(loss.edc_penalty(flat, totals, pools0, 12)[0]) == pytest.approx(expected(ratios), rel=1e-5)
+    assert float(loss.edc_penalty(flat, totals, pools0, 12)[0]) == pytest.approx(
+        expected(ratios), rel=1e-5
+    )
     # Only the January values (steps 11 and 23) enter the pool mean.
     som = jnp.full((24, 1), 100.0).at[11, 0].set(300.0).at[23, 0].set(500.0).at[5, 0].set(1e6)
     ratios["som"] = 2.0 * 4.0
@@ -61,7 +74,7 @@ def test_edc_worked_example():
 
 @pytest.fixture(scope="module")
 def batch():
-    from hybridland import bench
+    from hybridland.training import bench
 
     _, b = bench.synthetic_batch(0, 8, 24)
     return b
@@ -70,7 +83,7 @@ def batch():
 def test_switching_a_term_off_removes_exactly_its_contribution(batch):
     import jax
 
-    from hybridland import network
+    from hybridland.model import network
 
     net = network.init_network(jax.random.key(0), batch.features.shape[-1])
     params = network.physical_parameters(net, batch.features, batch.lat_feature)
@@ -82,13 +95,17 @@ def test_switching_a_term_off_removes_exactly_its_contribution(batch):
     a = loss.total_loss(params, batch.met, batch.climate, batch.observations, full)
     b = loss.total_loss(params, batch.met, batch.climate, batch.observations, without)
     assert float(a - b) == pytest.approx(3.0 * float(terms["nbe"]), rel=1e-4)
-    assert without.outputs() == tuple(sorted({"lai", "violation", *(f"next_{p}_pool" for p in loss.EDC_POOLS)}))
+    assert without.outputs() == tuple(
+        sorted({"lai", "violation", *(f"next_{p}_pool" for p in loss.EDC_POOLS)})
+    )
 
 
 def test_config_errors_are_clear():
     with pytest.raises(ValueError, match=re.escape("unknown loss terms ['gpp']")):
         LossConfig.from_mapping({"gpp": 1.0})
-    with pytest.raises(ValueError, match=re.escape("loss weights must be finite and >= 0, got {'lai': -1.0}")):
+    with pytest.raises(
+        ValueError, match=re.escape("loss weights must be finite and >= 0, got {'lai': -1.0}")
+    ):
         LossConfig.from_mapping({"lai": -1.0})
     with pytest.raises(ValueError, match="loss reduction must be 'sum' or 'mean'"):
         LossConfig.from_mapping({"lai": 1.0}, reduction="median")

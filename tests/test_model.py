@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hybridland import dalec, model
+from hybridland.model import dalec, forward
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +17,14 @@ def case(reference_cases):
 
 
 def test_returns_every_output_named_with_units(case):
-    out = model.run(case.parameters, case.forcing)
+    out = forward.run(case.parameters, case.forcing)
     assert set(out.data_vars) == set(dalec.OUTPUTS + dalec.DIAGNOSTICS)
     assert out.gpp.dims == ("time",) and out.gpp.attrs["units"] == "gC m-2 d-1"
     assert out.lai.attrs["units"] == "m2 m-2" and out.next_water_pool.attrs["units"] == "mm"
     assert out.gpp.dtype == np.float32
-    np.testing.assert_allclose(out.gpp, case.reference.gpp.sel(precision="float32"), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        out.gpp, case.reference.gpp.sel(precision="float32"), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_cells_broadcast_and_match_single_runs(case):
@@ -30,10 +32,12 @@ def test_cells_broadcast_and_match_single_runs(case):
     cells = case.forcing.expand_dims(site=3).transpose("time", "site")
     cells["precip"] = case.forcing.precip * xr.DataArray([0.5, 1.0, 2.0], dims="site")
     params = dict(case.parameters, LCMA=xr.DataArray([30.0, 50.0, 90.0], dims="site"))
-    out = model.run(params, cells, outputs=("gpp", "nbe"))
+    out = forward.run(params, cells, outputs=("gpp", "nbe"))
     assert out.gpp.dims == ("time", "site") and list(out.data_vars) == ["gpp", "nbe"]
-    single = model.run(
-        dict(case.parameters, LCMA=90.0), case.forcing.assign(precip=case.forcing.precip * 2.0), outputs=("gpp",)
+    single = forward.run(
+        dict(case.parameters, LCMA=90.0),
+        case.forcing.assign(precip=case.forcing.precip * 2.0),
+        outputs=("gpp",),
     )
     np.testing.assert_allclose(out.gpp.isel(site=2), single.gpp, rtol=1e-5)  # float32 fusion order
 
@@ -42,43 +46,60 @@ def test_units_are_converted(case):
     kpa = case.forcing.assign(vpd=case.forcing.vpd / 10.0, t_max=case.forcing.t_max + 273.15)
     kpa.vpd.attrs["units"] = "kPa"
     kpa.t_max.attrs["units"] = "K"
-    a = model.run(case.parameters, case.forcing, outputs=("ET",))
-    b = model.run(case.parameters, kpa, outputs=("ET",))
+    a = forward.run(case.parameters, case.forcing, outputs=("ET",))
+    b = forward.run(case.parameters, kpa, outputs=("ET",))
     np.testing.assert_allclose(a.ET, b.ET, rtol=2e-5)
 
 
 def test_unknown_unit_is_rejected(case):
     bad = case.forcing.copy()
     bad.vpd.attrs["units"] = "bar"
-    with pytest.raises(model.InputError, match=re.escape("forcing variable 'vpd' has units 'bar'; expected 'hPa'")):
-        model.run(case.parameters, bad)
+    with pytest.raises(
+        forward.InputError,
+        match=re.escape("forcing variable 'vpd' has units 'bar'; expected 'hPa'"),
+    ):
+        forward.run(case.parameters, bad)
 
 
 def test_out_of_bounds_parameter_is_named(case):
-    with pytest.raises(model.InputError, match=re.escape("parameter 'Q10' = 0.5 at index () is outside its bounds [0.018, 0.08] degC-1")):
-        model.run(dict(case.parameters, Q10=0.5), case.forcing)
+    with pytest.raises(
+        forward.InputError,
+        match=re.escape(
+            "parameter 'Q10' = 0.5 at index () is outside its bounds [0.018, 0.08] degC-1"
+        ),
+    ):
+        forward.run(dict(case.parameters, Q10=0.5), case.forcing)
 
 
 def test_nan_forcing_names_variable_and_first_index(case):
     precip = case.forcing.precip.values.copy()
     precip[[17, 40]] = [np.nan, np.inf]
     bad = case.forcing.assign(precip=("time", precip))
-    with pytest.raises(model.InputError, match=re.escape("forcing variable 'precip' has 2 non-finite values, first at time=17")):
-        model.run(case.parameters, bad)
+    with pytest.raises(
+        forward.InputError,
+        match=re.escape("forcing variable 'precip' has 2 non-finite values, first at time=17"),
+    ):
+        forward.run(case.parameters, bad)
 
 
 def test_missing_forcing_variable_is_listed(case):
-    with pytest.raises(model.InputError, match=re.escape("forcing lacks variables ['co2', 'p_mean']")):
-        model.run(case.parameters, case.forcing.drop_vars(["co2", "p_mean"]))
+    with pytest.raises(
+        forward.InputError, match=re.escape("forcing lacks variables ['co2', 'p_mean']")
+    ):
+        forward.run(case.parameters, case.forcing.drop_vars(["co2", "p_mean"]))
 
 
 def test_wrong_shapes_are_rejected(case):
-    with pytest.raises(model.InputError, match=re.escape("forcing variable 't_min' has dims ('site',)")):
-        model.run(case.parameters, case.forcing.assign(t_min=("site", np.zeros(3))))
+    with pytest.raises(
+        forward.InputError, match=re.escape("forcing variable 't_min' has dims ('site',)")
+    ):
+        forward.run(case.parameters, case.forcing.assign(t_min=("site", np.zeros(3))))
     varying = case.forcing.assign(lat=("time", np.linspace(40, 50, case.forcing.sizes["time"])))
-    with pytest.raises(model.InputError, match="forcing variable 'lat' must be constant in time"):
-        model.run(case.parameters, varying)
-    with pytest.raises(model.InputError, match=re.escape("parameter 'LCMA' has dims ('pixel',)")):
-        model.run(dict(case.parameters, LCMA=xr.DataArray([30.0, 40.0], dims="pixel")), case.forcing)
-    with pytest.raises(model.InputError, match=re.escape("unknown outputs ['GPP']")):
-        model.run(case.parameters, case.forcing, outputs=("GPP",))
+    with pytest.raises(forward.InputError, match="forcing variable 'lat' must be constant in time"):
+        forward.run(case.parameters, varying)
+    with pytest.raises(forward.InputError, match=re.escape("parameter 'LCMA' has dims ('pixel',)")):
+        forward.run(
+            dict(case.parameters, LCMA=xr.DataArray([30.0, 40.0], dims="pixel")), case.forcing
+        )
+    with pytest.raises(forward.InputError, match=re.escape("unknown outputs ['GPP']")):
+        forward.run(case.parameters, case.forcing, outputs=("GPP",))

@@ -6,13 +6,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybridland import network, parameters
+from hybridland.model import network, parameters
 
 
 def test_shapes_and_initialisation():
     net = network.init_network(jax.random.key(0), 20)
     assert [layer.w.shape for layer in net.embedding] == [(20, 32), (32, 32), (32, 32)]
-    assert (net.process.w.shape, net.initial_pool.w.shape, net.phenology.w.shape) == ((32, 31), (32, 7), (33, 2))
+    assert (net.process.w.shape, net.initial_pool.w.shape, net.phenology.w.shape) == (
+        (32, 31),
+        (32, 7),
+        (33, 2),
+    )
     for layer in jax.tree_util.tree_leaves(net)[1::2]:
         np.testing.assert_array_equal(layer, 1.0)  # all biases start at 1
     w = np.asarray(network.init_network(jax.random.key(1), 200, width=300).embedding[0].w)
@@ -27,14 +31,20 @@ def test_width_and_depth_come_from_arguments():
     assert [layer.w.shape for layer in net.embedding] == [(3, 8)] + [(8, 8)] * 4
     assert net.phenology.w.shape == (9, 2)
     raw = network.raw_outputs(net, jnp.ones((4, 3)), jnp.ones(4))
-    assert {g: r.shape for g, r in raw.items()} == {"process": (4, 31), "initial_pool": (4, 7), "phenology": (4, 2)}
+    assert {g: r.shape for g, r in raw.items()} == {
+        "process": (4, 31),
+        "initial_pool": (4, 7),
+        "phenology": (4, 2),
+    }
 
 
 def test_latitude_reaches_only_the_phenology_head():
     net = network.init_network(jax.random.key(2), 6)
     features = jax.random.normal(jax.random.key(3), (10, 6))
     for group in ("process", "initial_pool", "phenology"):
-        jac = jax.jacobian(lambda lat, g=group: network.raw_outputs(net, features, lat)[g])(jnp.zeros(10))
+        jac = jax.jacobian(lambda lat, g=group: network.raw_outputs(net, features, lat)[g])(
+            jnp.zeros(10)
+        )
         if group == "phenology":
             assert np.abs(jac).max() > 0
         else:
@@ -53,4 +63,6 @@ def test_standardizer_uses_population_std_and_keeps_constant_columns_finite():
     columns = np.array([[1.0, 5.0], [3.0, 5.0]])
     s = network.Standardizer.fit(columns)
     np.testing.assert_array_equal(s.apply(columns), [[-1.0, 0.0], [1.0, 0.0]])
-    np.testing.assert_allclose(network.lat_sigmoid(jnp.array([0.0, 90.0, -90.0])), [0.5, 1.0, 0.0], atol=1e-30)
+    np.testing.assert_allclose(
+        network.lat_sigmoid(jnp.array([0.0, 90.0, -90.0])), [0.5, 1.0, 0.0], atol=1e-30
+    )

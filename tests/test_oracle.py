@@ -9,13 +9,27 @@ import numpy as np
 import oracle
 import pytest
 
-from hybridland import dalec, parameters
+from hybridland.model import dalec, parameters
 
 BRANCHES = (
-    "labile_low", "labile_high", "foliar_low", "foliar_high", "root_low", "root_high",
-    "wood_high", "litter_low", "litter_to_som_negative", "litter_high", "som_low",
-    "som_high", "water_low", "runoff_negative", "water_high", "runoff_linear", "fire",
-)  # fmt: skip
+    "labile_low",
+    "labile_high",
+    "foliar_low",
+    "foliar_high",
+    "root_low",
+    "root_high",
+    "wood_high",
+    "litter_low",
+    "litter_to_som_negative",
+    "litter_high",
+    "som_low",
+    "som_high",
+    "water_low",
+    "runoff_negative",
+    "water_high",
+    "runoff_linear",
+    "fire",
+)
 
 
 def random_parameters(rng: np.random.Generator, cells: int) -> dict[str, np.ndarray]:
@@ -42,13 +56,19 @@ def random_forcing(rng: np.random.Generator, cells: int, steps: int, delta_t: np
         rad=rng.uniform(0.5, 32.0, (steps, cells)),
         co2=np.full((steps, cells), 395.0),
         doy=np.broadcast_to(doy[:, None], (steps, cells)),
-        burned_area=np.where(rng.random((steps, cells)) < 0.1, rng.uniform(0, 0.6, (steps, cells)), 0.0),
+        burned_area=np.where(
+            rng.random((steps, cells)) < 0.1, rng.uniform(0, 0.6, (steps, cells)), 0.0
+        ),
         vpd=rng.uniform(0.5, 40.0, (steps, cells)),
-        precip=np.where(wet, rng.uniform(50, 3000, (steps, cells)), rng.gamma(1.0, 2.0, (steps, cells))),
+        precip=np.where(
+            wet, rng.uniform(50, 3000, (steps, cells)), rng.gamma(1.0, 2.0, (steps, cells))
+        ),
         delta_t=np.broadcast_to(delta_t[:, None], (steps, cells)),
     )
     climate = dalec.Climate(
-        lat=rng.uniform(-70, 75, cells), t_mean=rng.uniform(-10, 25, cells), p_mean=rng.uniform(0.3, 6, cells)
+        lat=rng.uniform(-70, 75, cells),
+        t_mean=rng.uniform(-10, 25, cells),
+        p_mean=rng.uniform(0.3, 6, cells),
     )
     return met, climate
 
@@ -66,16 +86,30 @@ def oracle_series(params, met, climate, cell, hits):
 def push_to_upper_bounds(params: dict[str, np.ndarray], cells: slice) -> None:
     """Productive cells that start near the labile and wood upper bounds."""
     crafted = {
-        "Clab": 1999.0, "Cwood": 99990.0, "Cfol": 800.0, "LCMA": 40.0, "canopy_efficiency": 45.0,
-        "f_gpp": 0.25, "f_fol": 0.02, "flab": 0.45, "f_root": 0.02, "lab_lifespan": 7.5,
-        "tor_wood": 3e-5, "field_capacity": 50.0, "initial_water": 3000.0, "wilting_point_frac": 0.05,
+        "Clab": 1999.0,
+        "Cwood": 99990.0,
+        "Cfol": 800.0,
+        "LCMA": 40.0,
+        "canopy_efficiency": 45.0,
+        "f_gpp": 0.25,
+        "f_fol": 0.02,
+        "flab": 0.45,
+        "f_root": 0.02,
+        "lab_lifespan": 7.5,
+        "tor_wood": 3e-5,
+        "field_capacity": 50.0,
+        "initial_water": 3000.0,
+        "wilting_point_frac": 0.05,
         "runoff_focal_point": 90000.0,
-    }  # fmt: skip
+    }
     for name, value in crafted.items():
         params[name][cells] = value
 
 
-STEP_KINDS = {"daily": np.ones(730), "monthly": np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] * 5, float)}
+STEP_KINDS = {
+    "daily": np.ones(730),
+    "monthly": np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] * 5, float),
+}
 
 
 @pytest.fixture(scope="module")

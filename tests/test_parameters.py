@@ -8,23 +8,33 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hybridland import parameters
-from hybridland.parameters import GROUPS
+from hybridland.model import parameters
+from hybridland.model.parameters import GROUPS
 
 
 def test_table_matches_the_reference_file(reference_path):
     ds = xr.open_dataset(reference_path)
     assert tuple(ds.param.values) == parameters.NAMES
     for info, group, pos, lo, hi in zip(
-        parameters.TABLE, ds.param_group.values, ds.param_group_position.values, ds.param_min.values, ds.param_max.values
+        parameters.TABLE,
+        ds.param_group.values,
+        ds.param_group_position.values,
+        ds.param_min.values,
+        ds.param_max.values,
     ):
         assert info.group == group
         assert parameters.group_names(group)[pos] == info.name
-        assert (np.float32(info.minimum), np.float32(info.maximum)) == (np.float32(lo), np.float32(hi))
+        assert (np.float32(info.minimum), np.float32(info.maximum)) == (
+            np.float32(lo),
+            np.float32(hi),
+        )
     assert [len(parameters.group_names(g)) for g in GROUPS] == [31, 7, 2]
 
 
-@pytest.mark.parametrize("x64, variable, rtol", [(False, "parameters_from_real_ref32", 1e-6), (True, "parameters_from_real_ref64", 1e-12)])
+@pytest.mark.parametrize(
+    "x64, variable, rtol",
+    [(False, "parameters_from_real_ref32", 1e-6), (True, "parameters_from_real_ref64", 1e-12)],
+)
 def test_transform_matches_the_published_transform(reference_path, x64, variable, rtol):
     ds = xr.open_dataset(reference_path)
     real = ds.parameters_real.values
@@ -33,7 +43,9 @@ def test_transform_matches_the_published_transform(reference_path, x64, variable
         dtype = jnp.float64 if x64 else jnp.float32
         for g in GROUPS:
             idx = [parameters.NAMES.index(n) for n in parameters.group_names(g)]
-            got = np.asarray(parameters.to_physical(jnp.asarray(real[:, idx], dtype), g), np.float64)
+            got = np.asarray(
+                parameters.to_physical(jnp.asarray(real[:, idx], dtype), g), np.float64
+            )
             np.testing.assert_allclose(got, expected[:, idx], rtol=rtol)
 
 
@@ -46,8 +58,12 @@ def test_round_trip_and_bounds_for_extreme_inputs(x64):
             n = lo.shape[0]
             x = jnp.asarray(np.random.default_rng(0).normal(0, 3, (200, n)), dtype)
             back = parameters.to_real(parameters.to_physical(x, g), g)
-            np.testing.assert_allclose(back, x, rtol=2e-3 if not x64 else 1e-9, atol=1e-4 if not x64 else 1e-10)
-            extreme = jnp.asarray([[-jnp.inf], [-1e30], [-1e6], [0.0], [1e6], [1e30], [jnp.inf]], dtype) * jnp.ones(n, dtype)
+            np.testing.assert_allclose(
+                back, x, rtol=2e-3 if not x64 else 1e-9, atol=1e-4 if not x64 else 1e-10
+            )
+            extreme = jnp.asarray(
+                [[-jnp.inf], [-1e30], [-1e6], [0.0], [1e6], [1e30], [jnp.inf]], dtype
+            ) * jnp.ones(n, dtype)
             theta = parameters.to_physical(extreme, g)
             assert bool(jnp.all((theta >= lo) & (theta <= hi)))
             np.testing.assert_allclose(theta[3], jnp.sqrt(lo * hi), rtol=1e-5)
@@ -57,7 +73,10 @@ def test_out_of_bounds_names_parameter_and_first_index():
     values = {p.name: np.full(4, np.sqrt(p.minimum * p.maximum)) for p in parameters.TABLE}
     assert parameters.out_of_bounds(values) is None
     values["LCMA"] = np.array([10.0, 20.0, 300.0, 400.0])
-    assert parameters.out_of_bounds(values) == "parameter 'LCMA' = 300.0 at index (2,) is outside its bounds [5, 200] gC m-2"
+    assert (
+        parameters.out_of_bounds(values)
+        == "parameter 'LCMA' = 300.0 at index (2,) is outside its bounds [5, 200] gC m-2"
+    )
     values["LCMA"] = np.array([10.0, np.nan, 30.0, 40.0])
     assert parameters.out_of_bounds(values).startswith("parameter 'LCMA' = nan at index (1,)")
     del values["Q10"]

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland import partition, setups
+from hybridland.analysis import partition
+from hybridland.training import setups
 
 LETTERS = "ABCDE"
 
@@ -42,7 +43,9 @@ def test_shapley_matches_enumeration_of_orderings(n):
         assert list(got) == groups
         for g in groups:
             assert got[g] == pytest.approx(expected[g], abs=1e-12)
-        assert values[frozenset()] + sum(got.values()) == pytest.approx(values[frozenset(groups)], abs=1e-12)
+        assert values[frozenset()] + sum(got.values()) == pytest.approx(
+            values[frozenset(groups)], abs=1e-12
+        )
 
 
 def test_worked_example_two_groups():
@@ -99,10 +102,26 @@ def metrics_table(values_by_setup, variables=("lai", "et")):
     rows = []
     for setup, value in values_by_setup.items():
         for i, variable in enumerate(variables):
-            for member, split, r2 in (("ensemble", "test", value + i), ("0", "test", 99.0), ("ensemble", "train", -99.0)):
+            for member, split, r2 in (
+                ("ensemble", "test", value + i),
+                ("0", "test", 99.0),
+                ("ensemble", "train", -99.0),
+            ):
                 rows.append(("0p25deg", setup, member, variable, split, r2, r2 / 2, 10))
             rows.append(("0p125deg", setup, "ensemble", variable, "test", 42.0, 42.0, 10))
-    return pd.DataFrame(rows, columns=["grid", "setup", "member", "variable", "split", "r2_score", "explained_variance", "n"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "grid",
+            "setup",
+            "member",
+            "variable",
+            "split",
+            "r2_score",
+            "explained_variance",
+            "n",
+        ],
+    )
 
 
 TWO = {"CONTROL": 0.2, "PFT": 0.5, "CLIM": 0.4, "PFT+CLIM": 0.9, "LATLON": 0.7}
@@ -113,16 +132,28 @@ def test_global_partition_reads_ensemble_test_rows():
     assert list(table.columns) == ["variable", "metric", "component", "value"]
     lai = table[table.variable == "lai"].set_index("component")["value"]
     assert list(lai.index) == ["baseline", "PFT", "CLIM", "full"]
-    assert lai.to_dict() == pytest.approx({"baseline": 0.2, "PFT": 0.4, "CLIM": 0.3, "full": 0.9}, abs=1e-12)
-    et = table[table.variable == "et"].set_index("component")["value"]  # every setup + 1: same gains
-    assert et.to_dict() == pytest.approx({"baseline": 1.2, "PFT": 0.4, "CLIM": 0.3, "full": 1.9}, abs=1e-12)
+    assert lai.to_dict() == pytest.approx(
+        {"baseline": 0.2, "PFT": 0.4, "CLIM": 0.3, "full": 0.9}, abs=1e-12
+    )
+    et = table[table.variable == "et"].set_index("component")[
+        "value"
+    ]  # every setup + 1: same gains
+    assert et.to_dict() == pytest.approx(
+        {"baseline": 1.2, "PFT": 0.4, "CLIM": 0.3, "full": 1.9}, abs=1e-12
+    )
 
 
 def test_partition_table_has_both_metrics_and_exact_columns():
     table = partition.partition_table(metrics_table(TWO), "0p25deg", ["PFT", "CLIM"])
-    assert list(table.columns) == list(partition.COLUMNS) == ["variable", "metric", "component", "value"]
+    assert (
+        list(table.columns)
+        == list(partition.COLUMNS)
+        == ["variable", "metric", "component", "value"]
+    )
     assert list(dict.fromkeys(table.metric)) == ["r2_score", "explained_variance"]
-    ev = table[(table.metric == "explained_variance") & (table.variable == "lai")].set_index("component")["value"]
+    ev = table[(table.metric == "explained_variance") & (table.variable == "lai")].set_index(
+        "component"
+    )["value"]
     assert ev["PFT"] == pytest.approx(0.2) and ev["CLIM"] == pytest.approx(0.15)
 
 
@@ -148,7 +179,9 @@ def skill_maps(groups, rng):
         values = rng.uniform(0, 1, (LAT.size, LON.size))
         if setup == "CONTROL":
             values[1, 2] = np.nan
-        maps[setup] = xr.Dataset({"lai_r2": (("lat", "lon"), values)}, coords={"lat": LAT, "lon": LON})
+        maps[setup] = xr.Dataset(
+            {"lai_r2": (("lat", "lon"), values)}, coords={"lat": LAT, "lon": LON}
+        )
     return maps
 
 
@@ -167,14 +200,18 @@ def test_cell_partition_matches_scalar_shapley_per_cell():
         np.testing.assert_allclose(got, [expected[g] for g in groups], atol=1e-12)
         assert cells["lai_dominant"][i, j] == int(np.argmax(got))
         full, base = values[frozenset(groups)], values[frozenset()]
-        assert cells["lai_spatialization_share"][i, j] == pytest.approx(np.clip((full - base) / full, 0, 1))
+        assert cells["lai_spatialization_share"][i, j] == pytest.approx(
+            np.clip((full - base) / full, 0, 1)
+        )
     assert np.isnan(cells["lai_contribution"][:, 1, 2]).all()
     assert cells["lai_dominant"][1, 2] == partition.NO_GROUP
     assert cells["lai_dominant"].attrs["flag_meanings"] == "PFT CLIM SOIL"
 
 
 def test_spatialization_share_is_clipped_and_undefined_without_skill():
-    share = partition.spatialization_share(np.array([0.2, 0.5, 0.1, 0.0]), np.array([0.8, 0.4, 0.0, 0.5]))
+    share = partition.spatialization_share(
+        np.array([0.2, 0.5, 0.1, 0.0]), np.array([0.8, 0.4, 0.0, 0.5])
+    )
     np.testing.assert_allclose(share, [0.75, 0.0, np.nan, 1.0])
 
 
@@ -198,14 +235,28 @@ def test_partition_files_writes_table_maps_and_figures(tmp_path):
         paths[setup] = tmp_path / f"{setup}.nc"
         maps.assign(sif_r2=maps.lai_r2 / 2).to_netcdf(paths[setup])
     out = tmp_path / "partition"
-    partition.partition_files(metrics, paths, "0p25deg", groups, out / "global.csv", out / "bars",
-                              out / "cells.nc", out / "maps")  # fmt: skip
+    partition.partition_files(
+        metrics,
+        paths,
+        "0p25deg",
+        groups,
+        out / "global.csv",
+        out / "bars",
+        out / "cells.nc",
+        out / "maps",
+    )
     table = pd.read_csv(out / "global.csv")
     assert list(table.columns) == ["variable", "metric", "component", "value"]
     assert len(table) == 2 * 2 * 4  # variables x metrics x (baseline, 2 groups, full)
     with xr.open_dataset(out / "cells.nc") as cells:
-        assert {"lai_contribution", "sif_dominant", "sif_spatialization_share"} <= set(cells.data_vars)
-    assert all((out / f"{stem}.{ext}").stat().st_size > 0 for stem in ("bars", "maps") for ext in ("png", "pdf"))
+        assert {"lai_contribution", "sif_dominant", "sif_spatialization_share"} <= set(
+            cells.data_vars
+        )
+    assert all(
+        (out / f"{stem}.{ext}").stat().st_size > 0
+        for stem in ("bars", "maps")
+        for ext in ("png", "pdf")
+    )
 
 
 def test_partition_files_of_a_site_study_write_only_the_global_table(tmp_path):
@@ -213,6 +264,8 @@ def test_partition_files_of_a_site_study_write_only_the_global_table(tmp_path):
     metrics = tmp_path / "metrics.csv"
     metrics_table(TWO).to_csv(metrics, index=False)
     out = tmp_path / "partition"
-    partition.partition_files(metrics, {}, "0p25deg", ["PFT", "CLIM"], out / "global.csv", out / "bars")
+    partition.partition_files(
+        metrics, {}, "0p25deg", ["PFT", "CLIM"], out / "global.csv", out / "bars"
+    )
     assert len(pd.read_csv(out / "global.csv")) == 2 * 2 * 4
     assert sorted(p.name for p in out.iterdir()) == ["bars.pdf", "bars.png", "global.csv"]

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland import parameters, pca
+from hybridland.analysis import pca
+from hybridland.model import parameters
 
 
 def test_allocation_fractions_by_hand_use_flab():
@@ -16,13 +17,16 @@ def test_allocation_fractions_by_hand_use_flab():
     # root = (0.4 - 0.2) * 0.5 = 0.1; wood = 1 - 0.5 - 0.1 - 0.2 - 0.1 = 0.1.
     got = pca.allocation_fractions({"f_gpp": 0.5, "f_fol": 0.2, "flab": 0.5, "f_root": 0.5})
     assert {k: float(v) for k, v in got.items()} == pytest.approx(
-        {"autotrophic": 0.5, "foliar": 0.1, "labile": 0.2, "root": 0.1, "wood": 0.1}, abs=1e-15)
+        {"autotrophic": 0.5, "foliar": 0.1, "labile": 0.2, "root": 0.1, "wood": 0.1}, abs=1e-15
+    )
 
 
 def test_allocation_fractions_sum_to_one_and_stay_in_unit_interval():
     rng = np.random.default_rng(0)
-    params = {n: rng.uniform(parameters.BY_NAME[n].minimum, parameters.BY_NAME[n].maximum, 1000)
-              for n in ("f_gpp", "f_fol", "flab", "f_root")}  # fmt: skip
+    params = {
+        n: rng.uniform(parameters.BY_NAME[n].minimum, parameters.BY_NAME[n].maximum, 1000)
+        for n in ("f_gpp", "f_fol", "flab", "f_root")
+    }
     fractions = pca.allocation_fractions(params)
     np.testing.assert_allclose(sum(fractions.values()), 1.0, atol=1e-12)
     assert all(((f >= 0) & (f <= 1)).all() for f in fractions.values())
@@ -46,7 +50,10 @@ def test_single_dominant_direction_is_recovered():
     rng = np.random.default_rng(2)
     t = rng.normal(size=500)
     signs, scales = np.array([1, -1, 1, 1, -1]), np.array([1.0, 100.0, 0.01, 5.0, 3.0])
-    table = pd.DataFrame(t[:, None] * signs * scales + 0.01 * scales * rng.normal(size=(500, 5)), columns=list("abcde"))
+    table = pd.DataFrame(
+        t[:, None] * signs * scales + 0.01 * scales * rng.normal(size=(500, 5)),
+        columns=list("abcde"),
+    )
     result = pca.pca(table)
     assert result.explained_variance_ratio["PC1"] > 0.999
     assert result.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-12)
@@ -62,10 +69,14 @@ def test_pca_ratios_sum_to_one_scores_reconstruct_and_are_uncorrelated():
     assert result.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-12)
     assert (np.diff(result.explained_variance_ratio.to_numpy()) <= 1e-12).all()
     z = pca.standardise(table).to_numpy()
-    np.testing.assert_allclose(result.scores.to_numpy() @ result.loadings.to_numpy().T, z, atol=1e-10)
+    np.testing.assert_allclose(
+        result.scores.to_numpy() @ result.loadings.to_numpy().T, z, atol=1e-10
+    )
     cov = np.cov(result.scores.to_numpy(), rowvar=False, bias=True)
     np.testing.assert_allclose(cov - np.diag(np.diag(cov)), 0.0, atol=1e-10)
-    np.testing.assert_allclose(np.diag(cov) / np.trace(cov), result.explained_variance_ratio, atol=1e-12)
+    np.testing.assert_allclose(
+        np.diag(cov) / np.trace(cov), result.explained_variance_ratio, atol=1e-12
+    )
     # the five allocation fractions sum to 1, so one component carries no variance
     assert result.explained_variance_ratio.iloc[-1] < 1e-20
 
@@ -103,7 +114,11 @@ def test_not_identifiable_flags_quantities_through_their_sources():
     rows = [("full", n, 0.1, True) for n in parameters.NAMES] + [("other", "LCMA", 0.9, False)]
     table = pd.DataFrame(rows, columns=["setup", "parameter", "median_cv", "identifiable"])
     table.loc[(table.setup == "full") & (table.parameter == "flab"), "identifiable"] = False
-    assert pca.not_identifiable(table, "full") == {"labile_allocation", "root_allocation", "wood_allocation"}
+    assert pca.not_identifiable(table, "full") == {
+        "labile_allocation",
+        "root_allocation",
+        "wood_allocation",
+    }
     assert pca.not_identifiable(table, "other") == {"LCMA"}
     with pytest.raises(ValueError, match="no rows for setup 'PFT'"):
         pca.not_identifiable(table, "PFT")
@@ -117,7 +132,9 @@ def parameter_maps(rng, lat, lon):
         field[0, 0] = np.nan
         data[name] = (("lat", "lon"), field)
         data[f"{name}_std"] = (("lat", "lon"), 0.1 * field)
-    return xr.Dataset(data, coords={"lat": lat, "lon": lon}, attrs={"grid": "0p25deg", "setup": "PFT+CLIM"})
+    return xr.Dataset(
+        data, coords={"lat": lat, "lon": lon}, attrs={"grid": "0p25deg", "setup": "PFT+CLIM"}
+    )
 
 
 def test_pca_files_writes_tables_scores_and_figures(tmp_path):
@@ -127,20 +144,31 @@ def test_pca_files_writes_tables_scores_and_figures(tmp_path):
     params_nc = tmp_path / "PFT+CLIM.nc"
     params.to_netcdf(params_nc)
     summary = tmp_path / "summary.csv"
-    pd.DataFrame({"setup": "PFT+CLIM", "parameter": list(parameters.NAMES), "median_cv": 0.1,
-                  "identifiable": [n != "uWUE" for n in parameters.NAMES]}).to_csv(summary, index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "setup": "PFT+CLIM",
+            "parameter": list(parameters.NAMES),
+            "median_cv": 0.1,
+            "identifiable": [n != "uWUE" for n in parameters.NAMES],
+        }
+    ).to_csv(summary, index=False)
     out = tmp_path / "pca"
     pca.pca_files(params_nc, summary, "0p25deg", out, truth_nc=params_nc)
     ratio = pd.read_csv(out / "explained_variance.csv")
     assert list(ratio.columns) == ["component", "ratio"]
     assert ratio["ratio"].sum() == pytest.approx(1.0) and ratio["component"].iloc[0] == "PC1"
     loadings = pd.read_csv(out / "loadings.csv")
-    assert list(loadings.columns[:2]) == ["quantity", "PC1"] and list(loadings["quantity"]) == list(pca.QUANTITIES)
+    assert list(loadings.columns[:2]) == ["quantity", "PC1"] and list(loadings["quantity"]) == list(
+        pca.QUANTITIES
+    )
     congruence = pd.read_csv(out / "congruence.csv")  # truth = the learned maps themselves
     np.testing.assert_allclose(congruence["congruence"].iloc[:11], 1.0, atol=1e-8)
     with xr.open_dataset(out / "scores.nc") as scores:
         assert scores["score"].dims == ("component", "lat", "lon")
-        assert np.isnan(scores["score"][:, 0, 0]).all() and np.isfinite(scores["score"][:, 1:, :]).all()
+        assert (
+            np.isnan(scores["score"][:, 0, 0]).all()
+            and np.isfinite(scores["score"][:, 1:, :]).all()
+        )
     for stem in ("biplot", "score_maps"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").stat().st_size > 0
     with pytest.raises(ValueError, match="not '0p125deg'"):

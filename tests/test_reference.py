@@ -8,14 +8,16 @@ import sys
 import numpy as np
 import xarray as xr
 
-from hybridland import dalec, reference
+from hybridland.model import dalec, reference
 
 
 def check_dalec(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "hybridland.cli", "check-dalec", *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_float32_within_reference_tolerances(reference_path):
@@ -56,5 +58,7 @@ def test_cli_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_relative_error_metric_treats_nan_as_failure():
-    assert reference.relative_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))[1] == float("inf")
+    assert reference.relative_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))[1] == float(
+        "inf"
+    )
     assert reference.relative_error(np.array([0.0, 2.5]), np.array([0.0, 2.0])) == (0.5, 0.25)

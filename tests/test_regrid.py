@@ -1,4 +1,4 @@
-"""Tests for hybridland.regrid on grids small enough to check by hand."""
+"""Tests for hybridland.data.regrid on grids small enough to check by hand."""
 
 import itertools
 import logging
@@ -11,8 +11,9 @@ import pytest
 import rioxarray  # noqa: F401  (registers the .rio accessor used to write test rasters)
 import xarray as xr
 
-from hybridland import files, regrid
-from hybridland.grids import Box, Grid, standard_grid
+from hybridland import io as files
+from hybridland.data import regrid
+from hybridland.data.grids import Box, Grid, standard_grid
 
 BOX = Box(west=-110.0, east=-107.0, south=37.0, north=39.5)
 
@@ -150,7 +151,7 @@ def test_source_outside_the_grid_is_rejected():
 
 def test_backend_choice_is_logged_with_the_reason(caplog):
     regrid.conservative_backend.cache_clear()
-    with caplog.at_level(logging.INFO, logger="hybridland.regrid"):
+    with caplog.at_level(logging.INFO, logger="hybridland.data.regrid"):
         backend = regrid.conservative_backend()
     regrid.conservative_backend.cache_clear()
     if backend == "xarray-regrid":

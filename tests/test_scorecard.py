@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridland import parameters, scorecard
+from hybridland.analysis import scorecard
+from hybridland.model import parameters
 
 
 def rows(checks: list[tuple]) -> pd.DataFrame:
@@ -22,8 +23,14 @@ def test_shap_checks_skip_undefined_ranks_and_take_the_largest_no_influence_shar
     ranks = pd.DataFrame(
         {"setup": "S", "parameter": ["Q10", "LCMA", "f_gpp"], "spearman": [0.9, np.nan, 0.2]}
     )
-    groups = pd.DataFrame({"setup": "S", "parameter": ["Q10", "Q10", "f_gpp", "f_gpp"], "group": ["CLIM", "SOIL"] * 2,
-                           "share": [0.95, 0.05, 0.85, 0.15]})  # fmt: skip
+    groups = pd.DataFrame(
+        {
+            "setup": "S",
+            "parameter": ["Q10", "Q10", "f_gpp", "f_gpp"],
+            "group": ["CLIM", "SOIL"] * 2,
+            "share": [0.95, 0.05, 0.85, 0.15],
+        }
+    )
     card = rows(scorecard.shap_checks(ranks, groups, ["SOIL"], "g"))
     assert list(card.index) == [
         "g/shap/rank/S/Q10",
@@ -53,8 +60,14 @@ def test_identifiability_checks_count_agreement_and_identifiable_but_invisible()
 
 
 def test_pca_checks_use_the_first_three_components():
-    congruence = pd.DataFrame({"component": ["PC1", "PC2", "PC3", "PC4"], "congruence": [0.95, 0.7, 0.9, 0.1],
-                               "learned_ratio": [0.5, 0.3, 0.1, 0.1], "true_ratio": [0.45, 0.1, 0.2, 0.25]})  # fmt: skip
+    congruence = pd.DataFrame(
+        {
+            "component": ["PC1", "PC2", "PC3", "PC4"],
+            "congruence": [0.95, 0.7, 0.9, 0.1],
+            "learned_ratio": [0.5, 0.3, 0.1, 0.1],
+            "true_ratio": [0.45, 0.1, 0.2, 0.25],
+        }
+    )
     card = rows(scorecard.pca_checks(congruence, "g"))
     assert len(card) == 6
     assert card.loc["g/pca/ratio_gap/PC2", "value"] == pytest.approx(0.2)
@@ -62,10 +75,15 @@ def test_pca_checks_use_the_first_three_components():
 
 
 def test_partition_share_of_the_no_influence_group_by_hand():
-    values = {"lai": {"PFT": 0.3, "CLIM": 0.2, "SOIL": -0.05}, "et": {"PFT": 0.05, "CLIM": 0.1, "SOIL": 0.05},
-              "reco_ec": {"PFT": 0.1, "CLIM": 0.1, "SOIL": 2.0}}  # site target: not scored  # fmt: skip
-    table = pd.DataFrame([(v, "r2_score", g, x) for v, parts in values.items() for g, x in parts.items()],
-                         columns=["variable", "metric", "component", "value"])  # fmt: skip
+    values = {
+        "lai": {"PFT": 0.3, "CLIM": 0.2, "SOIL": -0.05},
+        "et": {"PFT": 0.05, "CLIM": 0.1, "SOIL": 0.05},
+        "reco_ec": {"PFT": 0.1, "CLIM": 0.1, "SOIL": 2.0},
+    }  # site target: not scored
+    table = pd.DataFrame(
+        [(v, "r2_score", g, x) for v, parts in values.items() for g, x in parts.items()],
+        columns=["variable", "metric", "component", "value"],
+    )
     card = rows(scorecard.partition_checks(table, ["PFT", "CLIM", "SOIL"], ["SOIL"], "g"))
     assert card.loc["g/partition/no_influence/SOIL/r2_score", "value"] == pytest.approx(0.05 / 0.2)
     assert not card.passed.iloc[0]
@@ -93,12 +111,25 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
     partition = pd.DataFrame(
         {"variable": "lai", "metric": "r2_score", "component": ["PFT", "SOIL"], "value": [0.5, 0.0]}
     )
-    for name, table in {"ranks": ranks, "groups": groups, "summary": summary, "sens": sens,
-                        "congruence": congruence, "partition": partition}.items():  # fmt: skip
+    for name, table in {
+        "ranks": ranks,
+        "groups": groups,
+        "summary": summary,
+        "sens": sens,
+        "congruence": congruence,
+        "partition": partition,
+    }.items():
         paths[name] = tmp_path / f"{name}.csv"
         table.to_csv(paths[name], index=False)
-    grids = {"g": {"shap": {"S": (paths["ranks"], paths["groups"])}, "identifiability": paths["summary"],
-                   "sensitivity": paths["sens"], "congruence": paths["congruence"], "partition": paths["partition"]}}  # fmt: skip
+    grids = {
+        "g": {
+            "shap": {"S": (paths["ranks"], paths["groups"])},
+            "identifiability": paths["summary"],
+            "sensitivity": paths["sens"],
+            "congruence": paths["congruence"],
+            "partition": paths["partition"],
+        }
+    }
     card = scorecard.scorecard_files(
         grids, ["PFT", "SOIL"], tmp_path / "scorecard.csv", tmp_path / "scorecard"
     )

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from drivers import tiny_driver
 
-from hybridland import network, parameters, sensitivity
+from hybridland.analysis import sensitivity
+from hybridland.model import network, parameters
 
 
 def test_perturbed_moves_by_the_share_of_the_log_range_and_stays_in_bounds():
@@ -29,8 +30,13 @@ def test_target_changes_by_hand():
 
 
 def test_visible_takes_the_largest_target_and_fills_absent_parameters():
-    table = pd.DataFrame({"parameter": ["LCMA", "LCMA", "Q10"], "target": ["lai", "nbe", "nbe"],
-                          "sensitivity": [0.01, 0.2, 0.04]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "parameter": ["LCMA", "LCMA", "Q10"],
+            "target": ["lai", "nbe", "nbe"],
+            "sensitivity": [0.01, 0.2, 0.04],
+        }
+    )
     shown = sensitivity.visible(table, threshold=0.05)
     assert list(shown.index) == list(parameters.NAMES)
     assert shown["LCMA"] and not shown["Q10"] and not shown["IWUE"]
@@ -41,8 +47,12 @@ def table():
     driver = tiny_driver(n_patches=3, slots=4, years=2)
     net = network.init_network(jax.random.key(7), 3)
     z = np.random.default_rng(7).normal(size=(driver.sizes["cell"], 3)).astype(np.float32)
-    truth = {k: np.asarray(v, np.float64) for k, v in
-             network.physical_parameters(net, z, np.zeros(driver.sizes["cell"], np.float32)).items()}  # fmt: skip
+    truth = {
+        k: np.asarray(v, np.float64)
+        for k, v in network.physical_parameters(
+            net, z, np.zeros(driver.sizes["cell"], np.float32)
+        ).items()
+    }
     return sensitivity.sensitivities(driver, truth, step=0.05)
 
 

@@ -14,17 +14,33 @@ import numpy as np
 import pytest
 from drivers import tiny_driver
 
-from hybridland import setups, train
+from hybridland.training import setups, train
 
-WEIGHTS = {"lai": 1.0, "sif": 10.0, "et": 1.0, "nbe": 1.0, "som": 1e-7, "violation": 1.0, "edc": 0.1}
+WEIGHTS = {
+    "lai": 1.0,
+    "sif": 10.0,
+    "et": 1.0,
+    "nbe": 1.0,
+    "som": 1e-7,
+    "violation": 1.0,
+    "edc": 0.1,
+}
 TRAINING = {
-    "epochs": 6, "learning_rate": 3e-3, "patches_per_step": 2, "dev_fraction": 0.2,
-    "checkpoint_every": 2, "max_restarts": 2, "width": 8, "depth": 2,
-}  # fmt: skip
+    "epochs": 6,
+    "learning_rate": 3e-3,
+    "patches_per_step": 2,
+    "dev_fraction": 0.2,
+    "checkpoint_every": 2,
+    "max_restarts": 2,
+    "width": 8,
+    "depth": 2,
+}
 
 
 def options(**changes) -> train.TrainOptions:
-    return train.TrainOptions.from_config(TRAINING | changes, {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS})
+    return train.TrainOptions.from_config(
+        TRAINING | changes, {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
+    )
 
 
 def test_factorial_setups_are_canonical():
@@ -32,8 +48,13 @@ def test_factorial_setups_are_canonical():
     assert len(names) == 16 and names[0] == "CONTROL" and names[-1] == "PFT+CLIM+SOIL+AGE"
     assert setups.setup_name(["SOIL", "PFT"]) == "PFT+SOIL"
     assert setups.columns("CLIM+AGE") == ("MAT", "MAP", "elevation", "canopy_height", "forest_age")
-    assert setups.columns("CONTROL") == ("null",) and setups.columns("LATLON") == ("lat_deg", "lon_deg")
-    with pytest.raises(ValueError, match=re.escape("setup 'CLIM+PFT' is not canonical; write it as 'PFT+CLIM'")):
+    assert setups.columns("CONTROL") == ("null",) and setups.columns("LATLON") == (
+        "lat_deg",
+        "lon_deg",
+    )
+    with pytest.raises(
+        ValueError, match=re.escape("setup 'CLIM+PFT' is not canonical; write it as 'PFT+CLIM'")
+    ):
         setups.groups_of("CLIM+PFT")
 
 
@@ -59,9 +80,19 @@ def run_member(driver_path: Path, out: Path, epochs: int) -> subprocess.Popen:
     )
     loss_config = {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
     return subprocess.Popen(
-        [sys.executable, "-c", script, json.dumps(TRAINING | {"epochs": epochs}), json.dumps(loss_config), str(driver_path), str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            script,
+            json.dumps(TRAINING | {"epochs": epochs}),
+            json.dumps(loss_config),
+            str(driver_path),
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +152,10 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
 
     broken = driver.assign(p_mean=driver.p_mean * 0.0)  # Theta = P / 0: every loss is NaN
     monkeypatch.setattr(train, "make_epoch", real)
-    with pytest.raises(RuntimeError, match=re.escape("PFT member 0: loss not finite in epoch 1 after 2 re-initialisations")):
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape("PFT member 0: loss not finite in epoch 1 after 2 re-initialisations"),
+    ):
         train.train_member(broken, "PFT", 0, 3, options(), tmp_path / "d.npz")
 
 
@@ -137,18 +171,26 @@ def test_members_trained_together_match_members_trained_alone(tmp_path):
     together = train.train_members(driver, "PFT+CLIM", [0, 1, 2], 7, options(), tmp_path / "g.npz")
     alone = train.train_member(driver, "PFT+CLIM", 1, 7, options(), tmp_path / "a.npz")
     assert together[1].info["dev_patches"] == alone.info["dev_patches"]
-    np.testing.assert_allclose(together[1].info["history"]["train"], alone.info["history"]["train"], rtol=1e-4)
-    for x, y in zip(train.flatten(together[1].net, "").values(), train.flatten(alone.net, "").values()):
+    np.testing.assert_allclose(
+        together[1].info["history"]["train"], alone.info["history"]["train"], rtol=1e-4
+    )
+    for x, y in zip(
+        train.flatten(together[1].net, "").values(), train.flatten(alone.net, "").values()
+    ):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
 
 
 def test_padding_the_features_inside_the_training_program_changes_nothing(tmp_path, monkeypatch):
     driver = tiny_driver()
-    padded = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "p.npz")  # 13 -> 20 columns
+    padded = train.train_member(
+        driver, "PFT+CLIM", 0, 7, options(), tmp_path / "p.npz"
+    )  # 13 -> 20 columns
     monkeypatch.setattr(train, "FEATURE_PAD", 1)
     plain = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "u.npz")
     assert padded.net.embedding[0].w.shape == plain.net.embedding[0].w.shape == (13, 8)
-    np.testing.assert_allclose(padded.info["history"]["train"], plain.info["history"]["train"], rtol=1e-5)
+    np.testing.assert_allclose(
+        padded.info["history"]["train"], plain.info["history"]["train"], rtol=1e-5
+    )
     for x, y in zip(train.flatten(padded.net, "").values(), train.flatten(plain.net, "").values()):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland import parameters, twin
+from hybridland.data import twin
+from hybridland.model import parameters
 
 TINY_BOX = twin.Box(west=-108.5, east=-107.0, south=38.5, north=39.5)
 NETCDF = [k for k, f in twin.FILENAMES.items() if f.endswith(".nc")]
@@ -141,8 +142,14 @@ def test_netcdf_variables_carry_units(files):
 
 def test_forcing_units_and_time_axis(files):
     ds = open_nc(files["forcing"])
-    expected = {"t_min": "degC", "t_max": "degC", "rad": "MJ m-2 d-1", "vpd": "hPa",
-                "precip": "mm d-1", "burned_area": "1"}  # fmt: skip
+    expected = {
+        "t_min": "degC",
+        "t_max": "degC",
+        "rad": "MJ m-2 d-1",
+        "vpd": "hPa",
+        "precip": "mm d-1",
+        "burned_area": "1",
+    }
     assert {v: ds[v].attrs["units"] for v in expected} == expected
     assert ds.sizes["time"] == 36
     raw = open_nc(files["forcing"], decode_times=False)
@@ -224,12 +231,17 @@ def predictor_table(n: int = 50, seed: int = 0) -> dict[str, np.ndarray]:
     fractions = rng.dirichlet(np.full(len(twin.PFTS), 0.5), size=n).T
     table = {p: fractions[i] for i, p in enumerate(twin.PFTS)}
     table.update(
-        MAT=rng.uniform(-6, 16, n), MAP=rng.uniform(100, 1500, n),
-        elevation=rng.uniform(1200, 4300, n), canopy_height=rng.uniform(0, 30, n),
-        forest_age=rng.uniform(0, 250, n), BULK_DEN=rng.uniform(1.0, 1.7, n),
-        SAND=rng.uniform(10, 80, n), SILT=rng.uniform(10, 60, n), CLAY=rng.uniform(5, 40, n),
+        MAT=rng.uniform(-6, 16, n),
+        MAP=rng.uniform(100, 1500, n),
+        elevation=rng.uniform(1200, 4300, n),
+        canopy_height=rng.uniform(0, 30, n),
+        forest_age=rng.uniform(0, 250, n),
+        BULK_DEN=rng.uniform(1.0, 1.7, n),
+        SAND=rng.uniform(10, 80, n),
+        SILT=rng.uniform(10, 60, n),
+        CLAY=rng.uniform(5, 40, n),
         GRAVEL=rng.uniform(0, 50, n),
-    )  # fmt: skip
+    )
     return table
 
 
@@ -295,8 +307,13 @@ def test_influence_and_fixed_values_partition_the_parameters():
 def test_parameters_respond_nonlinearly_to_temperature():
     mat = np.linspace(-5.0, 15.0, 41)
     table = {p: np.full_like(mat, 1.0 if p == "NF" else 0.0) for p in twin.PFTS}
-    table.update(MAT=mat, MAP=np.full_like(mat, 600.0), elevation=np.full_like(mat, 2500.0),
-                 canopy_height=np.full_like(mat, 15.0), forest_age=np.full_like(mat, 80.0))  # fmt: skip
+    table.update(
+        MAT=mat,
+        MAP=np.full_like(mat, 600.0),
+        elevation=np.full_like(mat, 2500.0),
+        canopy_height=np.full_like(mat, 15.0),
+        forest_age=np.full_like(mat, 80.0),
+    )
     values = twin.true_parameters(table)
     for name in ("Q10", "canopy_efficiency", "f_gpp"):
         second = np.diff(values[name], 2)
@@ -309,8 +326,13 @@ def test_parameters_respond_nonlinearly_to_temperature():
 def test_pft_shifts_leaf_traits():
     def pure(pft: str) -> dict[str, np.ndarray]:
         table = {p: np.array([1.0 if p == pft else 0.0]) for p in twin.PFTS}
-        table.update(MAT=np.array([5.0]), MAP=np.array([600.0]), elevation=np.array([2500.0]),
-                     canopy_height=np.array([0.0]), forest_age=np.array([0.0]))  # fmt: skip
+        table.update(
+            MAT=np.array([5.0]),
+            MAP=np.array([600.0]),
+            elevation=np.array([2500.0]),
+            canopy_height=np.array([0.0]),
+            forest_age=np.array([0.0]),
+        )
         return twin.true_parameters(table)
 
     nf, dbf, gra = pure("NF"), pure("DBF"), pure("GRA")
@@ -445,10 +467,15 @@ def test_unknown_config_keys_are_named(mapping, key):
 
 
 def test_config_from_mapping_merges_over_defaults():
-    config = twin.TwinConfig.from_mapping({
-        "box": {"west": -109.0, "east": -107.0, "south": 38.0, "north": 39.5},
-        "years": [2011, 2012], "seed": 3, "noise": {"lai": {"relative": 0.2}}, "gaps": {"et": 0.1},
-    })  # fmt: skip
+    config = twin.TwinConfig.from_mapping(
+        {
+            "box": {"west": -109.0, "east": -107.0, "south": 38.0, "north": 39.5},
+            "years": [2011, 2012],
+            "seed": 3,
+            "noise": {"lai": {"relative": 0.2}},
+            "gaps": {"et": 0.1},
+        }
+    )
     assert config.box == twin.Box(-109.0, -107.0, 38.0, 39.5)
     assert config.years == (2011, 2012) and config.seed == 3
     assert config.noise["lai"] == twin.Noise(0.2, twin.DEFAULT_NOISE["lai"].absolute)

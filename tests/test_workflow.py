@@ -18,10 +18,21 @@ SMOKE = "config/studies/smoke.yaml"
 # Smoke study: 5 setups on 0p25deg and 1 on 0p125deg; identifiability ensembles of 3 members
 # for 2 setups (2 factorial members each, so 1 extra member each).
 DOWNSTREAM_OF_DRIVER = {
-    "train_setup": 6, "select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "train_extra_members": 2,
-    "select_identifiability": 2, "identifiability": 1, "partition": 1, "pca": 1, "shap": 1, "gather_shap": 1,
-    "sensitivity": 1, "scorecard": 1, "all": 1,
-}  # fmt: skip
+    "train_setup": 6,
+    "select_members": 6,
+    "evaluate_setup": 6,
+    "gather_metrics": 1,
+    "train_extra_members": 2,
+    "select_identifiability": 2,
+    "identifiability": 1,
+    "partition": 1,
+    "pca": 1,
+    "shap": 1,
+    "gather_shap": 1,
+    "sensitivity": 1,
+    "scorecard": 1,
+    "all": 1,
+}
 IGNORE = shutil.ignore_patterns(
     ".git", "results", ".snakemake", "__pycache__", "*.egg-info", ".pytest_cache"
 )
@@ -31,8 +42,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     env = dict(os.environ, PYTHONPATH=str(workdir / "src"))
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=workdir, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if check and result.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
@@ -152,7 +167,7 @@ def test_every_job_has_a_log_and_a_benchmark(smoke):
 
 def test_editing_a_module_reruns_its_stage_and_what_follows(smoke):
     assert scheduled(snakemake(smoke, "-n", "--configfile", SMOKE)) == {}
-    module = smoke / "src/hybridland/regrid.py"
+    module = smoke / "src/hybridland/data/regrid.py"
     module.write_text(module.read_text() + "\n# an edit\n")
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE))
     assert jobs == {"regrid": 28, "assemble_driver": 2} | DOWNSTREAM_OF_DRIVER
@@ -167,8 +182,17 @@ def test_changing_a_stage_config_reruns_that_stage_only(smoke):
     changed.write_text("training:\n  keep_best: 2\n")
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE, str(changed)))
     # the dedicated identifiability ensembles keep their own number of members
-    assert jobs == {"select_members": 6, "evaluate_setup": 6, "gather_metrics": 1, "partition": 1, "pca": 1,
-                    "shap": 1, "gather_shap": 1, "scorecard": 1, "all": 1}  # fmt: skip
+    assert jobs == {
+        "select_members": 6,
+        "evaluate_setup": 6,
+        "gather_metrics": 1,
+        "partition": 1,
+        "pca": 1,
+        "shap": 1,
+        "gather_shap": 1,
+        "scorecard": 1,
+        "all": 1,
+    }
     changed.write_text("shap:\n  nsamples: 40\n")
     jobs = scheduled(snakemake(smoke, "-n", "--configfile", SMOKE, str(changed)))
     assert jobs == {"shap": 1, "gather_shap": 1, "scorecard": 1, "all": 1}
@@ -199,10 +223,15 @@ def test_analysis_tables(smoke):
 
 
 REPORT_FIGURES = [
-    "partition/0p25deg/bars.png", "partition/0p25deg/maps.png", "identifiability/0p25deg/median_cv.png",
-    "pca/0p25deg/biplot.png", "pca/0p25deg/score_maps.png", "shap/0p25deg/CLIM/dependence.png",
-    "shap/0p25deg/group_shares.png", "scorecard.png",
-]  # fmt: skip
+    "partition/0p25deg/bars.png",
+    "partition/0p25deg/maps.png",
+    "identifiability/0p25deg/median_cv.png",
+    "pca/0p25deg/biplot.png",
+    "pca/0p25deg/score_maps.png",
+    "shap/0p25deg/CLIM/dependence.png",
+    "shap/0p25deg/group_shares.png",
+    "scorecard.png",
+]
 REPORT_TABLES = [
     "evaluation/metrics.csv",
     "evaluation/recovery.csv",

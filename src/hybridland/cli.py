@@ -12,7 +12,7 @@ def _check_dalec(args: argparse.Namespace) -> int:
 
     if args.x64:
         jax.config.update("jax_enable_x64", True)
-    from hybridland import reference
+    from hybridland.model import reference
 
     if not args.reference.is_file():
         print(f"hybridland check-dalec: no such file: {args.reference}", file=sys.stderr)
@@ -29,7 +29,7 @@ def _check_dalec(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from hybridland import bench
+    from hybridland.training import bench
 
     result = bench.run_benchmark(args.cells, args.months, repeats=args.repeats, seed=args.seed)
     if args.json:
@@ -37,7 +37,9 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         for name in ("forward", "value_and_grad", "adam_step"):
             r = result[name]
-            print(f"{name:15s} {r['median_s'] * 1e3:9.2f} ms  {r['pixel_months_per_s']:.3e} pixel-months/s")
+            print(
+                f"{name:15s} {r['median_s'] * 1e3:9.2f} ms  {r['pixel_months_per_s']:.3e} pixel-months/s"
+            )
         print(f"compile {result['compile_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
     return 0
 
@@ -45,9 +47,15 @@ def _bench(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hybridland", description="hybridland: DALEC993 in JAX")
     sub = p.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check-dalec", help="compare DALEC993 with reference runs of the published model")
-    check.add_argument("reference", type=Path, help="reference file in the layout of dalec993_cases.nc")
-    check.add_argument("--x64", action="store_true", help="run in float64 and compare with the float64 reference")
+    check = sub.add_parser(
+        "check-dalec", help="compare DALEC993 with reference runs of the published model"
+    )
+    check.add_argument(
+        "reference", type=Path, help="reference file in the layout of dalec993_cases.nc"
+    )
+    check.add_argument(
+        "--x64", action="store_true", help="run in float64 and compare with the float64 reference"
+    )
     check.set_defaults(func=_check_dalec)
     b = sub.add_parser("bench", help="time forward, loss gradient and one Adam step")
     b.add_argument("--cells", type=int, default=320)

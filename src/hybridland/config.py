@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hybridland.grids import STANDARD_RESOLUTIONS
-from hybridland.setups import factorial
+from hybridland.data.grids import STANDARD_RESOLUTIONS
+from hybridland.training.setups import factorial
 
 # Datasets the driver is assembled from, per source.
 REQUIRED_DATASETS = {
@@ -46,7 +46,9 @@ def check(config: Mapping[str, Any]) -> None:
     if config["source"] == "fluxnet16":
         _check_fluxnet(config)
     elif SITE_GRID in config["grids"]:
-        raise ConfigError(f"grids lists '{SITE_GRID}', which only a fluxnet16 study has (source is {config['source']!r})")
+        raise ConfigError(
+            f"grids lists '{SITE_GRID}', which only a fluxnet16 study has (source is {config['source']!r})"
+        )
     for axis, size in zip(("lat", "lon"), config["driver"]["patch_deg"]):
         for grid in (g for g in config["grids"] if g != SITE_GRID):
             step = STANDARD_RESOLUTIONS[grid]
@@ -71,12 +73,16 @@ def check(config: Mapping[str, Any]) -> None:
 
 def _check_fluxnet(config: Mapping[str, Any]) -> None:
     if config["grids"] != [SITE_GRID]:
-        raise ConfigError(f"grids ({config['grids']}) must be ['{SITE_GRID}'] for source fluxnet16: its cells are sites")
+        raise ConfigError(
+            f"grids ({config['grids']}) must be ['{SITE_GRID}'] for source fluxnet16: its cells are sites"
+        )
     if "fluxnet" not in config:
         raise ConfigError("the fluxnet section is required for source fluxnet16")
     extra = sorted(set(config["setups"]["groups"]) - {"PFT", "CLIM"})
     if extra:
-        raise ConfigError(f"setups.groups lists {extra}; the FLUXNET16 site table only has PFT and CLIM")
+        raise ConfigError(
+            f"setups.groups lists {extra}; the FLUXNET16 site table only has PFT and CLIM"
+        )
 
 
 def setups_per_grid(config: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -111,9 +117,11 @@ def _check_setups(config: Mapping[str, Any]) -> None:
 def _check_analyses(config: Mapping[str, Any]) -> None:
     identifiability = config["identifiability"]
     if identifiability["keep_best"] > identifiability["members"]:
-        raise ConfigError(f"identifiability.keep_best ({identifiability['keep_best']}) exceeds "
-                          f"identifiability.members ({identifiability['members']})")  # fmt: skip
-    from hybridland.explain import check_quantities  # imports JAX; only here
+        raise ConfigError(
+            f"identifiability.keep_best ({identifiability['keep_best']}) exceeds "
+            f"identifiability.members ({identifiability['members']})"
+        )
+    from hybridland.analysis.explain import check_quantities  # imports JAX; only here
 
     try:
         check_quantities(["canopy_efficiency", *config["shap"]["parameters"]])
@@ -127,10 +135,15 @@ def _check_analyses(config: Mapping[str, Any]) -> None:
             )
         absent = [s for s in factorial(config["setups"]["groups"]) if s not in trained[grid]]
         if absent:
-            raise ConfigError(f"analyses.grids names {grid!r}, but setups.per_grid does not train {absent} there; "
-                              "the partitioning needs every setup of the factorial")  # fmt: skip
-        named = {"identifiability.setups": identifiability["setups"], "shap.setups": config["shap"]["setups"],
-                 "pca.setup": [config["pca"]["setup"]]}  # fmt: skip
+            raise ConfigError(
+                f"analyses.grids names {grid!r}, but setups.per_grid does not train {absent} there; "
+                "the partitioning needs every setup of the factorial"
+            )
+        named = {
+            "identifiability.setups": identifiability["setups"],
+            "shap.setups": config["shap"]["setups"],
+            "pca.setup": [config["pca"]["setup"]],
+        }
         for key, names in named.items():
             bad = [s for s in names if s not in trained[grid]]
             if bad:
@@ -140,7 +153,7 @@ def _check_analyses(config: Mapping[str, Any]) -> None:
 
 
 def _check_bundle(config: Mapping[str, Any]) -> None:
-    from hybridland import bundle  # imported here: it pulls in the model
+    from hybridland.data import bundle  # imported here: it pulls in the model
 
     period = config["period"]
     if period["first_year"] < bundle.FIRST_YEAR or period["last_year"] > bundle.LAST_YEAR:

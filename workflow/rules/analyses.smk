@@ -2,7 +2,7 @@ rule partition:
     input:
         metrics=f"results/{STUDY}/evaluation/metrics.csv",
         maps=expand("results/{{study}}/evaluation/{{grid}}/{setup}/skill_maps.nc", setup=FACTORIAL if GRIDDED else []),
-        code=code("partition", "partition", "plots"),
+        code=code("partition"),
     output:
         table=report(
             "results/{study}/partition/{grid}/global.csv",
@@ -47,7 +47,7 @@ rule identifiability:
         weights=lambda w: identifiability_files(w, "weights.npz"),
         infos=lambda w: identifiability_files(w, "member.json"),
         selected=expand("results/{{study}}/identifiability/{{grid}}/{setup}/selected.json", setup=IDENTIFIABILITY["setups"]),
-        code=code("identifiability", "identifiability", "train", "plots"),
+        code=code("identifiability"),
     output:
         table=report(
             "results/{study}/identifiability/{grid}/summary.csv",
@@ -81,7 +81,7 @@ rule pca:
         params=f"results/{{study}}/params/{{grid}}/{config['pca']['setup']}.nc",
         identifiability="results/{study}/identifiability/{grid}/summary.csv",
         truth=truth_file,
-        code=code("pca", "pca", "plots"),
+        code=code("pca"),
     output:
         ratio=report(
             "results/{study}/pca/{grid}/explained_variance.csv",
@@ -122,7 +122,7 @@ rule shap:
         selected="results/{study}/train/{grid}/{setup}/selected.json",
         weights=lambda w: member_files(w, "weights.npz"),
         infos=lambda w: member_files(w, "member.json"),
-        code=code("shap", "explain", "network", "train", "twin", "plots"),
+        code=code("shap"),
     output:
         importance="results/{study}/shap/{grid}/{setup}/importance.csv",
         groups="results/{study}/shap/{grid}/{setup}/group_importance.csv",
@@ -160,7 +160,7 @@ rule gather_shap:
     input:
         importance=expand("results/{{study}}/shap/{{grid}}/{setup}/importance.csv", setup=config["shap"]["setups"]),
         groups=expand("results/{{study}}/shap/{{grid}}/{setup}/group_importance.csv", setup=config["shap"]["setups"]),
-        code=code("gather_shap", "explain", "plots"),
+        code=code("gather_shap"),
     output:
         importance=report(
             "results/{study}/shap/{grid}/importance.csv",

@@ -4,7 +4,7 @@
 
 rule download_bundle:
     input:
-        code=code("download_bundle", "bundle", "download", "sources"),
+        code=code("download_bundle"),
         registry="src/hybridland/data/sources.yaml",
     output:
         "results/{study}/raw/differland_global.json",
@@ -25,7 +25,7 @@ rule download_bundle:
 rule adapt_bundle:
     input:
         manifest="results/{study}/raw/differland_global.json",
-        code=code("adapt_bundle", "bundle", "driver", "grids", "model"),
+        code=code("adapt_bundle"),
     output:
         "results/{study}/driver/{grid}.nc",
     params:

@@ -2,8 +2,10 @@
 
 import re
 
+from hybridland.imports import imported_modules
+
 from hybridland import config as study_config
-from hybridland.setups import factorial
+from hybridland.training.setups import factorial
 
 study_config.check(config)
 
@@ -36,9 +38,10 @@ wildcard_constraints:
     member=r"\d\d",
 
 
-def code(script, *modules):
-    """Files a rule executes, so that editing any of them reruns it."""
-    return [f"workflow/scripts/{script}.py"] + [f"src/hybridland/{m}.py" for m in modules]
+def code(script):
+    """The rule's script and every hybridland module it imports, directly or not, so that
+    editing any of them reruns the rule (derived from the imports: it cannot lag them)."""
+    return [f"workflow/scripts/{script}.py", *imported_modules(f"workflow/scripts/{script}.py")]
 
 
 def native_path(wildcards):

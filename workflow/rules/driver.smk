@@ -5,7 +5,7 @@ rule assemble_driver:
         ),
         co2="results/{study}/raw/co2.csv",
         sites="results/{study}/raw/obs_ec_sites.nc",
-        code=code("assemble_driver", "driver", "grids"),
+        code=code("assemble_driver"),
     output:
         "results/{study}/driver/{grid}.nc",
     params:

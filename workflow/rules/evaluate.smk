@@ -5,7 +5,7 @@ rule evaluate_setup:
         weights=lambda w: member_files(w, "weights.npz"),
         infos=lambda w: member_files(w, "member.json"),
         truth=truth_file,
-        code=code("evaluate_setup", "evaluate", "train", "dalec", "network", "setups"),
+        code=code("evaluate_setup"),
     output:
         metrics="results/{study}/evaluation/{grid}/{setup}/metrics.csv",
         recovery="results/{study}/evaluation/{grid}/{setup}/recovery.csv",
@@ -30,7 +30,7 @@ rule gather_metrics:
     input:
         metrics=evaluation_files("metrics.csv"),
         recovery=evaluation_files("recovery.csv"),
-        code=code("gather_metrics", "evaluate"),
+        code=code("gather_metrics"),
     output:
         metrics=report("results/{study}/evaluation/metrics.csv", caption="../report/metrics.rst", category="Skill", labels={"table": "metrics"}),
         recovery=report("results/{study}/evaluation/recovery.csv", caption="../report/recovery.rst", category="Skill", labels={"table": "truth recovery"}),

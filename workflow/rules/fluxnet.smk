@@ -5,7 +5,7 @@ rule fluxnet_driver:
     input:
         data=f"{FLUXNET_DATA}/fluxnet16_monthly.nc",
         checksums=f"{FLUXNET_DATA}/SHA256SUMS",
-        code=code("fluxnet_driver", "fluxnet", "driver"),
+        code=code("fluxnet_driver"),
     output:
         "results/{study}/driver/sites.nc",
     params:
@@ -28,7 +28,7 @@ rule fluxnet_driver:
 rule fluxnet_crossval:
     input:
         driver="results/{study}/driver/sites.nc",
-        code=code("fluxnet_crossval", "fluxnet", "train", "loss", "network", "dalec", "parameters", "setups", "evaluate"),
+        code=code("fluxnet_crossval"),
     output:
         predictions="results/{study}/crossval/{setup}.nc",
         runs="results/{study}/crossval/{setup}.json",
@@ -56,7 +56,7 @@ rule fluxnet_crossval:
 rule fluxnet_calibrate:
     input:
         driver="results/{study}/driver/sites.nc",
-        code=code("fluxnet_calibrate", "fluxnet", "train", "loss", "dalec", "parameters", "evaluate"),
+        code=code("fluxnet_calibrate"),
     output:
         "results/{study}/calibration/per_site.nc",
     params:
@@ -81,7 +81,7 @@ rule fluxnet_evaluate:
         driver="results/{study}/driver/sites.nc",
         crossval=expand("results/{{study}}/crossval/{setup}.nc", setup=SETUPS["sites"]),
         calibration="results/{study}/calibration/per_site.nc",
-        code=code("fluxnet_evaluate", "fluxnet", "evaluate"),
+        code=code("fluxnet_evaluate"),
     output:
         heldout=report("results/{study}/evaluation/heldout_sites.csv", caption="../report/heldout_sites.rst", category="Held-out sites", labels={"table": "per site"}),
         medians=report("results/{study}/evaluation/heldout_medians.csv", caption="../report/heldout_medians.rst", category="Held-out sites", labels={"table": "medians"}),
@@ -104,7 +104,7 @@ rule fluxnet_figure:
     input:
         heldout="results/{study}/evaluation/heldout_sites.csv",
         medians="results/{study}/evaluation/heldout_medians.csv",
-        code=code("fluxnet_figure", "fluxnet", "plots"),
+        code=code("fluxnet_figure"),
     output:
         report("results/{study}/figures/heldout_nse.png", caption="../report/heldout_figure.rst", category="Held-out sites", labels={"figure": "NSE"}),
         "results/{study}/figures/heldout_nse.pdf",

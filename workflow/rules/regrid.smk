@@ -1,7 +1,7 @@
 rule regrid:
     input:
         native=native_path,
-        code=code("regrid", "regrid", "grids"),
+        code=code("regrid"),
     output:
         "results/{study}/regridded/{grid}/{dataset}.nc",
     params:

@@ -2,7 +2,7 @@ rule sensitivity:
     input:
         driver="results/{study}/driver/{grid}.nc",
         truth="results/{study}/regridded/{grid}/truth_parameters.nc",
-        code=code("sensitivity", "sensitivity", "evaluate", "dalec", "parameters"),
+        code=code("sensitivity"),
     output:
         "results/{study}/identifiability/{grid}/sensitivity.csv",
     params:
@@ -29,7 +29,7 @@ rule scorecard:
         sensitivity=expand("results/{{study}}/identifiability/{grid}/sensitivity.csv", grid=ANALYSIS_GRIDS),
         congruence=expand("results/{{study}}/pca/{grid}/congruence.csv", grid=ANALYSIS_GRIDS),
         partition=expand("results/{{study}}/partition/{grid}/global.csv", grid=ANALYSIS_GRIDS),
-        code=code("scorecard", "scorecard", "sensitivity", "plots"),
+        code=code("scorecard"),
     output:
         table=report("results/{study}/scorecard.csv", caption="../report/scorecard.rst", category="Twin scorecard", labels={"table": "scorecard"}),
         figure=report("results/{study}/scorecard.png", caption="../report/scorecard.rst", category="Twin scorecard", labels={"figure": "scorecard"}),

@@ -7,7 +7,7 @@ TWIN_FILES = [d["file"] for d in config["datasets"].values()] + [
 
 rule synthesize_twin:
     input:
-        code=code("synthesize_twin", "twin", "dalec", "parameters"),
+        code=code("synthesize_twin"),
     output:
         expand("results/{{study}}/raw/{file}", file=TWIN_FILES),
     params:

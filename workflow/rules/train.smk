@@ -3,7 +3,7 @@ if config["training"]["group_members"]:
     rule train_setup:
         input:
             driver="results/{study}/driver/{grid}.nc",
-            code=code("train_setup", "train", "loss", "network", "dalec", "parameters", "setups"),
+            code=code("train_setup"),
         output:
             weights=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/weights.npz", member=MEMBERS),
             infos=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/member.json", member=MEMBERS),
@@ -48,7 +48,7 @@ else:
     rule train_member:
         input:
             driver="results/{study}/driver/{grid}.nc",
-            code=code("train_member", "train", "loss", "network", "dalec", "parameters", "setups"),
+            code=code("train_member"),
         output:
             weights="results/{study}/train/{grid}/{setup}/member{member}/weights.npz",
             info="results/{study}/train/{grid}/{setup}/member{member}/member.json",
@@ -73,7 +73,7 @@ else:
 rule select_members:
     input:
         infos=lambda w: member_files(w, "member.json"),
-        code=code("select_members", "train"),
+        code=code("select_members"),
     output:
         "results/{study}/train/{grid}/{setup}/selected.json",
     params:
@@ -95,7 +95,7 @@ rule select_members:
 use rule select_members as select_identifiability with:
     input:
         infos=lambda w: member_files(w, "member.json", IDENTIFIABILITY_MEMBERS),
-        code=code("select_members", "train"),
+        code=code("select_members"),
     output:
         "results/{study}/identifiability/{grid}/{setup}/selected.json",
     params:

@@ -1,6 +1,6 @@
 """Rule adapt_bundle: the driver of one grid from the downloaded DifferLand bundle."""
 
-from hybridland import bundle, driver, grids
+from hybridland.data import bundle, driver, grids
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):

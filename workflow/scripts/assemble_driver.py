@@ -1,6 +1,6 @@
 """Rule assemble_driver: one model driver per study and grid."""
 
-from hybridland import driver, grids
+from hybridland.data import driver, grids
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):

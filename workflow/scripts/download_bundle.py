@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hybridland import bundle
+from hybridland.data import bundle
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):

@@ -1,7 +1,7 @@
 """Rule evaluate_setup: skill, parameter maps, test simulations and truth recovery of one setup."""
 
-from hybridland import evaluate
 from hybridland.logs import logging_to
+from hybridland.training import evaluate
 
 with logging_to(snakemake.log[0]):
     evaluate.evaluate_selected(

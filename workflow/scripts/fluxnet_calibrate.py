@@ -1,7 +1,9 @@
 """Rule fluxnet_calibrate: the per-site calibration upper bound."""
 
-from hybridland import fluxnet, jaxcache, loss
+from hybridland import jaxcache
 from hybridland.logs import logging_to
+from hybridland.model import loss
+from hybridland.studies import fluxnet
 
 with logging_to(snakemake.log[0]):
     jaxcache.enable()

@@ -1,7 +1,9 @@
 """Rule fluxnet_crossval: every fold and member of one setup in one JAX program; held-out predictions."""
 
-from hybridland import fluxnet, jaxcache, train
+from hybridland import jaxcache
 from hybridland.logs import logging_to
+from hybridland.studies import fluxnet
+from hybridland.training import train
 
 with logging_to(snakemake.log[0]):
     jaxcache.enable()

@@ -1,7 +1,7 @@
 """Rule fluxnet_driver: the driver of the 16 FLUXNET sites from the packaged monthly file."""
 
-from hybridland import fluxnet
 from hybridland.logs import logging_to
+from hybridland.studies import fluxnet
 
 with logging_to(snakemake.log[0]):
     fluxnet.assemble_driver_file(

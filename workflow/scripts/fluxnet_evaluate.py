@@ -1,7 +1,7 @@
 """Rule fluxnet_evaluate: held-out-site scores, their medians and metrics.csv."""
 
-from hybridland import fluxnet
 from hybridland.logs import logging_to
+from hybridland.studies import fluxnet
 
 with logging_to(snakemake.log[0]):
     fluxnet.evaluate_files(

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from hybridland import fluxnet
 from hybridland.logs import logging_to
+from hybridland.studies import fluxnet
 
 with logging_to(snakemake.log[0]):
     stem = Path(snakemake.output[0]).with_suffix("")

@@ -1,7 +1,7 @@
 """Rule gather_metrics: one metrics table and one recovery table for the study."""
 
-from hybridland import evaluate
 from hybridland.logs import logging_to
+from hybridland.training import evaluate
 
 with logging_to(snakemake.log[0]):
     evaluate.gather_metrics(snakemake.input.metrics, snakemake.output.metrics)

@@ -1,6 +1,6 @@
 """Rule gather_shap: the SHAP importance of every explained setup of a grid, one table and one figure."""
 
-from hybridland import explain
+from hybridland.analysis import explain
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):

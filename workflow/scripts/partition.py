@@ -1,6 +1,6 @@
 """Rule partition: hierarchical partitioning of test skill over the predictor groups, on one grid."""
 
-from hybridland import partition
+from hybridland.analysis import partition
 from hybridland.logs import logging_to
 
 cell_maps = snakemake.output.cell_maps  # [cells.nc, maps.png, maps.pdf], or none for site studies

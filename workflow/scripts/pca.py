@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hybridland import pca
+from hybridland.analysis import pca
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):

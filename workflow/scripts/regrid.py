@@ -1,6 +1,6 @@
 """Rule regrid: remap one native product onto one analysis grid."""
 
-from hybridland import grids, regrid
+from hybridland.data import grids, regrid
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):

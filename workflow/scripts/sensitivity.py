@@ -1,6 +1,7 @@
 """Rule sensitivity: which parameters the twin's observations can see at all."""
 
-from hybridland import jaxcache, sensitivity
+from hybridland import jaxcache
+from hybridland.analysis import sensitivity
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,7 @@
 """Rule shap: Kernel SHAP of one setup's ensemble-mean spatialization network."""
 
-from hybridland import explain, jaxcache
+from hybridland import jaxcache
+from hybridland.analysis import explain
 from hybridland.logs import logging_to
 
 settings = snakemake.params.shap

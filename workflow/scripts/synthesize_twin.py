@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
-from hybridland import twin
+from hybridland.data import twin
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):
-    twin.synthesize(twin.TwinConfig.from_mapping(snakemake.params.twin), Path(snakemake.output[0]).parent)
+    twin.synthesize(
+        twin.TwinConfig.from_mapping(snakemake.params.twin), Path(snakemake.output[0]).parent
+    )

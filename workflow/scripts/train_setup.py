@@ -1,7 +1,8 @@
 """Rule train_setup: train every member of one setup on one grid in one JAX program."""
 
-from hybridland import jaxcache, train
+from hybridland import jaxcache
 from hybridland.logs import logging_to
+from hybridland.training import train
 
 with logging_to(snakemake.log[0]):
     jaxcache.enable()

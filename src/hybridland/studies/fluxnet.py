@@ -4,9 +4,9 @@ Cells are sites, each its own patch. Every site has a 9-year record (108
 months) in different calendar years, so sites are stacked along ``cell`` on a
 record-relative month axis (``time`` = month of the record) and carry their own
 calendar: ``days``, ``doy``, ``delta_t`` and ``co2`` are (cell, time). The
-driver follows the contract of :func:`hybridland.driver.assemble` as far as it
+driver follows the contract of :func:`hybridland.data.driver.assemble` as far as it
 applies (predictors, forcing, fine targets, patch, test flags, predictor means
-and standard deviations), so the training code of :mod:`hybridland.train` runs
+and standard deviations), so the training code of :mod:`hybridland.training.train` runs
 on it unchanged: ``test_month`` keeps the test years out of every training loss
 and ``<target>_weight`` carries inverse-variance weights from the supplied
 uncertainties.
@@ -38,12 +38,15 @@ import optax
 import pandas as pd
 import xarray as xr
 
-from hybridland import driver, evaluate, loss, network, parameters, regrid, train
-from hybridland.files import atomic_path, write_netcdf
+from hybridland import contract
+from hybridland.data import driver, regrid
+from hybridland.io import atomic_path, write_netcdf
+from hybridland.model import loss, network, parameters
+from hybridland.training import evaluate, train
 
 logger = logging.getLogger(__name__)
 
-DATA = Path(__file__).parent / "data" / "fluxnet16"
+DATA = Path(__file__).parent.parent / "data" / "fluxnet16"
 MONTHLY = "fluxnet16_monthly.nc"
 GRID = "sites"
 SCHEMES = ("leave_cluster_out", "leave_site_out")
@@ -55,8 +58,24 @@ MEDIAN_COLUMNS = ("scheme", "setup", "variable", "median_nse", "median_r", "medi
 TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "nbe": "nbe", "et_ec": "et", "lai": "lai"}
 FORCING = {"t_min": "t2m_min", "t_max": "t2m_max", "rad": "ssrd", "vpd": "vpd", "precip": "precip"}
 # IGBP abbreviations of the site table -> MCD12C1 codes (regrid.IGBP_CLASSES).
-IGBP_CODES = {"ENF": 1, "EBF": 2, "DNF": 3, "DBF": 4, "MF": 5, "CSH": 6, "OSH": 7, "WSA": 8, "SAV": 9,
-              "GRA": 10, "WET": 11, "CRO": 12, "URB": 13, "CVM": 14, "SNO": 15, "BSV": 16}  # fmt: skip
+IGBP_CODES = {
+    "ENF": 1,
+    "EBF": 2,
+    "DNF": 3,
+    "DBF": 4,
+    "MF": 5,
+    "CSH": 6,
+    "OSH": 7,
+    "WSA": 8,
+    "SAV": 9,
+    "GRA": 10,
+    "WET": 11,
+    "CRO": 12,
+    "URB": 13,
+    "CVM": 14,
+    "SNO": 15,
+    "BSV": 16,
+}
 WEIGHT_RANGE = (0.1, 10.0)  # clip of the relative inverse-variance weights
 
 
@@ -92,7 +111,9 @@ def pft_one_hot(igbp: Sequence[str]) -> dict[str, np.ndarray]:
             f"site table: IGBP classes {unknown} are unknown; known: {sorted(IGBP_CODES)}"
         )
     codes = np.array([IGBP_CODES[c] for c in igbp])
-    return {pft: np.isin(codes, regrid.PFT_FROM_IGBP[pft]).astype(np.float64) for pft in driver.PFT}
+    return {
+        pft: np.isin(codes, regrid.PFT_FROM_IGBP[pft]).astype(np.float64) for pft in contract.PFT
+    }
 
 
 def record_months(monthly: xr.Dataset) -> np.ndarray:
@@ -159,47 +180,145 @@ def assemble(
         calendar["days_in_month"] if delta_t == "calendar" else np.full(index.shape, float(delta_t))
     )
     predictors = pft_one_hot([str(c) for c in monthly.igbp.values])
-    predictors |= {"MAT": monthly.mean_annual_temp.values, "MAP": monthly.mean_annual_precip.values,
-                   "elevation": monthly.elevation.values}  # fmt: skip
-    columns = driver.PFT + driver.CLIM
+    predictors |= {
+        "MAT": monthly.mean_annual_temp.values,
+        "MAP": monthly.mean_annual_precip.values,
+        "elevation": monthly.elevation.values,
+    }
+    columns = contract.PFT + contract.CLIM
     matrix = np.stack([predictors[p] for p in columns], axis=-1)
     targets = {t: observed(monthly, v, index, min_valid_fraction) for t, v in TARGETS.items()}
     weights = {t: uncertainty_weight(targets[t], take(f"{v}_unc")) for t, v in TARGETS.items()}
     split = np.take_along_axis(monthly.split.values, index, axis=1)
     dates = monthly.time.values[index]
     cell = np.arange(len(names))
-    units = {p: "1" for p in driver.PFT} | {"MAT": "degC", "MAP": "mm yr-1", "elevation": "m"}
+    units = {p: "1" for p in contract.PFT} | {"MAT": "degC", "MAP": "mm yr-1", "elevation": "m"}
     return xr.Dataset(
         {
-            "lat": ("cell", monthly.lat.values, {"units": "degrees_north", "standard_name": "latitude"}),
-            "lon": ("cell", monthly.lon.values, {"units": "degrees_east", "standard_name": "longitude"}),
-            "patch": ("cell", cell.astype(np.int32), {"long_name": "patch number (one site per patch)"}),
-            "test": ("cell", np.zeros(len(names), bool), {"long_name": "cell lies in a fixed test patch (none: the test split is temporal)"}),
-            "patch_test": ("patch_id", np.zeros(len(names), bool), {"long_name": "patch is a test patch"}),
-            "test_month": (("cell", "time"), split == 2, {"long_name": "month is in the site's test years (kept out of training)"}),
+            "lat": (
+                "cell",
+                monthly.lat.values,
+                {"units": "degrees_north", "standard_name": "latitude"},
+            ),
+            "lon": (
+                "cell",
+                monthly.lon.values,
+                {"units": "degrees_east", "standard_name": "longitude"},
+            ),
+            "patch": (
+                "cell",
+                cell.astype(np.int32),
+                {"long_name": "patch number (one site per patch)"},
+            ),
+            "test": (
+                "cell",
+                np.zeros(len(names), bool),
+                {"long_name": "cell lies in a fixed test patch (none: the test split is temporal)"},
+            ),
+            "patch_test": (
+                "patch_id",
+                np.zeros(len(names), bool),
+                {"long_name": "patch is a test patch"},
+            ),
+            "test_month": (
+                ("cell", "time"),
+                split == 2,
+                {"long_name": "month is in the site's test years (kept out of training)"},
+            ),
             "date": (("cell", "time"), dates, {"long_name": "first day of the month"}),
-            **{p: ("cell", predictors[p].astype(np.float32), {"long_name": f"predictor {p}", "units": units[p]}) for p in columns},
-            "predictor_mean": ("predictor", matrix.mean(axis=0), {"long_name": "mean over the sites"}),
-            "predictor_std": ("predictor", matrix.std(axis=0), {"long_name": "population std over the sites"}),
-            **{f: (("cell", "time"), v.astype(np.float32), {"units": u}) for (f, v), u in zip(forcing.items(), ("degC", "degC", "MJ m-2 d-1", "hPa", "mm d-1", "ppm", "1"))},
-            "days": (("cell", "time"), calendar["days"], {"units": "d", "long_name": "mid-step days since 2000-01-01"}),
-            "doy": (("cell", "time"), calendar["doy"], {"units": "d", "long_name": "mean day of year of the step"}),
+            **{
+                p: (
+                    "cell",
+                    predictors[p].astype(np.float32),
+                    {"long_name": f"predictor {p}", "units": units[p]},
+                )
+                for p in columns
+            },
+            "predictor_mean": (
+                "predictor",
+                matrix.mean(axis=0),
+                {"long_name": "mean over the sites"},
+            ),
+            "predictor_std": (
+                "predictor",
+                matrix.std(axis=0),
+                {"long_name": "population std over the sites"},
+            ),
+            **{
+                f: (("cell", "time"), v.astype(np.float32), {"units": u})
+                for (f, v), u in zip(
+                    forcing.items(), ("degC", "degC", "MJ m-2 d-1", "hPa", "mm d-1", "ppm", "1")
+                )
+            },
+            "days": (
+                ("cell", "time"),
+                calendar["days"],
+                {"units": "d", "long_name": "mid-step days since 2000-01-01"},
+            ),
+            "doy": (
+                ("cell", "time"),
+                calendar["doy"],
+                {"units": "d", "long_name": "mean day of year of the step"},
+            ),
             "delta_t": (("cell", "time"), step, {"units": "d", "long_name": "step length"}),
-            "t_mean": ("cell", monthly.mean_annual_temp.values, {"units": "degC", "long_name": "long-term mean air temperature (site table)"}),
-            "p_mean": ("cell", monthly.mean_annual_precip.values / driver.DAYS_PER_YEAR_MAP, {"units": "mm d-1", "long_name": "long-term mean precipitation (site table)"}),
-            **{t: (("cell", "time"), v.astype(np.float32), {"units": monthly[TARGETS[t]].attrs.get("units", "")}) for t, v in targets.items() if t != "nbe"},
-            "nbe": (("patch_id", "time"), targets["nbe"].astype(np.float32), {"units": monthly.nbe.attrs.get("units", ""), "long_name": "tower NEE of the patch's site"}),
-            **{f"{t}_weight": (("cell", "time"), w.astype(np.float32), {"long_name": f"relative inverse-variance weight of {t}"}) for t, w in weights.items()},
-            "ec_weight": ("cell", np.ones(len(names), np.float32), {"long_name": "representativeness weight of the site in the cell"}),
+            "t_mean": (
+                "cell",
+                monthly.mean_annual_temp.values,
+                {"units": "degC", "long_name": "long-term mean air temperature (site table)"},
+            ),
+            "p_mean": (
+                "cell",
+                monthly.mean_annual_precip.values / contract.DAYS_PER_YEAR_MAP,
+                {"units": "mm d-1", "long_name": "long-term mean precipitation (site table)"},
+            ),
+            **{
+                t: (
+                    ("cell", "time"),
+                    v.astype(np.float32),
+                    {"units": monthly[TARGETS[t]].attrs.get("units", "")},
+                )
+                for t, v in targets.items()
+                if t != "nbe"
+            },
+            "nbe": (
+                ("patch_id", "time"),
+                targets["nbe"].astype(np.float32),
+                {
+                    "units": monthly.nbe.attrs.get("units", ""),
+                    "long_name": "tower NEE of the patch's site",
+                },
+            ),
+            **{
+                f"{t}_weight": (
+                    ("cell", "time"),
+                    w.astype(np.float32),
+                    {"long_name": f"relative inverse-variance weight of {t}"},
+                )
+                for t, w in weights.items()
+            },
+            "ec_weight": (
+                "cell",
+                np.ones(len(names), np.float32),
+                {"long_name": "representativeness weight of the site in the cell"},
+            ),
         },
         coords={
-            "cell": cell, "time": np.arange(index.shape[1]), "site": ("cell", names),
-            "cluster": ("cell", [str(c) for c in monthly.cluster.values]), "igbp": ("cell", [str(c) for c in monthly.igbp.values]),
-            "predictor": list(columns), "patch_id": cell.astype(np.int32),
+            "cell": cell,
+            "time": np.arange(index.shape[1]),
+            "site": ("cell", names),
+            "cluster": ("cell", [str(c) for c in monthly.cluster.values]),
+            "igbp": ("cell", [str(c) for c in monthly.igbp.values]),
+            "predictor": list(columns),
+            "patch_id": cell.astype(np.int32),
         },
-        attrs={"Conventions": "CF-1.8", "title": "hybridland model driver, FLUXNET16 sites", "grid": GRID,
-               "min_valid_fraction": min_valid_fraction, "time_axis": "month of each site's record (0 = its first January)"},
-    )  # fmt: skip
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": "hybridland model driver, FLUXNET16 sites",
+            "grid": GRID,
+            "min_valid_fraction": min_valid_fraction,
+            "time_axis": "month of each site's record (0 = its first January)",
+        },
+    )
 
 
 def assemble_driver_file(
@@ -208,8 +327,13 @@ def assemble_driver_file(
     """Entry point of the fluxnet_driver rule: verify the packaged data, assemble, write atomically."""
     verify_checksums(Path(source).parent)
     result = assemble(read_monthly(source), min_valid_fraction, delta_t)
-    logger.info("driver %s: %d sites x %d months, %d test months per site", GRID, result.sizes["cell"],
-                result.sizes["time"], int(result.test_month[0].sum()))  # fmt: skip
+    logger.info(
+        "driver %s: %d sites x %d months, %d test months per site",
+        GRID,
+        result.sizes["cell"],
+        result.sizes["time"],
+        int(result.test_month[0].sum()),
+    )
     write_netcdf(result, destination)
 
 
@@ -272,8 +396,9 @@ def run_orders(runs: Sequence[Run], seed: int, setup: str, per_step: int, epoch:
     return order
 
 
-def train_folds(drv: xr.Dataset, setup: str, runs: Sequence[Run], seed: int, options: train.TrainOptions
-                ) -> tuple[list[network.Network], list[network.Standardizer], np.ndarray]:  # fmt: skip
+def train_folds(
+    drv: xr.Dataset, setup: str, runs: Sequence[Run], seed: int, options: train.TrainOptions
+) -> tuple[list[network.Network], list[network.Standardizer], np.ndarray]:
     """Train every run in one vmapped program; returns nets, standardisers and final training losses.
 
     A run whose loss turns non-finite stops training and gets an infinite final loss.
@@ -290,8 +415,15 @@ def train_folds(drv: xr.Dataset, setup: str, runs: Sequence[Run], seed: int, opt
     lat_feature = jnp.stack([train.pack_features(drv, x[:, -1:], patch_ids)[..., 0] for x in z])
     optimiser = optax.adam(options.learning_rate)
     epoch_fn = train.make_epoch(options.loss, optimiser)
-    nets = [network.init_network(train.member_key(seed, f"{setup}:{r.scheme}:{r.fold}", r.member), raw.shape[1] - 1,
-                                 width=options.width, depth=options.depth) for r in runs]  # fmt: skip
+    nets = [
+        network.init_network(
+            train.member_key(seed, f"{setup}:{r.scheme}:{r.fold}", r.member),
+            raw.shape[1] - 1,
+            width=options.width,
+            depth=options.depth,
+        )
+        for r in runs
+    ]
     stack = lambda trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
     net, opt_state = stack(nets), stack([optimiser.init(n) for n in nets])
     active = np.ones(len(runs), bool)
@@ -304,13 +436,27 @@ def train_folds(drv: xr.Dataset, setup: str, runs: Sequence[Run], seed: int, opt
         losses = np.asarray(jnp.sum(values, axis=1), np.float64)
         bad = active & ~np.isfinite(losses)
         for i in np.flatnonzero(bad):
-            logger.warning("%s %s fold %s member %d: non-finite loss in epoch %d; the run stops",
-                           setup, runs[i].scheme, runs[i].fold, runs[i].member, epoch + 1)  # fmt: skip
+            logger.warning(
+                "%s %s fold %s member %d: non-finite loss in epoch %d; the run stops",
+                setup,
+                runs[i].scheme,
+                runs[i].fold,
+                runs[i].member,
+                epoch + 1,
+            )
         active &= ~bad
         final = np.where(active, losses, np.where(bad, np.inf, final))
         if (epoch + 1) % 10 == 0 or epoch + 1 == options.epochs:
-            logger.info("%s epoch %d/%d: median training loss over %d runs %.4g", setup, epoch + 1,
-                        options.epochs, len(runs), float(np.median(final[np.isfinite(final)])) if np.isfinite(final).any() else math.nan)  # fmt: skip
+            logger.info(
+                "%s epoch %d/%d: median training loss over %d runs %.4g",
+                setup,
+                epoch + 1,
+                options.epochs,
+                len(runs),
+                float(np.median(final[np.isfinite(final)]))
+                if np.isfinite(final).any()
+                else math.nan,
+            )
     unstack = lambda i: jax.tree_util.tree_map(lambda x: x[i], net)
     return [unstack(i) for i in range(len(runs))], standardizers, final
 
@@ -339,8 +485,15 @@ def simulate_targets(drv: xr.Dataset, params: Mapping[str, np.ndarray]) -> dict[
     return target_series(sim)
 
 
-def predict_heldout(drv: xr.Dataset, setup: str, runs: Sequence[Run], nets: Sequence[network.Network],
-                    standardizers: Sequence[network.Standardizer], kept: Sequence[int], seed: int) -> xr.Dataset:  # fmt: skip
+def predict_heldout(
+    drv: xr.Dataset,
+    setup: str,
+    runs: Sequence[Run],
+    nets: Sequence[network.Network],
+    standardizers: Sequence[network.Standardizer],
+    kept: Sequence[int],
+    seed: int,
+) -> xr.Dataset:
     """Ensemble-mean (over kept members) simulations and parameters of each site where it is held out, (scheme, cell, time)."""
     raw = train.raw_features(drv, setup, seed)
     schemes = list(dict.fromkeys(r.scheme for r in runs))
@@ -365,16 +518,49 @@ def predict_heldout(drv: xr.Dataset, setup: str, runs: Sequence[Run], nets: Sequ
     if np.any(count == 0):
         raise FluxnetError(f"{setup}: some sites have no held-out prediction")
     return xr.Dataset(
-        {**{t: (("scheme", "cell", "time"), v / count[..., None], {"units": drv[t].attrs.get("units", "")}) for t, v in series.items()},
-         **{k: (("scheme", "cell"), v / count, {"units": parameters.BY_NAME[k].units}) for k, v in params.items()},
-         "members": (("scheme", "cell"), count.astype(np.int32), {"long_name": "kept members averaged"})},
-        coords={"scheme": schemes, "cell": drv.cell.values, "site": ("cell", drv.site.values), "time": drv.time.values},
-        attrs={"setup": setup, "title": "held-out predictions: ensemble mean over kept members of the fold that holds the site out"},
-    )  # fmt: skip
+        {
+            **{
+                t: (
+                    ("scheme", "cell", "time"),
+                    v / count[..., None],
+                    {"units": drv[t].attrs.get("units", "")},
+                )
+                for t, v in series.items()
+            },
+            **{
+                k: (("scheme", "cell"), v / count, {"units": parameters.BY_NAME[k].units})
+                for k, v in params.items()
+            },
+            "members": (
+                ("scheme", "cell"),
+                count.astype(np.int32),
+                {"long_name": "kept members averaged"},
+            ),
+        },
+        coords={
+            "scheme": schemes,
+            "cell": drv.cell.values,
+            "site": ("cell", drv.site.values),
+            "time": drv.time.values,
+        },
+        attrs={
+            "setup": setup,
+            "title": "held-out predictions: ensemble mean over kept members of the fold that holds the site out",
+        },
+    )
 
 
-def crossval_files(driver_path: Path | str, setup: str, schemes: Sequence[str], members: Sequence[int], keep: int,
-                   seed: int, options: train.TrainOptions, destination: Path | str, report: Path | str) -> None:  # fmt: skip
+def crossval_files(
+    driver_path: Path | str,
+    setup: str,
+    schemes: Sequence[str],
+    members: Sequence[int],
+    keep: int,
+    seed: int,
+    options: train.TrainOptions,
+    destination: Path | str,
+    report: Path | str,
+) -> None:
     """Entry point of the fluxnet_crossval rule: train all folds of a setup, predict the held-out sites."""
     with xr.open_dataset(driver_path) as data:
         drv = data.load()
@@ -383,8 +569,16 @@ def crossval_files(driver_path: Path | str, setup: str, schemes: Sequence[str], 
     nets, standardizers, final = train_folds(drv, setup, runs, seed, options)
     kept = kept_runs(runs, final, keep)
     write_netcdf(predict_heldout(drv, setup, runs, nets, standardizers, kept, seed), destination)
-    rows = [{"scheme": r.scheme, "fold": r.fold, "member": r.member, "final_train_loss": float(final[i]),
-             "kept": i in kept} for i, r in enumerate(runs)]  # fmt: skip
+    rows = [
+        {
+            "scheme": r.scheme,
+            "fold": r.fold,
+            "member": r.member,
+            "final_train_loss": float(final[i]),
+            "kept": i in kept,
+        }
+        for i, r in enumerate(runs)
+    ]
     with atomic_path(report) as tmp:
         tmp.write_text(json.dumps({"setup": setup, "runs": rows}, indent=1, allow_nan=True))
 
@@ -435,8 +629,9 @@ def make_calibration(config: loss.LossConfig, optimiser: optax.GradientTransform
     return jax.jit(run)
 
 
-def calibrate_sites(drv: xr.Dataset, config: loss.LossConfig, options: CalibrationOptions, chunk: int = 100
-                    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[float]]:  # fmt: skip
+def calibrate_sites(
+    drv: xr.Dataset, config: loss.LossConfig, options: CalibrationOptions, chunk: int = 100
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[float]]:
     """One parameter vector per site on its training months (raw start 0, the geometric mid-range).
 
     Returns physical parameters (cell,), the final loss per site and the summed loss every ``chunk`` steps.
@@ -454,7 +649,8 @@ def calibrate_sites(drv: xr.Dataset, config: loss.LossConfig, options: Calibrati
     while done < options.steps:
         steps = min(chunk, options.steps - done)
         raw, opt_state, values, per_site = make_calibration(config, optimiser, steps)(
-            raw, opt_state, shared.met, shared.climate, shared.observations)  # fmt: skip
+            raw, opt_state, shared.met, shared.climate, shared.observations
+        )
         done += steps
         history.append(float(values[-1]))
         logger.info(
@@ -479,12 +675,30 @@ def calibrate_files(
         raise FluxnetError(f"per-site calibration: loss not finite at sites {bad}")
     sim = simulate_targets(drv, params)
     result = xr.Dataset(
-        {**{t: (("scheme", "cell", "time"), v[None], {"units": drv[t].attrs.get("units", "")}) for t, v in sim.items()},
-         **{k: (("scheme", "cell"), v[None], {"units": parameters.BY_NAME[k].units}) for k, v in params.items()},
-         "final_loss": ("cell", final), "loss_history": ("chunk", np.asarray(history))},
-        coords={"scheme": [CALIBRATION], "cell": drv.cell.values, "site": ("cell", drv.site.values), "time": drv.time.values},
-        attrs={"setup": CALIBRATION_SETUP, "steps": options.steps, "learning_rate": options.learning_rate},
-    )  # fmt: skip
+        {
+            **{
+                t: (("scheme", "cell", "time"), v[None], {"units": drv[t].attrs.get("units", "")})
+                for t, v in sim.items()
+            },
+            **{
+                k: (("scheme", "cell"), v[None], {"units": parameters.BY_NAME[k].units})
+                for k, v in params.items()
+            },
+            "final_loss": ("cell", final),
+            "loss_history": ("chunk", np.asarray(history)),
+        },
+        coords={
+            "scheme": [CALIBRATION],
+            "cell": drv.cell.values,
+            "site": ("cell", drv.site.values),
+            "time": drv.time.values,
+        },
+        attrs={
+            "setup": CALIBRATION_SETUP,
+            "steps": options.steps,
+            "learning_rate": options.learning_rate,
+        },
+    )
     write_netcdf(result, destination)
 
 
@@ -547,8 +761,18 @@ def pooled_metrics(
         for t in TARGETS:
             o, s = obs[t], pred[t].sel(scheme=scheme).values
             n = int(np.sum(np.isfinite(o) & np.isfinite(s)))
-            rows.append({"grid": GRID, "setup": pred.attrs["setup"], "member": "ensemble", "variable": t, "split": "test",
-                         "r2_score": evaluate.r2_score(o, s), "explained_variance": evaluate.explained_variance(o, s), "n": n})  # fmt: skip
+            rows.append(
+                {
+                    "grid": GRID,
+                    "setup": pred.attrs["setup"],
+                    "member": "ensemble",
+                    "variable": t,
+                    "split": "test",
+                    "r2_score": evaluate.r2_score(o, s),
+                    "explained_variance": evaluate.explained_variance(o, s),
+                    "n": n,
+                }
+            )
     return pd.DataFrame(rows, columns=list(evaluate.METRIC_COLUMNS))
 
 
@@ -557,8 +781,14 @@ def write_csv(table: pd.DataFrame, destination: Path | str) -> None:
         table.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def evaluate_files(driver_path: Path | str, crossval: Sequence[Path | str], calibration: Path | str,
-                   heldout: Path | str, median_table: Path | str, metrics: Path | str) -> None:  # fmt: skip
+def evaluate_files(
+    driver_path: Path | str,
+    crossval: Sequence[Path | str],
+    calibration: Path | str,
+    heldout: Path | str,
+    median_table: Path | str,
+    metrics: Path | str,
+) -> None:
     """Entry point of the fluxnet_evaluate rule: held-out-site scores, their medians and metrics.csv."""
     with xr.open_dataset(driver_path) as data:
         drv = data.load()
@@ -577,7 +807,7 @@ def evaluate_files(driver_path: Path | str, crossval: Sequence[Path | str], cali
 
 def figure(median_table: pd.DataFrame, table: pd.DataFrame):
     """Held-out NSE per setup and scheme (site values and medians), per-site calibration as the reference line."""
-    from hybridland import plots
+    from hybridland.analysis import plots
 
     fig, axes = plots.new_figure(1, len(TARGETS), panel=(3.0, 3.4), sharey=True)
     networks = table[table.scheme != CALIBRATION]
@@ -604,8 +834,14 @@ def figure(median_table: pd.DataFrame, table: pd.DataFrame):
                     & (median_table.setup == setup)
                     & (median_table.variable == target)
                 ]
-                ax.scatter([x], med.median_nse.clip(lower=-1.0), marker="D", s=28, color=colours[scheme],
-                           label=scheme.replace("_", " ") if j == 0 else None)  # fmt: skip
+                ax.scatter(
+                    [x],
+                    med.median_nse.clip(lower=-1.0),
+                    marker="D",
+                    s=28,
+                    color=colours[scheme],
+                    label=scheme.replace("_", " ") if j == 0 else None,
+                )
         upper = median_table[
             (median_table.scheme == CALIBRATION) & (median_table.variable == target)
         ]
@@ -627,6 +863,6 @@ def figure(median_table: pd.DataFrame, table: pd.DataFrame):
 
 def figure_files(heldout: Path | str, median_table: Path | str, stem: Path | str) -> None:
     """Entry point of the fluxnet_figure rule: PNG and PDF of :func:`figure`."""
-    from hybridland import plots
+    from hybridland.analysis import plots
 
     plots.save_figure(figure(pd.read_csv(median_table), pd.read_csv(heldout)), stem)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from hybridland.driver import PREDICTOR_GROUPS
+from hybridland.contract import PREDICTOR_GROUPS
 
 NAME_ORDER = ("PFT", "CLIM", "SOIL", "AGE")
 COLUMN_ORDER = ("PFT", "CLIM", "AGE", "SOIL")
@@ -34,7 +34,9 @@ def setup_name(groups: Sequence[str]) -> str:
 def factorial(groups: Sequence[str]) -> list[str]:
     """All subsets of ``groups`` (CONTROL first, the full set last)."""
     ordered = [g for g in NAME_ORDER if g in groups]
-    subsets = itertools.chain.from_iterable(itertools.combinations(ordered, k) for k in range(len(ordered) + 1))
+    subsets = itertools.chain.from_iterable(
+        itertools.combinations(ordered, k) for k in range(len(ordered) + 1)
+    )
     return [setup_name(s) for s in subsets]
 
 

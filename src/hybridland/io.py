@@ -37,7 +37,9 @@ def atomic_path(destination: Path | str) -> Iterator[Path]:
     """A temporary path beside ``destination``, renamed onto it when the block succeeds."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
+    )
     os.close(handle)
     os.chmod(temporary, 0o644)
     try:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from hybridland.files import atomic_path
+from hybridland.io import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -27,7 +27,14 @@ logger = logging.getLogger(__name__)
 FORMATS = ("png", "pdf")
 DPI = 200
 # One colour per predictor group in every figure (partition bars, SHAP shares).
-GROUP_COLOURS = {"PFT": "C0", "CLIM": "C1", "SOIL": "C2", "AGE": "C3", "LATLON": "C4", "CONTROL": "C7"}
+GROUP_COLOURS = {
+    "PFT": "C0",
+    "CLIM": "C1",
+    "SOIL": "C2",
+    "AGE": "C3",
+    "LATLON": "C4",
+    "CONTROL": "C7",
+}
 
 
 def figure_paths(stem: Path | str) -> list[Path]:
@@ -36,8 +43,9 @@ def figure_paths(stem: Path | str) -> list[Path]:
     return [stem.with_name(f"{stem.name}.{fmt}") for fmt in FORMATS]
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = (4.0, 3.2),
-               **subplots: Any) -> tuple[Figure, np.ndarray]:  # fmt: skip
+def new_figure(
+    nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = (4.0, 3.2), **subplots: Any
+) -> tuple[Figure, np.ndarray]:
     """A figure of ``nrows`` x ``ncols`` panels of ``panel`` inches each; axes as a 2-D array."""
     from matplotlib.figure import Figure
 
@@ -65,17 +73,33 @@ def cell_edges(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[2 * centres[0] - inner[0]], inner, [2 * centres[-1] - inner[-1]]])
 
 
-def map_panel(ax: Axes, field: xr.DataArray, *, title: str = "", cmap: Any = "viridis",
-              vmin: float | None = None, vmax: float | None = None, colorbar: bool = True,
-              label: str = "", ticks: Sequence[float] | None = None,
-              ticklabels: Sequence[str] | None = None) -> Any:  # fmt: skip
+def map_panel(
+    ax: Axes,
+    field: xr.DataArray,
+    *,
+    title: str = "",
+    cmap: Any = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    label: str = "",
+    ticks: Sequence[float] | None = None,
+    ticklabels: Sequence[str] | None = None,
+) -> Any:
     """Draw a (lat, lon) field as cells on ``ax``; NaN cells stay blank. Returns the mesh."""
     if set(field.dims) != {"lat", "lon"}:
         raise ValueError(f"map of {field.name!r} needs dims (lat, lon), got {field.dims}")
     field = field.transpose("lat", "lon")
     values = np.ma.masked_invalid(np.asarray(field.values, np.float64))
-    mesh = ax.pcolormesh(cell_edges(field.lon.values), cell_edges(field.lat.values), values,
-                         cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")  # fmt: skip
+    mesh = ax.pcolormesh(
+        cell_edges(field.lon.values),
+        cell_edges(field.lat.values),
+        values,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        shading="flat",
+    )
     ax.set_aspect(1.0 / max(np.cos(np.deg2rad(float(np.mean(field.lat.values)))), 0.1))
     ax.set_title(title, fontsize="medium")
     ax.set_xlabel("longitude (deg E)")

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from hybridland.parameters import INITIAL_POOLS, POOL_MAX, POOL_MIN
+from hybridland.model.parameters import INITIAL_POOLS, POOL_MAX, POOL_MIN
 
 Params = Mapping[str, Array]
 
@@ -43,18 +43,51 @@ PHENOLOGY_POLY = (
 DAYS_PER_YEAR = 365.25
 
 OUTPUTS: tuple[str, ...] = (
-    "lai", "gpp", "ET", "temperate", "respiration_auto", "leaf_production",
-    "labile_production", "root_production", "wood_production", "lff", "lrf",
-    "labile_release", "leaf_litter", "wood_litter", "root_litter",
-    "respiration_hetero_litter", "respiration_hetero_som", "litter_to_som", "runoff",
-    "labile_fire_combust", "foliar_fire_combust", "root_fire_combust",
-    "wood_fire_combust", "litter_fire_combust", "som_fire_combust",
-    "labile_fire_transfer", "foliar_fire_transfer", "root_fire_transfer",
-    "wood_fire_transfer", "litter_fire_transfer", "total_fire_combust", "nee", "nbe",
-    "next_labile_pool", "next_foliar_pool", "next_root_pool", "next_wood_pool",
-    "next_litter_pool", "next_som_pool", "next_water_pool", "beta", "SIF", "violation",
+    "lai",
+    "gpp",
+    "ET",
+    "temperate",
+    "respiration_auto",
+    "leaf_production",
+    "labile_production",
+    "root_production",
+    "wood_production",
+    "lff",
+    "lrf",
+    "labile_release",
+    "leaf_litter",
+    "wood_litter",
+    "root_litter",
+    "respiration_hetero_litter",
+    "respiration_hetero_som",
+    "litter_to_som",
+    "runoff",
+    "labile_fire_combust",
+    "foliar_fire_combust",
+    "root_fire_combust",
+    "wood_fire_combust",
+    "litter_fire_combust",
+    "som_fire_combust",
+    "labile_fire_transfer",
+    "foliar_fire_transfer",
+    "root_fire_transfer",
+    "wood_fire_transfer",
+    "litter_fire_transfer",
+    "total_fire_combust",
+    "nee",
+    "nbe",
+    "next_labile_pool",
+    "next_foliar_pool",
+    "next_root_pool",
+    "next_wood_pool",
+    "next_litter_pool",
+    "next_som_pool",
+    "next_water_pool",
+    "beta",
+    "SIF",
+    "violation",
     "vod",
-)  # fmt: skip
+)
 """The 44 step outputs of the published model, in its order (spec 7)."""
 
 DIAGNOSTICS: tuple[str, ...] = ("clip_carbon", "clip_water")
@@ -67,11 +100,20 @@ clip_water: when runoff turns negative, ET is recomputed but runoff is kept (spe
 """
 
 UNITS: dict[str, str] = {
-    "lai": "m2 m-2", "ET": "mm d-1", "temperate": "1", "lff": "d-1", "lrf": "d-1",
-    "runoff": "mm d-1", "next_water_pool": "mm", "beta": "1", "SIF": "SIF units",
-    "violation": "mm d-1", "vod": "1", "clip_water": "mm d-1",
+    "lai": "m2 m-2",
+    "ET": "mm d-1",
+    "temperate": "1",
+    "lff": "d-1",
+    "lrf": "d-1",
+    "runoff": "mm d-1",
+    "next_water_pool": "mm",
+    "beta": "1",
+    "SIF": "SIF units",
+    "violation": "mm d-1",
+    "vod": "1",
+    "clip_water": "mm d-1",
     **{f"next_{p}_pool": "gC m-2" for p in ("labile", "foliar", "root", "wood", "litter", "som")},
-}  # fmt: skip
+}
 """Units of outputs; every other output is a carbon flux in gC m-2 d-1."""
 
 
@@ -278,18 +320,36 @@ def step(params: Params, pools: Pools, d: Drivers) -> tuple[Pools, dict[str, Arr
     nxt = fire.pools
     nee = -gpp + ra + rh_lit + rh_som
     outputs = {
-        "lai": lai, "gpp": gpp, "ET": et, "temperate": d.temperate, "respiration_auto": ra,
-        "leaf_production": a_fol, "labile_production": a_lab, "root_production": a_roo,
-        "wood_production": a_woo, "lff": d.lff, "lrf": d.lrf, "labile_release": r_lab,
-        "leaf_litter": phi_fol, "wood_litter": phi_woo, "root_litter": phi_roo,
-        "respiration_hetero_litter": rh_lit, "respiration_hetero_som": rh_som,
-        "litter_to_som": d_ls, "runoff": runoff, **fire.fluxes, "nee": nee,
+        "lai": lai,
+        "gpp": gpp,
+        "ET": et,
+        "temperate": d.temperate,
+        "respiration_auto": ra,
+        "leaf_production": a_fol,
+        "labile_production": a_lab,
+        "root_production": a_roo,
+        "wood_production": a_woo,
+        "lff": d.lff,
+        "lrf": d.lrf,
+        "labile_release": r_lab,
+        "leaf_litter": phi_fol,
+        "wood_litter": phi_woo,
+        "root_litter": phi_roo,
+        "respiration_hetero_litter": rh_lit,
+        "respiration_hetero_som": rh_som,
+        "litter_to_som": d_ls,
+        "runoff": runoff,
+        **fire.fluxes,
+        "nee": nee,
         "nbe": nee + fire.fluxes["total_fire_combust"],
         **{f"next_{name}_pool": v for name, v in zip(_POOL_NAMES, nxt)},
-        "beta": beta, "SIF": (gpp - (p["sif_beta_plus_three"] - 3.0)) / p["sif_alpha"],
-        "violation": violation, "vod": p["p_fol"] * nxt.foliar + p["p_wood"] * nxt.wood,
-        "clip_carbon": clip_carbon, "clip_water": clip_water,
-    }  # fmt: skip
+        "beta": beta,
+        "SIF": (gpp - (p["sif_beta_plus_three"] - 3.0)) / p["sif_alpha"],
+        "violation": violation,
+        "vod": p["p_fol"] * nxt.foliar + p["p_wood"] * nxt.wood,
+        "clip_carbon": clip_carbon,
+        "clip_water": clip_water,
+    }
     return nxt, outputs
 
 
@@ -362,7 +422,8 @@ def _fire(p: Params, pools: Pools, burned: Array, dt: Array) -> _Fire:
         foliar=pools.foliar - (e["foliar"] + m["foliar"]) * dt,
         root=pools.root - (e["root"] + m["root"]) * dt,
         wood=pools.wood - (e["wood"] + m["wood"]) * dt,
-        litter=pools.litter + (m["labile"] + m["foliar"] + m["root"] - e["litter"] - m["litter"]) * dt,
+        litter=pools.litter
+        + (m["labile"] + m["foliar"] + m["root"] - e["litter"] - m["litter"]) * dt,
         som=pools.som + (m["wood"] + m["litter"] - e["som"]) * dt,
         water=pools.water,
     )
@@ -406,8 +467,12 @@ def simulate(
     if unknown:
         raise ValueError(f"unknown DALEC outputs {unknown}; known: {OUTPUTS + DIAGNOSTICS}")
     drv = drivers(params, met, climate)
-    cells = jnp.broadcast_shapes(drv.gc.shape[1:], drv.phi_litter.shape[1:], drv.p_per_lai.shape[1:])
-    pools0 = Pools(*(jnp.broadcast_to(x, cells).astype(drv.gc.dtype) for x in initial_pools(params)))
+    cells = jnp.broadcast_shapes(
+        drv.gc.shape[1:], drv.phi_litter.shape[1:], drv.p_per_lai.shape[1:]
+    )
+    pools0 = Pools(
+        *(jnp.broadcast_to(x, cells).astype(drv.gc.dtype) for x in initial_pools(params))
+    )
     sums0 = {name: jnp.zeros(cells, drv.gc.dtype) for name in totals}
 
     def body(carry, d):

@@ -14,7 +14,7 @@ measurements reported in the README (section "The twin scorecard"):
   :data:`NO_INFLUENCE_SHARE_MAX`.
 * ``identifiability/agreement/<setup>``: the fraction of the 40 parameters
   whose identifiability (median CV below the threshold) agrees with whether
-  the observations can see them at all (:mod:`hybridland.sensitivity`); at
+  the observations can see them at all (:mod:`hybridland.analysis.sensitivity`); at
   least :data:`AGREEMENT_MIN`. ``identifiability/identifiable_but_invisible``:
   the share of the parameters no observation can see that are nevertheless
   called identifiable (the dangerous kind of error); at most
@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hybridland import plots, sensitivity, twin
-from hybridland.files import atomic_path
+from hybridland.analysis import plots, sensitivity
+from hybridland.data import twin
+from hybridland.io import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -86,8 +87,14 @@ def shap_checks(
         part = groups[groups.group == group]
         if not part.empty:
             setup = part.setup.iloc[0]
-            rows.append(_row(f"{prefix}/shap/no_influence/{setup}/{group}", part.share.max(), NO_INFLUENCE_SHARE_MAX,
-                             at_most=True))  # fmt: skip
+            rows.append(
+                _row(
+                    f"{prefix}/shap/no_influence/{setup}/{group}",
+                    part.share.max(),
+                    NO_INFLUENCE_SHARE_MAX,
+                    at_most=True,
+                )
+            )
     return rows
 
 
@@ -98,14 +105,25 @@ def identifiability_checks(summary: pd.DataFrame, visible: pd.Series, prefix: st
         identifiable = (
             part.set_index("parameter")["identifiable"].astype(bool).reindex(visible.index)
         )
-        rows.append(_row(f"{prefix}/identifiability/agreement/{setup}", float((identifiable == visible).mean()),
-                         AGREEMENT_MIN))  # fmt: skip
+        rows.append(
+            _row(
+                f"{prefix}/identifiability/agreement/{setup}",
+                float((identifiable == visible).mean()),
+                AGREEMENT_MIN,
+            )
+        )
         invisible = ~visible
         share = (
             float((identifiable & invisible).sum() / invisible.sum()) if invisible.any() else 0.0
         )
-        rows.append(_row(f"{prefix}/identifiability/identifiable_but_invisible/{setup}", share,
-                         INVISIBLE_IDENTIFIABLE_MAX, at_most=True))  # fmt: skip
+        rows.append(
+            _row(
+                f"{prefix}/identifiability/identifiable_but_invisible/{setup}",
+                share,
+                INVISIBLE_IDENTIFIABLE_MAX,
+                at_most=True,
+            )
+        )
     return rows
 
 
@@ -114,8 +132,14 @@ def pca_checks(congruence: pd.DataFrame, prefix: str) -> list[tuple]:
     rows = []
     for r in congruence.head(N_COMPONENTS).itertuples():
         rows.append(_row(f"{prefix}/pca/congruence/{r.component}", r.congruence, CONGRUENCE_MIN))
-        rows.append(_row(f"{prefix}/pca/ratio_gap/{r.component}", abs(r.learned_ratio - r.true_ratio), RATIO_GAP_MAX,
-                         at_most=True))  # fmt: skip
+        rows.append(
+            _row(
+                f"{prefix}/pca/ratio_gap/{r.component}",
+                abs(r.learned_ratio - r.true_ratio),
+                RATIO_GAP_MAX,
+                at_most=True,
+            )
+        )
     return rows
 
 
@@ -130,8 +154,14 @@ def partition_checks(
         total = wide.sum(axis=1)
         for group in absent:
             share = (wide[group] / total).where(total > 0)
-            rows.append(_row(f"{prefix}/partition/no_influence/{group}/{metric}", share.max(), NO_INFLUENCE_SHARE_MAX,
-                             at_most=True))  # fmt: skip
+            rows.append(
+                _row(
+                    f"{prefix}/partition/no_influence/{group}/{metric}",
+                    share.max(),
+                    NO_INFLUENCE_SHARE_MAX,
+                    at_most=True,
+                )
+            )
     return rows
 
 
@@ -149,8 +179,12 @@ def figure(card: pd.DataFrame) -> Figure:
     return fig
 
 
-def scorecard_files(grids: Mapping[str, Mapping[str, object]], groups: Sequence[str],
-                    out_csv: Path | str, figure_stem: Path | str) -> pd.DataFrame:  # fmt: skip
+def scorecard_files(
+    grids: Mapping[str, Mapping[str, object]],
+    groups: Sequence[str],
+    out_csv: Path | str,
+    figure_stem: Path | str,
+) -> pd.DataFrame:
     """Entry point of the scorecard rule.
 
     Args:
@@ -174,6 +208,10 @@ def scorecard_files(grids: Mapping[str, Mapping[str, object]], groups: Sequence[
     with atomic_path(out_csv) as temporary:
         card.to_csv(temporary, index=False)
     plots.save_figure(figure(card), figure_stem)
-    logger.info("scorecard: %d of %d checks passed; failed: %s", int(card.passed.sum()), len(card),
-                ", ".join(card.check[~card.passed]) or "none")  # fmt: skip
+    logger.info(
+        "scorecard: %d of %d checks passed; failed: %s",
+        int(card.passed.sum()),
+        len(card),
+        ", ".join(card.check[~card.passed]) or "none",
+    )
     return card

@@ -26,7 +26,7 @@ conventions were taken from them:
   label of every cell per published run; NaN outside the patches, negative in
   the fixed test patches. Run 0 gives the patches and the test set; the
   per-run shuffles (the published dev split) are not used: each member draws
-  its own dev patches (:func:`hybridland.train.dev_patches`).
+  its own dev patches (:func:`hybridland.training.train.dev_patches`).
 * ``assimilate_bulk_variable_v6.nc`` / ``assimilate_bulk_variable``: (lat,
   lon) flag; NBE and the GRACE anomaly count only on flagged cells.
 
@@ -54,9 +54,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland import download, driver, model, sources
-from hybridland.files import atomic_path, write_netcdf
-from hybridland.grids import Grid
+from hybridland import contract
+from hybridland.data import download, driver, sources
+from hybridland.data.grids import Grid
+from hybridland.io import atomic_path, write_netcdf
+from hybridland.model import forward
 
 logger = logging.getLogger(__name__)
 
@@ -80,38 +82,65 @@ MASKS: dict[str, str] = {
 }
 # Driver variable -> the bundle variables it is made of (summed when several).
 VARIABLES: dict[str, tuple[str, ...]] = {
-    **{p: (p,) for p in driver.PREDICTORS},
+    **{p: (p,) for p in contract.PREDICTORS},
     "forest_age": ("tree_age_000_filled",),
-    "t_min": ("T_min",), "t_max": ("T_max",), "rad": ("SOLR",), "vpd": ("VPD",),
-    "precip": ("PREC",), "burned_area": ("BURNED_AREA",),
-    "lai": ("LAI",), "sif": ("LCSPP",), "et": ("ET",), "nbe": ("NBE",), "ewt": ("LWE_normalized",),
-    "biomass": ("agb_yan", "bgb_yan"), "som": ("initial_som",),
-    "gpp_ec": ("gpp_fluxnet",), "reco_ec": ("reco_fluxnet",), "et_ec": ("et_fluxnet",),
+    "t_min": ("T_min",),
+    "t_max": ("T_max",),
+    "rad": ("SOLR",),
+    "vpd": ("VPD",),
+    "precip": ("PREC",),
+    "burned_area": ("BURNED_AREA",),
+    "lai": ("LAI",),
+    "sif": ("LCSPP",),
+    "et": ("ET",),
+    "nbe": ("NBE",),
+    "ewt": ("LWE_normalized",),
+    "biomass": ("agb_yan", "bgb_yan"),
+    "som": ("initial_som",),
+    "gpp_ec": ("gpp_fluxnet",),
+    "reco_ec": ("reco_fluxnet",),
+    "et_ec": ("et_fluxnet",),
     "ec_weight": ("gpp_fluxnet_weight",),
-}  # fmt: skip
-STATIC = set(driver.PREDICTORS) | {"som"}
+}
+STATIC = set(contract.PREDICTORS) | {"som"}
 AXES = {"lat": "latitude", "lon": "longitude"}  # names accepted for the grid axes
 ASSIMILATION_FLAGGED = ("nbe", "ewt")  # masked outside the assimilate_bulk_variable cells
 
 # Units of the driver contract where it fixes one; others keep the bundle's.
 UNITS: dict[str, str] = {
-    **{p: "1" for p in driver.PFT},
-    "MAT": "degC", "MAP": "mm yr-1",
-    "lai": "m2 m-2", "et": "mm d-1", "nbe": "gC m-2 d-1", "ewt": "mm", "biomass": "gC m-2",
-    "som": "gC m-2", "gpp_ec": "gC m-2 d-1", "reco_ec": "gC m-2 d-1", "et_ec": "mm d-1", "ec_weight": "1",
-}  # fmt: skip
+    **{p: "1" for p in contract.PFT},
+    "MAT": "degC",
+    "MAP": "mm yr-1",
+    "lai": "m2 m-2",
+    "et": "mm d-1",
+    "nbe": "gC m-2 d-1",
+    "ewt": "mm",
+    "biomass": "gC m-2",
+    "som": "gC m-2",
+    "gpp_ec": "gC m-2 d-1",
+    "reco_ec": "gC m-2 d-1",
+    "et_ec": "mm d-1",
+    "ec_weight": "1",
+}
 # The bundle's unit where a file gives none (the published scripts use these).
-ASSUMED_UNITS: dict[str, str] = {p: "%" for p in driver.PFT}
-# Accepted units per contract unit, with the factor to it (MAT and forcing: model.to_canonical_units).
+ASSUMED_UNITS: dict[str, str] = {p: "%" for p in contract.PFT}
+# Accepted units per contract unit, with the factor to it (MAT and forcing: forward.to_canonical_units).
 FACTORS: dict[str, dict[str, float]] = {
     "1": {"1": 1.0, "": 1.0, "fraction": 1.0, "%": 0.01, "percent": 0.01},
     "mm yr-1": {"mm yr-1": 1.0, "mm/yr": 1.0, "mm year-1": 1.0, "m yr-1": 1000.0},
     "m2 m-2": {"m2 m-2": 1.0, "m2/m2": 1.0, "1": 1.0, "": 1.0},
     "mm d-1": {"mm d-1": 1.0, "mm/day": 1.0, "mm day-1": 1.0, "kg m-2 s-1": 86400.0},
     "mm": {"mm": 1.0, "kg m-2": 1.0, "cm": 10.0, "m": 1000.0},
-    "gC m-2": {"gC m-2": 1.0, "g C m-2": 1.0, "gC/m2": 1.0, "kgC m-2": 1000.0, "MgC ha-1": 100.0, "Mg C ha-1": 100.0},
+    "gC m-2": {
+        "gC m-2": 1.0,
+        "g C m-2": 1.0,
+        "gC/m2": 1.0,
+        "kgC m-2": 1000.0,
+        "MgC ha-1": 100.0,
+        "Mg C ha-1": 100.0,
+    },
     "gC m-2 d-1": {"gC m-2 d-1": 1.0, "g C m-2 d-1": 1.0, "gC/m2/day": 1.0, "gC m-2 s-1": 86400.0},
-}  # fmt: skip
+}
 
 
 class BundleError(driver.DriverError):
@@ -152,7 +181,7 @@ def download_bundle(
 ) -> list[Path]:
     """Download (or verify) the record's files into ``folder``; list them in ``manifest`` (JSON).
 
-    ``options`` go to :func:`hybridland.download.download_source` (``api_base``,
+    ``options`` go to :func:`hybridland.data.download.download_source` (``api_base``,
     ``retries``, ...). Offline, its DownloadError says where to put the files by hand.
     """
     source = sources.load_registry()[dataset]
@@ -282,12 +311,12 @@ def convert(name: str, values: np.ndarray, units: str | None, where: str) -> tup
     """Values in the contract's unit, and that unit (the bundle's own where the contract fixes none)."""
     units = ASSUMED_UNITS.get(name) if units is None else units
     canonical = {"MAT": "t_mean"}.get(name, name)
-    if canonical in model.CANONICAL_UNITS:
+    if canonical in forward.CANONICAL_UNITS:
         try:
-            return model.to_canonical_units(canonical, values, units), model.CANONICAL_UNITS[
+            return forward.to_canonical_units(canonical, values, units), forward.CANONICAL_UNITS[
                 canonical
             ]
-        except model.InputError as error:
+        except forward.InputError as error:
             raise BundleError(f"{where}: {error}") from None
     target = UNITS.get(name)
     if target is None:
@@ -359,7 +388,7 @@ def adapt(
             for r in MASKS
         }
         region = Reader(data, layout, rows, cols, months, source)
-        predictors = {p: region(p) for p in driver.PREDICTORS}
+        predictors = {p: region(p) for p in contract.PREDICTORS}
         land = np.nan_to_num(masks["valid"]) > 0
         complete = np.all([np.isfinite(v) for v in predictors.values()], axis=0)
         valid = land & np.isfinite(masks["split"]) & complete
@@ -374,7 +403,7 @@ def adapt(
         test_patches = test_set(masks["split"][valid], lattice, paths["split"])
         # Monthly fields are read on the valid cells only.
         read = Reader(data, layout, rows[valid], cols[valid], months, source)
-        targets = {t: read(t) for t in driver.TARGETS}
+        targets = {t: read(t) for t in contract.TARGETS}
         assimilate = np.nan_to_num(masks["assimilate"][valid]) > 0
         for name in ASSIMILATION_FLAGGED:
             targets[name][~assimilate] = np.nan
@@ -384,10 +413,10 @@ def adapt(
             cell_patch=lattice,
             test_patches=test_patches,
             predictors={p: v[valid] for p, v in predictors.items()},
-            forcing={f: read(f) for f in driver.FORCING},
+            forcing={f: read(f) for f in contract.FORCING},
             co2=read_co2(paths["co2"], calendar),
             targets=targets,
-            sites={s: read(s) for s in driver.SITE_TARGETS},
+            sites={s: read(s) for s in contract.SITE_TARGETS},
             site_weight=weight.max(axis=1) if weight.ndim == 2 else weight,
             units=region.units | read.units,
         )
@@ -441,6 +470,12 @@ def adapt_bundle_file(
     listing = json.loads(manifest.read_text(encoding="utf-8"))
     folder = manifest.parent / listing["folder"]
     result = adapt(locate(folder, listing["files"], layout), grid, options, period, seed, layout)
-    logger.info("driver %s from the bundle: %d cells in %d patches (%d test), %d months",
-                grid.name, result.sizes["cell"], result.sizes["patch_id"], int(result.patch_test.sum()), result.sizes["time"])  # fmt: skip
+    logger.info(
+        "driver %s from the bundle: %d cells in %d patches (%d test), %d months",
+        grid.name,
+        result.sizes["cell"],
+        result.sizes["patch_id"],
+        int(result.patch_test.sum()),
+        result.sizes["time"],
+    )
     write_netcdf(result, destination)

@@ -24,8 +24,8 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from hybridland import plots
-from hybridland.files import atomic_path, write_netcdf
+from hybridland.analysis import plots
+from hybridland.io import atomic_path, write_netcdf
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -65,7 +65,9 @@ def allocation_fractions(params: Mapping[str, ArrayLike]) -> dict[str, np.ndarra
     autotrophic = f_gpp; foliar = (1 - f_gpp) f_fol; labile = (1 - f_gpp - foliar) flab;
     root = (1 - f_gpp - foliar - labile) f_root; wood = the remainder. They sum to 1.
     """
-    f_a, f_fol, f_lab, f_root = (np.asarray(params[n], np.float64) for n in ("f_gpp", "f_fol", "flab", "f_root"))
+    f_a, f_fol, f_lab, f_root = (
+        np.asarray(params[n], np.float64) for n in ("f_gpp", "f_fol", "flab", "f_root")
+    )
     foliar = (1.0 - f_a) * f_fol
     labile = (1.0 - f_a - foliar) * f_lab
     root = (1.0 - f_a - foliar - labile) * f_root
@@ -81,12 +83,19 @@ def derived_quantities(params: Mapping[str, ArrayLike]) -> pd.DataFrame:
     alloc = allocation_fractions(params)
     p = {n: np.asarray(params[n], np.float64) for n in PARAMETERS}
     columns = {
-        "canopy_efficiency": p["canopy_efficiency"], "uWUE": p["uWUE"], "Q10": np.exp(10.0 * p["Q10"]),
-        "autotrophic_fraction": alloc["autotrophic"], "LCMA": p["LCMA"],
-        "leaf_onset_duration": p["clab_release_period"], "leaf_fall_duration": p["leaf_fall_period"],
-        "leaf_lifespan": p["leaf_lifespan"], "labile_allocation": alloc["labile"],
-        "foliar_allocation": alloc["foliar"], "wood_allocation": alloc["wood"], "root_allocation": alloc["root"],
-    }  # fmt: skip
+        "canopy_efficiency": p["canopy_efficiency"],
+        "uWUE": p["uWUE"],
+        "Q10": np.exp(10.0 * p["Q10"]),
+        "autotrophic_fraction": alloc["autotrophic"],
+        "LCMA": p["LCMA"],
+        "leaf_onset_duration": p["clab_release_period"],
+        "leaf_fall_duration": p["leaf_fall_period"],
+        "leaf_lifespan": p["leaf_lifespan"],
+        "labile_allocation": alloc["labile"],
+        "foliar_allocation": alloc["foliar"],
+        "wood_allocation": alloc["wood"],
+        "root_allocation": alloc["root"],
+    }
     return pd.DataFrame(columns)[list(QUANTITIES)]
 
 
@@ -94,12 +103,20 @@ def standardise(table: pd.DataFrame) -> pd.DataFrame:
     """Z-score each column across rows (population std); a constant column becomes 0, with a warning."""
     values = table.to_numpy(np.float64)
     if not np.isfinite(values).all():
-        raise ValueError(f"PCA table has non-finite values in columns {list(table.columns[~np.isfinite(values).all(0)])}")
+        raise ValueError(
+            f"PCA table has non-finite values in columns {list(table.columns[~np.isfinite(values).all(0)])}"
+        )
     std = values.std(axis=0)
     constant = list(table.columns[std == 0])
     if constant:
-        logger.warning("columns %s are constant across cells; they carry no variance in the PCA", constant)
-    return pd.DataFrame((values - values.mean(axis=0)) / np.where(std > 0, std, 1.0), index=table.index, columns=table.columns)
+        logger.warning(
+            "columns %s are constant across cells; they carry no variance in the PCA", constant
+        )
+    return pd.DataFrame(
+        (values - values.mean(axis=0)) / np.where(std > 0, std, 1.0),
+        index=table.index,
+        columns=table.columns,
+    )
 
 
 def pca(table: pd.DataFrame) -> PCAResult:
@@ -150,15 +167,23 @@ def congruence(learned: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """
     components = [c for c in learned.columns if c in truth.columns]
     aligned = align_signs(truth[components], learned[components])
-    return pd.DataFrame({"component": components,
-                         "congruence": [tucker_congruence(aligned[c], truth.loc[aligned.index, c]) for c in components]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "component": components,
+            "congruence": [
+                tucker_congruence(aligned[c], truth.loc[aligned.index, c]) for c in components
+            ],
+        }
+    )
 
 
 def not_identifiable(identifiability: pd.DataFrame, setup: str) -> set[str]:
     """Quantities with a source parameter that the identifiability table marks as not identifiable."""
     rows = identifiability[identifiability["setup"] == setup]
     if rows.empty:
-        raise ValueError(f"identifiability table has no rows for setup {setup!r} (has {sorted(set(identifiability['setup']))})")
+        raise ValueError(
+            f"identifiability table has no rows for setup {setup!r} (has {sorted(set(identifiability['setup']))})"
+        )
     flagged = set(rows.loc[~rows["identifiable"].astype(bool), "parameter"])
     return {q for q, sources in SOURCES.items() if flagged & set(sources)}
 
@@ -178,12 +203,18 @@ def cells_of(params: xr.Dataset, names: Sequence[str]) -> pd.DataFrame:
 def scores_on_grid(scores: pd.DataFrame, lat: ArrayLike, lon: ArrayLike) -> xr.Dataset:
     """Scores with a (lat, lon) index as ``scores`` (component, lat, lon), NaN elsewhere."""
     components = list(scores.columns)
-    grid = xr.DataArray(np.full((len(components), np.size(lat), np.size(lon)), np.nan), dims=("component", "lat", "lon"),
-                        coords={"component": components, "lat": np.asarray(lat), "lon": np.asarray(lon)})  # fmt: skip
+    grid = xr.DataArray(
+        np.full((len(components), np.size(lat), np.size(lon)), np.nan),
+        dims=("component", "lat", "lon"),
+        coords={"component": components, "lat": np.asarray(lat), "lon": np.asarray(lon)},
+    )
     ilat = grid.indexes["lat"].get_indexer(scores.index.get_level_values("lat"))
     ilon = grid.indexes["lon"].get_indexer(scores.index.get_level_values("lon"))
     grid.values[:, ilat, ilon] = scores.to_numpy().T
-    grid.attrs = {"units": "1", "long_name": "principal component score of the standardised parameters"}
+    grid.attrs = {
+        "units": "1",
+        "long_name": "principal component score of the standardised parameters",
+    }
     return grid.to_dataset(name="score")
 
 
@@ -203,10 +234,22 @@ def biplot(result: PCAResult, flagged: Collection[str] = (), n: int = N_MAPPED) 
         scale = 0.8 * float(np.abs(result.scores[[a, b]].to_numpy()).max() or 1.0)
         for quantity, row in result.loadings.iterrows():
             grey = quantity in flagged
-            ax.annotate("", xy=(row[a] * scale, row[b] * scale), xytext=(0, 0),
-                        arrowprops={"arrowstyle": "->", "color": "0.6" if grey else "C0", "linewidth": 1.0})  # fmt: skip
-            ax.text(row[a] * scale * 1.08, row[b] * scale * 1.08, str(quantity), fontsize="x-small",
-                    color="0.5" if grey else "k", style="italic" if grey else "normal", ha="center", va="center")  # fmt: skip
+            ax.annotate(
+                "",
+                xy=(row[a] * scale, row[b] * scale),
+                xytext=(0, 0),
+                arrowprops={"arrowstyle": "->", "color": "0.6" if grey else "C0", "linewidth": 1.0},
+            )
+            ax.text(
+                row[a] * scale * 1.08,
+                row[b] * scale * 1.08,
+                str(quantity),
+                fontsize="x-small",
+                color="0.5" if grey else "k",
+                style="italic" if grey else "normal",
+                ha="center",
+                va="center",
+            )
         ratio = result.explained_variance_ratio
         ax.set_xlabel(f"{a} ({100 * ratio[a]:.0f} %)")
         ax.set_ylabel(f"{b} ({100 * ratio[b]:.0f} %)")
@@ -224,8 +267,15 @@ def score_maps_figure(scores: xr.Dataset, ratio: pd.Series, n: int = N_MAPPED) -
     for ax, component in zip(axes[0], components):
         field = scores["score"].sel(component=component)
         limit = float(np.nanmax(np.abs(field.values))) or 1.0
-        plots.map_panel(ax, field, title=f"{component} ({100 * ratio[component]:.0f} %)", cmap="RdBu_r",
-                        vmin=-limit, vmax=limit, label="score")  # fmt: skip
+        plots.map_panel(
+            ax,
+            field,
+            title=f"{component} ({100 * ratio[component]:.0f} %)",
+            cmap="RdBu_r",
+            vmin=-limit,
+            vmax=limit,
+            label="score",
+        )
     return fig
 
 
@@ -247,7 +297,12 @@ def truth_congruence(learned: PCAResult, cells: pd.Index, truth_nc: Path | str) 
     truth = cells_of(_open(truth_nc), PARAMETERS)
     common = cells.intersection(truth.index)
     if len(common) < len(cells):
-        logger.warning("%s: true parameters cover %d of %d cells; their PCA uses those", truth_nc, len(common), len(cells))
+        logger.warning(
+            "%s: true parameters cover %d of %d cells; their PCA uses those",
+            truth_nc,
+            len(common),
+            len(cells),
+        )
     true = pca(derived_quantities({n: truth.loc[common, n].to_numpy() for n in PARAMETERS}))
     table = congruence(learned.loadings, true.loadings)
     table["learned_ratio"] = learned.explained_variance_ratio.reindex(table.component).to_numpy()
@@ -255,8 +310,14 @@ def truth_congruence(learned: PCAResult, cells: pd.Index, truth_nc: Path | str) 
     return table
 
 
-def pca_files(params_nc: Path | str, identifiability_csv: Path | str, grid: str, out_dir: Path | str,
-              truth_nc: Path | str | None = None, setup: str | None = None) -> None:  # fmt: skip
+def pca_files(
+    params_nc: Path | str,
+    identifiability_csv: Path | str,
+    grid: str,
+    out_dir: Path | str,
+    truth_nc: Path | str | None = None,
+    setup: str | None = None,
+) -> None:
     """Entry point of the pca rule: PCA of one setup's ensemble-mean parameter maps.
 
     Args:
@@ -275,7 +336,9 @@ def pca_files(params_nc: Path | str, identifiability_csv: Path | str, grid: str,
     out = Path(out_dir)
     params = _open(params_nc)
     if params.attrs.get("grid", grid) != grid:
-        raise ValueError(f"{params_nc}: parameter maps are for grid {params.attrs['grid']!r}, not {grid!r}")
+        raise ValueError(
+            f"{params_nc}: parameter maps are for grid {params.attrs['grid']!r}, not {grid!r}"
+        )
     setup = setup or params.attrs.get("setup")
     if setup is None:
         raise ValueError(f"{params_nc}: no 'setup' attribute; pass the setup explicitly")
@@ -284,14 +347,30 @@ def pca_files(params_nc: Path | str, identifiability_csv: Path | str, grid: str,
     result = pca(derived_quantities({n: cells[n].to_numpy() for n in PARAMETERS}))
     result.scores.index = cells.index
     scores = scores_on_grid(result.scores, params.lat.values, params.lon.values)
-    scores.attrs = {"Conventions": "CF-1.8", "grid": grid, "setup": setup, "quantities": " ".join(QUANTITIES),
-                    "title": f"hybridland PCA scores of the learned parameters, {setup} on {grid}"}  # fmt: skip
+    scores.attrs = {
+        "Conventions": "CF-1.8",
+        "grid": grid,
+        "setup": setup,
+        "quantities": " ".join(QUANTITIES),
+        "title": f"hybridland PCA scores of the learned parameters, {setup} on {grid}",
+    }
     _write_csv(result.explained_variance_ratio.reset_index(), out / "explained_variance.csv")
     _write_csv(result.loadings.reset_index(), out / "loadings.csv")
     write_netcdf(scores, out / "scores.nc")
     if truth_nc is not None:
         _write_csv(truth_congruence(result, cells.index, truth_nc), out / "congruence.csv")
     plots.save_figure(biplot(result, flagged), out / "biplot")
-    plots.save_figure(score_maps_figure(scores, result.explained_variance_ratio), out / "score_maps")
-    head = ", ".join(f"{c} {r:.2f}" for c, r in result.explained_variance_ratio.iloc[:N_MAPPED].items())
-    logger.info("%s/%s: PCA of %d cells; explained variance %s; not identifiable: %s", grid, setup, len(cells), head, sorted(flagged))
+    plots.save_figure(
+        score_maps_figure(scores, result.explained_variance_ratio), out / "score_maps"
+    )
+    head = ", ".join(
+        f"{c} {r:.2f}" for c, r in result.explained_variance_ratio.iloc[:N_MAPPED].items()
+    )
+    logger.info(
+        "%s/%s: PCA of %d cells; explained variance %s; not identifiable: %s",
+        grid,
+        setup,
+        len(cells),
+        head,
+        sorted(flagged),
+    )

@@ -17,8 +17,8 @@ from typing import Literal, NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from hybridland import dalec, network
-from hybridland.dalec import Climate, Met, Params
+from hybridland.model import dalec, network
+from hybridland.model.dalec import Climate, Met, Params
 
 Reduction = Literal["sum", "mean"]
 
@@ -45,7 +45,9 @@ TERMS: dict[str, Term] = {
     "sif": Term(("SIF",), "cell", "step"),
     "lai": Term(("lai",), "cell", "step"),
     "et": Term(("ET",), "cell", "step"),
-    "biomass": Term(tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood")), "cell", "annual"),
+    "biomass": Term(
+        tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood")), "cell", "annual"
+    ),
     "som": Term(("next_som_pool",), "cell", "static"),
     "nbe": Term(("nbe",), "patch", "step"),
     "nbe_annual": Term(("nbe",), "patch", "annual"),
@@ -62,27 +64,55 @@ OBSERVED = {name: ("nbe" if name == "nbe_annual" else name) for name in TERMS}
 
 # Weights of the published global training (spec 10).
 PUBLISHED_WEIGHTS: dict[str, float] = {
-    "sif": 400.0, "lai": 10.0, "biomass": 5e-5, "som": 3e-6, "nbe": 3000.0,
-    "nbe_annual": 3000.0 * 3.46, "fire": 1000.0, "ewt": 0.2, "vod": 0.0,
-    "gpp_ec": 100.0, "reco_ec": 100.0, "et_ec": 100.0, "et": 1.0,
-    "violation": 400.0, "edc": 10.0,
-}  # fmt: skip
+    "sif": 400.0,
+    "lai": 10.0,
+    "biomass": 5e-5,
+    "som": 3e-6,
+    "nbe": 3000.0,
+    "nbe_annual": 3000.0 * 3.46,
+    "fire": 1000.0,
+    "ewt": 0.2,
+    "vod": 0.0,
+    "gpp_ec": 100.0,
+    "reco_ec": 100.0,
+    "et_ec": 100.0,
+    "et": 1.0,
+    "violation": 400.0,
+    "edc": 10.0,
+}
 
 EDC_POOLS = ("labile", "foliar", "root", "wood", "litter", "som")
 EDC_FLUXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "labile": (("labile_production",), ("labile_release", "labile_fire_combust", "labile_fire_transfer")),
-    "foliar": (("leaf_production", "labile_release"), ("leaf_litter", "foliar_fire_transfer", "foliar_fire_combust")),
+    "labile": (
+        ("labile_production",),
+        ("labile_release", "labile_fire_combust", "labile_fire_transfer"),
+    ),
+    "foliar": (
+        ("leaf_production", "labile_release"),
+        ("leaf_litter", "foliar_fire_transfer", "foliar_fire_combust"),
+    ),
     "root": (("root_production",), ("root_litter", "root_fire_combust", "root_fire_transfer")),
     "wood": (("wood_production",), ("wood_litter", "wood_fire_combust", "wood_fire_transfer")),
     "litter": (
-        ("leaf_litter", "root_litter", "labile_fire_transfer", "foliar_fire_transfer", "root_fire_transfer"),
-        ("respiration_hetero_litter", "litter_to_som", "litter_fire_combust", "litter_fire_transfer"),
+        (
+            "leaf_litter",
+            "root_litter",
+            "labile_fire_transfer",
+            "foliar_fire_transfer",
+            "root_fire_transfer",
+        ),
+        (
+            "respiration_hetero_litter",
+            "litter_to_som",
+            "litter_fire_combust",
+            "litter_fire_transfer",
+        ),
     ),
     "som": (
         ("wood_litter", "litter_to_som", "wood_fire_transfer", "litter_fire_transfer"),
         ("respiration_hetero_som", "som_fire_combust"),
     ),
-}  # fmt: skip
+}
 EDC_EPS = 1e-3
 
 
@@ -122,7 +152,9 @@ class LossConfig(NamedTuple):
     @classmethod
     def from_config(cls, section: Mapping[str, object]) -> LossConfig:
         """From the config's ``loss`` section: ``weights`` plus the other options."""
-        return cls.from_mapping(section["weights"], **{k: v for k, v in section.items() if k != "weights"})
+        return cls.from_mapping(
+            section["weights"], **{k: v for k, v in section.items() if k != "weights"}
+        )
 
     @property
     def active(self) -> dict[str, float]:
@@ -196,7 +228,9 @@ def term_error(name: str, out: Mapping[str, Array], obs: Observation, config: Lo
     model = model_quantity(name, out, obs)
     if term.timescale == "annual":
         model = annual(model, config.steps_per_year)
-        obs = Observation(annual(obs.value, config.steps_per_year), annual_mask(obs.mask, config.steps_per_year))
+        obs = Observation(
+            annual(obs.value, config.steps_per_year), annual_mask(obs.mask, config.steps_per_year)
+        )
     elif term.timescale == "static":
         model, obs = jnp.mean(model, axis=0), Observation(obs.value[0], obs.mask[0])
     if term.aggregation == "patch":
@@ -204,7 +238,9 @@ def term_error(name: str, out: Mapping[str, Array], obs: Observation, config: Lo
     return cell_error(model, obs, config.reduction)
 
 
-def edc_penalty(out: Mapping[str, Array], totals: Mapping[str, Array], pools0: dalec.Pools, steps_per_year: int) -> Array:
+def edc_penalty(
+    out: Mapping[str, Array], totals: Mapping[str, Array], pools0: dalec.Pools, steps_per_year: int
+) -> Array:
     """Per-cell EDC: squared log2 distance of each pool from steady growth (spec 10)."""
     penalty = 0.0
     for i, pool in enumerate(EDC_POOLS):

@@ -28,8 +28,9 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from hybridland import plots, setups
-from hybridland.files import atomic_path, write_netcdf
+from hybridland.analysis import plots
+from hybridland.io import atomic_path, write_netcdf
+from hybridland.training import setups
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -70,7 +71,9 @@ def _check_groups(values: Mapping[frozenset[str], object], groups: Sequence[str]
         raise ValueError(f"subsets {unknown} contain groups outside {list(groups)}")
 
 
-def contributions(values: Mapping[frozenset[str], ArrayLike], groups: Sequence[str]) -> dict[str, np.ndarray]:
+def contributions(
+    values: Mapping[frozenset[str], ArrayLike], groups: Sequence[str]
+) -> dict[str, np.ndarray]:
     """Shapley value of every group; values may be scalars or equally shaped arrays (e.g. maps).
 
     NaN in any subset makes the result NaN there. The efficiency identity is
@@ -94,8 +97,14 @@ def _scale(arrays: Iterable[np.ndarray]) -> float:
     return max([1.0] + [float(np.abs(a[np.isfinite(a)]).max(initial=0.0)) for a in arrays])
 
 
-def check_efficiency(phi: Mapping[str, ArrayLike], baseline: ArrayLike, full: ArrayLike, *,
-                     tolerance: float = TOLERANCE, scale: float = 1.0) -> None:  # fmt: skip
+def check_efficiency(
+    phi: Mapping[str, ArrayLike],
+    baseline: ArrayLike,
+    full: ArrayLike,
+    *,
+    tolerance: float = TOLERANCE,
+    scale: float = 1.0,
+) -> None:
     """Raise :class:`PartitionError` unless baseline + sum(phi) == full to ``tolerance * scale``.
 
     Compared wherever baseline, full and every contribution are finite.
@@ -130,19 +139,31 @@ def shapley(values: Values, groups: Sequence[str]) -> dict[str, float]:
 
 
 def _ensemble_test(metrics: pd.DataFrame, grid: str, metric: str) -> pd.DataFrame:
-    missing = [c for c in ("grid", "setup", "member", "variable", "split", metric) if c not in metrics]
+    missing = [
+        c for c in ("grid", "setup", "member", "variable", "split", metric) if c not in metrics
+    ]
     if missing:
         raise ValueError(f"metrics table lacks columns {missing}")
-    rows = metrics[(metrics["grid"] == grid) & (metrics["member"].astype(str) == "ensemble") & (metrics["split"] == "test")]
+    rows = metrics[
+        (metrics["grid"] == grid)
+        & (metrics["member"].astype(str) == "ensemble")
+        & (metrics["split"] == "test")
+    ]
     duplicated = rows[rows.duplicated(["setup", "variable"])]
     if not duplicated.empty:
-        raise ValueError(f"metrics table has repeated ensemble test rows for {grid}: "
-                         f"{duplicated[['setup', 'variable']].values.tolist()}")  # fmt: skip
+        raise ValueError(
+            f"metrics table has repeated ensemble test rows for {grid}: "
+            f"{duplicated[['setup', 'variable']].values.tolist()}"
+        )
     # keep the variables in the order the table lists them
-    return rows.pivot(index="variable", columns="setup", values=metric).reindex(pd.unique(rows["variable"]))
+    return rows.pivot(index="variable", columns="setup", values=metric).reindex(
+        pd.unique(rows["variable"])
+    )
 
 
-def global_partition(metrics: pd.DataFrame, grid: str, groups: Sequence[str], metric: str) -> pd.DataFrame:
+def global_partition(
+    metrics: pd.DataFrame, grid: str, groups: Sequence[str], metric: str
+) -> pd.DataFrame:
     """Partition of one metric per variable, from each setup's ``ensemble`` row on split ``test``.
 
     Returns rows ``variable, metric, component, value``; the components are
@@ -158,18 +179,29 @@ def global_partition(metrics: pd.DataFrame, grid: str, groups: Sequence[str], me
     rows = []
     for variable, row in table[names].iterrows():
         if not np.isfinite(row.to_numpy(np.float64)).all():
-            logger.warning("%s %s: %s is not finite for every setup; left out of the partition", grid, variable, metric)
+            logger.warning(
+                "%s %s: %s is not finite for every setup; left out of the partition",
+                grid,
+                variable,
+                metric,
+            )
             continue
         values = {frozenset(setups.groups_of(s)): float(row[s]) for s in names}
         phi = shapley(values, groups)
-        parts = [(BASELINE, values[frozenset()])] + list(phi.items()) + [(FULL, values[frozenset(groups)])]
+        parts = (
+            [(BASELINE, values[frozenset()])]
+            + list(phi.items())
+            + [(FULL, values[frozenset(groups)])]
+        )
         rows += [(variable, metric, component, value) for component, value in parts]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def partition_table(metrics: pd.DataFrame, grid: str, groups: Sequence[str]) -> pd.DataFrame:
     """:func:`global_partition` for ``r2_score`` and ``explained_variance``, stacked."""
-    return pd.concat([global_partition(metrics, grid, groups, m) for m in METRICS], ignore_index=True)
+    return pd.concat(
+        [global_partition(metrics, grid, groups, m) for m in METRICS], ignore_index=True
+    )
 
 
 # ---- per-cell partition from the skill maps
@@ -183,12 +215,16 @@ def _skill(maps: Mapping[str, xr.Dataset], setup: str, name: str) -> xr.DataArra
     return maps[setup][name].transpose("lat", "lon")
 
 
-def _aligned(maps: Mapping[str, xr.Dataset], names: Sequence[str], variable: str) -> list[xr.DataArray]:
+def _aligned(
+    maps: Mapping[str, xr.Dataset], names: Sequence[str], variable: str
+) -> list[xr.DataArray]:
     fields = [_skill(maps, s, f"{variable}_r2") for s in names]
     try:
         return list(xr.align(*fields, join="exact"))
     except ValueError as error:
-        raise ValueError(f"skill maps of setups {list(names)} are not on the same grid: {error}") from None
+        raise ValueError(
+            f"skill maps of setups {list(names)} are not on the same grid: {error}"
+        ) from None
 
 
 def dominant_group(phi: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -206,7 +242,9 @@ def spatialization_share(baseline: np.ndarray, full: np.ndarray) -> np.ndarray:
     return np.clip(share, 0.0, 1.0)
 
 
-def cell_partition(maps: Mapping[str, xr.Dataset], groups: Sequence[str], variable: str) -> xr.Dataset:
+def cell_partition(
+    maps: Mapping[str, xr.Dataset], groups: Sequence[str], variable: str
+) -> xr.Dataset:
     """Per-cell partition of the temporal r2 (``<variable>_r2``) of every setup's skill maps.
 
     Args:
@@ -223,22 +261,41 @@ def cell_partition(maps: Mapping[str, xr.Dataset], groups: Sequence[str], variab
     """
     names = setups.factorial(groups)
     fields = _aligned(maps, names, variable)
-    values = {frozenset(setups.groups_of(s)): f.values.astype(np.float64) for s, f in zip(names, fields)}
+    values = {
+        frozenset(setups.groups_of(s)): f.values.astype(np.float64) for s, f in zip(names, fields)
+    }
     phi = contributions(values, groups)
     baseline, full = values[frozenset()], values[frozenset(groups)]
-    dims, coords = ("lat", "lon"), {"lat": fields[0].lat, "lon": fields[0].lon, "group": list(groups)}
+    dims, coords = (
+        ("lat", "lon"),
+        {"lat": fields[0].lat, "lon": fields[0].lon, "group": list(groups)},
+    )
     r2 = f"{variable} temporal r2"
-    dominant_attrs = {"long_name": f"{r2}: group with the largest contribution", "_FillValue": np.int8(NO_GROUP),
-                      "flag_values": np.arange(len(groups), dtype=np.int8), "flag_meanings": " ".join(groups)}  # fmt: skip
+    dominant_attrs = {
+        "long_name": f"{r2}: group with the largest contribution",
+        "_FillValue": np.int8(NO_GROUP),
+        "flag_values": np.arange(len(groups), dtype=np.int8),
+        "flag_meanings": " ".join(groups),
+    }
     data = {
-        f"{variable}_contribution": (("group",) + dims, np.stack([phi[g] for g in groups]),
-                                     {"units": "1", "long_name": f"{r2}: Shapley contribution of each predictor group"}),
+        f"{variable}_contribution": (
+            ("group",) + dims,
+            np.stack([phi[g] for g in groups]),
+            {"units": "1", "long_name": f"{r2}: Shapley contribution of each predictor group"},
+        ),
         f"{variable}_baseline": (dims, baseline, {"units": "1", "long_name": f"{r2} of CONTROL"}),
-        f"{variable}_full": (dims, full, {"units": "1", "long_name": f"{r2} of {setups.setup_name(groups)}"}),
+        f"{variable}_full": (
+            dims,
+            full,
+            {"units": "1", "long_name": f"{r2} of {setups.setup_name(groups)}"},
+        ),
         f"{variable}_dominant": (dims, dominant_group(phi), dominant_attrs),
-        f"{variable}_spatialization_share": (dims, spatialization_share(baseline, full),
-                                             {"units": "1", "long_name": f"{r2}: (full - baseline) / full, clipped to [0, 1]"}),
-    }  # fmt: skip
+        f"{variable}_spatialization_share": (
+            dims,
+            spatialization_share(baseline, full),
+            {"units": "1", "long_name": f"{r2}: (full - baseline) / full, clipped to [0, 1]"},
+        ),
+    }
     return xr.Dataset(data, coords=coords)
 
 
@@ -257,15 +314,35 @@ def bars_figure(table: pd.DataFrame) -> Figure:
         x, bottom = np.arange(len(variables)), np.zeros(len(variables))
         for i, component in enumerate(components):
             height = np.array([value[(v, component)] for v in variables])
-            color = "0.6" if component == BASELINE else plots.GROUP_COLOURS.get(component, f"C{i - 1}")
-            ax.bar(x, height, bottom=bottom, color=color, label=component, edgecolor="white", linewidth=0.5)
+            color = (
+                "0.6" if component == BASELINE else plots.GROUP_COLOURS.get(component, f"C{i - 1}")
+            )
+            ax.bar(
+                x,
+                height,
+                bottom=bottom,
+                color=color,
+                label=component,
+                edgecolor="white",
+                linewidth=0.5,
+            )
             bottom = bottom + height
-        ax.scatter(x, [value[(v, FULL)] for v in variables], marker="_", s=300, color="k", zorder=3, label=FULL)
+        ax.scatter(
+            x,
+            [value[(v, FULL)] for v in variables],
+            marker="_",
+            s=300,
+            color="k",
+            zorder=3,
+            label=FULL,
+        )
         ax.axhline(0.0, color="k", linewidth=0.6)
         ax.set_xticks(x, variables, rotation=45, ha="right")
         ax.set_title(f"test {metric}", fontsize="medium")
     if metrics:
-        axes[0, -1].legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        axes[0, -1].legend(
+            fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5)
+        )
     return fig
 
 
@@ -274,11 +351,30 @@ def maps_figure(cells: xr.Dataset, variables: Sequence[str]) -> Figure:
     groups = [str(g) for g in cells["group"].values]
     fig, axes = plots.new_figure(max(len(variables), 1), 2, panel=(4.2, 3.4))
     for row, variable in zip(axes, variables):
-        dominant = cells[f"{variable}_dominant"].astype(np.float64).where(cells[f"{variable}_dominant"] >= 0)
-        plots.map_panel(row[0], dominant, title=f"{variable}: dominant group", cmap=plots.categorical_cmap(len(groups)),
-                        vmin=-0.5, vmax=len(groups) - 0.5, ticks=list(range(len(groups))), ticklabels=groups)  # fmt: skip
-        plots.map_panel(row[1], cells[f"{variable}_spatialization_share"], title=f"{variable}: share from spatialization",
-                        cmap="YlGnBu", vmin=0.0, vmax=1.0, label="(full - baseline) / full")  # fmt: skip
+        dominant = (
+            cells[f"{variable}_dominant"]
+            .astype(np.float64)
+            .where(cells[f"{variable}_dominant"] >= 0)
+        )
+        plots.map_panel(
+            row[0],
+            dominant,
+            title=f"{variable}: dominant group",
+            cmap=plots.categorical_cmap(len(groups)),
+            vmin=-0.5,
+            vmax=len(groups) - 0.5,
+            ticks=list(range(len(groups))),
+            ticklabels=groups,
+        )
+        plots.map_panel(
+            row[1],
+            cells[f"{variable}_spatialization_share"],
+            title=f"{variable}: share from spatialization",
+            cmap="YlGnBu",
+            vmin=0.0,
+            vmax=1.0,
+            label="(full - baseline) / full",
+        )
     return fig
 
 
@@ -301,9 +397,16 @@ def _read_maps(paths: Mapping[str, Path | str], names: Sequence[str]) -> dict[st
     return maps
 
 
-def partition_files(metrics_csv: Path | str, skill_maps: Mapping[str, Path | str], grid: str,
-                    groups: Sequence[str], out_csv: Path | str, bars_stem: Path | str,
-                    out_maps_nc: Path | str | None = None, maps_stem: Path | str | None = None) -> None:  # fmt: skip
+def partition_files(
+    metrics_csv: Path | str,
+    skill_maps: Mapping[str, Path | str],
+    grid: str,
+    groups: Sequence[str],
+    out_csv: Path | str,
+    bars_stem: Path | str,
+    out_maps_nc: Path | str | None = None,
+    maps_stem: Path | str | None = None,
+) -> None:
     """Entry point of the partition rule for one grid.
 
     Args:
@@ -326,7 +429,12 @@ def partition_files(metrics_csv: Path | str, skill_maps: Mapping[str, Path | str
     with atomic_path(out_csv) as temporary:
         table.to_csv(temporary, index=False)
     plots.save_figure(bars_figure(table), bars_stem)
-    logger.info("%s: partitioned %d variables over groups %s", grid, table["variable"].nunique(), list(groups))
+    logger.info(
+        "%s: partitioned %d variables over groups %s",
+        grid,
+        table["variable"].nunique(),
+        list(groups),
+    )
     if not skill_maps:
         return
     if out_maps_nc is None or maps_stem is None:
@@ -334,9 +442,15 @@ def partition_files(metrics_csv: Path | str, skill_maps: Mapping[str, Path | str
     maps = _read_maps(skill_maps, names)
     variables = [v for v in MAP_VARIABLES if all(f"{v}_r2" in maps[s] for s in names)]
     if not variables:
-        raise ValueError(f"skill maps of {grid} have none of {[f'{v}_r2' for v in MAP_VARIABLES]} in every setup")
+        raise ValueError(
+            f"skill maps of {grid} have none of {[f'{v}_r2' for v in MAP_VARIABLES]} in every setup"
+        )
     cells = xr.merge([cell_partition(maps, groups, v) for v in variables])
-    cells.attrs = {"Conventions": "CF-1.8", "grid": grid, "groups": " ".join(groups),
-                   "title": f"hybridland per-cell hierarchical partitioning of temporal r2, {grid}"}  # fmt: skip
+    cells.attrs = {
+        "Conventions": "CF-1.8",
+        "grid": grid,
+        "groups": " ".join(groups),
+        "title": f"hybridland per-cell hierarchical partitioning of temporal r2, {grid}",
+    }
     write_netcdf(cells, out_maps_nc)
     plots.save_figure(maps_figure(cells, variables), maps_stem)

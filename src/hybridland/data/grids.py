@@ -204,10 +204,21 @@ class Grid:
 
     @classmethod
     def from_edges(
-        cls, name: str, lat: Sequence[float], lon: Sequence[float], lat_edges: np.ndarray, lon_edges: np.ndarray
+        cls,
+        name: str,
+        lat: Sequence[float],
+        lon: Sequence[float],
+        lat_edges: np.ndarray,
+        lon_edges: np.ndarray,
     ) -> Grid:
         """Grid with given centres and cell edges (e.g. a product's CF bounds)."""
-        return cls(name, tuple(map(float, lat)), tuple(map(float, lon)), _edges_to_bounds(lat_edges), _edges_to_bounds(lon_edges))
+        return cls(
+            name,
+            tuple(map(float, lat)),
+            tuple(map(float, lon)),
+            _edges_to_bounds(lat_edges),
+            _edges_to_bounds(lon_edges),
+        )
 
     @classmethod
     def from_centres(cls, name: str, lat: Sequence[float], lon: Sequence[float]) -> Grid:

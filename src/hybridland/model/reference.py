@@ -16,15 +16,24 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from hybridland import dalec, model
+from hybridland.model import dalec, forward
 
 # Tolerances of the reference README: float32 run against the float64 reference.
 F32_VS_F64: dict[str, float] = {name: 1e-4 for name in dalec.OUTPUTS} | {
-    "wood_litter": 2e-3, "root_litter": 1e-3, "respiration_hetero_litter": 1e-3,
-    "respiration_hetero_som": 2e-1, "litter_to_som": 5e-4, "root_fire_combust": 2e-4,
-    "wood_fire_combust": 2e-4, "root_fire_transfer": 2e-4, "wood_fire_transfer": 2e-4,
-    "nee": 2e-3, "nbe": 2e-3, "next_wood_pool": 2e-4, "next_som_pool": 2e-4,
-}  # fmt: skip
+    "wood_litter": 2e-3,
+    "root_litter": 1e-3,
+    "respiration_hetero_litter": 1e-3,
+    "respiration_hetero_som": 2e-1,
+    "litter_to_som": 5e-4,
+    "root_fire_combust": 2e-4,
+    "wood_fire_combust": 2e-4,
+    "root_fire_transfer": 2e-4,
+    "wood_fire_transfer": 2e-4,
+    "nee": 2e-3,
+    "nbe": 2e-3,
+    "next_wood_pool": 2e-4,
+    "next_som_pool": 2e-4,
+}
 F32_VS_F32 = 1e-4  # two float32 implementations of the same formulas
 F64_VS_F64 = 1e-9
 
@@ -61,8 +70,8 @@ def cases(path: Path) -> Iterator[Case]:
         n = int(ds.n_time.values[i])
         met = ds.met.values[i, :n]
         forcing = xr.Dataset(
-            {c: ((model.TIME,), met[:, columns.index(c)]) for c in model.MET_VARIABLES}
-            | {c: ((), met[0, columns.index(c)]) for c in model.STATIC_VARIABLES}
+            {c: ((forward.TIME,), met[:, columns.index(c)]) for c in forward.MET_VARIABLES}
+            | {c: ((), met[0, columns.index(c)]) for c in forward.STATIC_VARIABLES}
         )
         params = {str(p): float(v) for p, v in zip(ds.param.values, ds.parameters.values[i])}
         outputs = ds[list(dalec.OUTPUTS)].isel(case=i, time=slice(0, n)).load()
@@ -89,7 +98,7 @@ def compare(path: Path) -> list[Comparison]:
     targets = {"float64": None} if x64 else {"float32": None, "float64": None}
     worst: dict[tuple[str, str], tuple[float, float]] = {}
     for case in cases(path):
-        result = model.run(case.parameters, case.forcing, outputs=dalec.OUTPUTS)
+        result = forward.run(case.parameters, case.forcing, outputs=dalec.OUTPUTS)
         for name in dalec.OUTPUTS:
             for precision in targets:
                 expected = case.reference[name].sel(precision=precision).values
@@ -111,7 +120,9 @@ def _tolerance(name: str, precision: str, x64: bool) -> float:
 
 def report(comparisons: list[Comparison]) -> str:
     """A table with one line per output and reference precision."""
-    lines = [f"{'output':28s} {'reference':9s} {'max_abs':>11s} {'relative':>11s} {'tolerance':>9s}  ok"]
+    lines = [
+        f"{'output':28s} {'reference':9s} {'max_abs':>11s} {'relative':>11s} {'tolerance':>9s}  ok"
+    ]
     for c in comparisons:
         flag = "ok" if c.passed else "FAIL"
         lines.append(

@@ -22,14 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hybridland import dalec, loss, network
+from hybridland.model import dalec, loss, network
 
 logger = logging.getLogger(__name__)
 PATCH_SLOTS = 320
 N_FEATURES = 20  # PFT+CLIM+SOIL+AGE
 
 
-def synthetic_climate(rng: np.random.Generator, cells: int, months: int) -> tuple[dalec.Met, dalec.Climate]:
+def synthetic_climate(
+    rng: np.random.Generator, cells: int, months: int
+) -> tuple[dalec.Met, dalec.Climate]:
     """Monthly forcing in realistic ranges, (months, cells), starting January 2001."""
     lat = rng.uniform(-40.0, 60.0, cells)
     month = np.arange(months) % 12
@@ -45,17 +47,26 @@ def synthetic_climate(rng: np.random.Generator, cells: int, months: int) -> tupl
     vpd = np.clip(saturation * rng.uniform(0.2, 0.6, (months, cells)), 0.1, None)
     p_mean = rng.uniform(0.5, 5.0, cells)
     precip = rng.gamma(2.0, p_mean / 2.0, (months, cells))
-    burned = np.where(rng.random((months, cells)) < 0.02, rng.uniform(0.0, 0.2, (months, cells)), 0.0)
+    burned = np.where(
+        rng.random((months, cells)) < 0.02, rng.uniform(0.0, 0.2, (months, cells)), 0.0
+    )
     co2 = 370.0 + 2.1 * np.arange(months) / 12.0
 
     def tc(x):
         return jnp.asarray(np.broadcast_to(x, (months, cells)), jnp.float32)
 
     met = dalec.Met(
-        days=tc(days[:, None]), t_min=tc(t_air - t_range / 2), t_max=tc(t_air + t_range / 2),
-        rad=tc(rad), co2=tc(co2[:, None]), doy=tc(doy[:, None]), burned_area=tc(burned),
-        vpd=tc(vpd), precip=tc(precip), delta_t=tc(30.0),
-    )  # fmt: skip
+        days=tc(days[:, None]),
+        t_min=tc(t_air - t_range / 2),
+        t_max=tc(t_air + t_range / 2),
+        rad=tc(rad),
+        co2=tc(co2[:, None]),
+        doy=tc(doy[:, None]),
+        burned_area=tc(burned),
+        vpd=tc(vpd),
+        precip=tc(precip),
+        delta_t=tc(30.0),
+    )
     climate = dalec.Climate(*(jnp.asarray(v, jnp.float32) for v in (lat, t_mean, p_mean)))
     return met, climate
 
@@ -66,22 +77,33 @@ def synthetic_batch(seed: int, cells: int, months: int) -> tuple[network.Network
     met, climate = synthetic_climate(rng, cells, months)
     features = jnp.asarray(rng.normal(size=(cells, N_FEATURES)), jnp.float32)
     hemisphere = np.asarray(network.lat_sigmoid(climate.lat))[:, None]
-    lat_feature = jnp.asarray(network.Standardizer.fit(hemisphere).apply(hemisphere)[:, 0], jnp.float32)
+    lat_feature = jnp.asarray(
+        network.Standardizer.fit(hemisphere).apply(hemisphere)[:, 0], jnp.float32
+    )
     net = network.init_network(jax.random.key(seed), N_FEATURES)
     params = network.physical_parameters(net, features, lat_feature)
     out = dalec.simulate(params, met, climate).outputs
     truth = {
-        "lai": out["lai"], "sif": out["SIF"], "et": out["ET"], "nbe": out["nbe"],
-        "fire": out["total_fire_combust"], "ewt": out["next_water_pool"] - out["next_water_pool"].mean(0),
+        "lai": out["lai"],
+        "sif": out["SIF"],
+        "et": out["ET"],
+        "nbe": out["nbe"],
+        "fire": out["total_fire_combust"],
+        "ewt": out["next_water_pool"] - out["next_water_pool"].mean(0),
         "biomass": sum(out[f"next_{p}_pool"] for p in ("labile", "foliar", "root", "wood")),
-        "som": out["next_som_pool"], "gpp_ec": out["gpp"], "reco_ec": out["gpp"] + out["nee"],
-        "et_ec": out["ET"], "vod": out["vod"],
-    }  # fmt: skip
+        "som": out["next_som_pool"],
+        "gpp_ec": out["gpp"],
+        "reco_ec": out["gpp"] + out["nee"],
+        "et_ec": out["ET"],
+        "vod": out["vod"],
+    }
     observations = {}
     for name, value in truth.items():
         value = np.asarray(value) * rng.normal(1.0, 0.1, value.shape)
         mask = (rng.random(value.shape) > 0.1).astype(np.float32)
-        observations[name] = loss.Observation(jnp.asarray(value * mask, jnp.float32), jnp.asarray(mask))
+        observations[name] = loss.Observation(
+            jnp.asarray(value * mask, jnp.float32), jnp.asarray(mask)
+        )
     batch = loss.Batch(features, lat_feature, met, climate, observations)
     return net, as_patches(batch, cells)
 
@@ -110,7 +132,9 @@ def as_patches(batch: loss.Batch, cells: int) -> loss.Batch:
 
 def published_config() -> loss.LossConfig:
     """Every term of the published loss with its published weight and aggregation."""
-    return loss.LossConfig.from_mapping(loss.PUBLISHED_WEIGHTS, reduction="sum", coarse_min_valid=0.0)
+    return loss.LossConfig.from_mapping(
+        loss.PUBLISHED_WEIGHTS, reduction="sum", coarse_min_valid=0.0
+    )
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
@@ -126,7 +150,9 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
     return first, statistics.median(times)
 
 
-def run_benchmark(cells: int, months: int, *, repeats: int = 9, seed: int = 0, learning_rate: float = 5e-4) -> dict[str, Any]:
+def run_benchmark(
+    cells: int, months: int, *, repeats: int = 9, seed: int = 0, learning_rate: float = 5e-4
+) -> dict[str, Any]:
     """Time forward, value_and_grad and a full Adam step; returns the JSON-able figures."""
     if repeats < 7:
         raise ValueError(f"repeats must be at least 7, got {repeats}")

@@ -166,9 +166,9 @@ import xarray as xr
 from scipy import fft as sfft
 from scipy import ndimage, signal, special
 
-from hybridland import dalec, parameters
-from hybridland.files import atomic_path
-from hybridland.grids import UCRB_BOX, Box
+from hybridland.data.grids import UCRB_BOX, Box
+from hybridland.io import atomic_path
+from hybridland.model import dalec, parameters
 
 logger = logging.getLogger(__name__)
 
@@ -202,9 +202,15 @@ DEFAULT_NOISE: dict[str, Noise] = {
 """Noise per observed quantity (units of the product)."""
 
 DEFAULT_GAPS: dict[str, float] = {
-    "lai": 0.05, "sif": 0.05, "et": 0.03, "nbe": 0.0, "ewt": 0.03,
-    "biomass": 0.0, "som": 0.0, "ec": 0.10,
-}  # fmt: skip
+    "lai": 0.05,
+    "sif": 0.05,
+    "et": 0.03,
+    "nbe": 0.0,
+    "ewt": 0.03,
+    "biomass": 0.0,
+    "som": 0.0,
+    "ec": 0.10,
+}
 """Random gap fraction per product (EWT: whole months; ec: site-months)."""
 
 #: Fine (~1 km) pixels per truth cell along each axis.
@@ -213,9 +219,16 @@ FINE_PER_TRUTH = 6
 FORCING_RESOLUTION = 0.1
 
 _CONFIG_KEYS = (
-    "box", "years", "seed", "truth_resolution", "n_sites", "snow_threshold",
-    "noise", "gaps", "write_truth_outputs",
-)  # fmt: skip
+    "box",
+    "years",
+    "seed",
+    "truth_resolution",
+    "n_sites",
+    "snow_threshold",
+    "noise",
+    "gaps",
+    "write_truth_outputs",
+)
 
 
 @dataclass(frozen=True)
@@ -505,12 +518,24 @@ def climatology(
 
 
 IGBP_NAMES: tuple[str, ...] = (
-    "water", "evergreen_needleleaf_forest", "evergreen_broadleaf_forest",
-    "deciduous_needleleaf_forest", "deciduous_broadleaf_forest", "mixed_forest",
-    "closed_shrubland", "open_shrubland", "woody_savanna", "savanna", "grassland",
-    "permanent_wetland", "cropland", "urban_and_built_up", "cropland_natural_mosaic",
-    "snow_and_ice", "barren",
-)  # fmt: skip
+    "water",
+    "evergreen_needleleaf_forest",
+    "evergreen_broadleaf_forest",
+    "deciduous_needleleaf_forest",
+    "deciduous_broadleaf_forest",
+    "mixed_forest",
+    "closed_shrubland",
+    "open_shrubland",
+    "woody_savanna",
+    "savanna",
+    "grassland",
+    "permanent_wetland",
+    "cropland",
+    "urban_and_built_up",
+    "cropland_natural_mosaic",
+    "snow_and_ice",
+    "barren",
+)
 """IGBP classes 0-16 in the MCD12C1 convention."""
 
 FOREST_CLASSES = (1, 2, 3, 4, 5)
@@ -531,17 +556,20 @@ NICHES: tuple[tuple[int, float, float, float, float, float, float], ...] = (
     (10, 9.0, 3.0, 300.0, 0.30, -0.6, 0.8),
     (16, -5.0, 2.0, 1050.0, 0.50, -0.6, 0.6),
     (16, 12.0, 2.0, 200.0, 0.20, -1.0, 0.8),
-)  # fmt: skip
+)
 
 
 def natural_cover(mat: Array, map_: Array, noise: Array) -> Array:
     """Best-scoring natural class per pixel; ``noise`` is (len(NICHES), ny, nx)."""
-    scores = np.stack([
-        bias + weight * noise[i]
-        - 0.5 * ((mat - t_opt) / t_width) ** 2
-        - 0.5 * (np.log(map_ / p_opt) / p_width) ** 2
-        for i, (_, t_opt, t_width, p_opt, p_width, bias, weight) in enumerate(NICHES)
-    ])  # fmt: skip
+    scores = np.stack(
+        [
+            bias
+            + weight * noise[i]
+            - 0.5 * ((mat - t_opt) / t_width) ** 2
+            - 0.5 * (np.log(map_ / p_opt) / p_width) ** 2
+            for i, (_, t_opt, t_width, p_opt, p_width, bias, weight) in enumerate(NICHES)
+        ]
+    )
     classes = np.array([n[0] for n in NICHES], np.uint8)
     return classes[np.argmax(scores, axis=0)]
 
@@ -737,16 +765,23 @@ def meteorology(
     wet = 0.6 * w.p_regional[:, None, None] + 0.8 * w.p_field
     trend = 0.03 * (cal.year - first_year)[:, None, None]
     t_mean = (
-        mat + 13.0 * np.cos(2.0 * np.pi * (d - 200.0) / 365.25)
-        + w.t_regional[:, None, None] + 0.5 * w.t_field + trend - 0.6 * summer * wet
-    )  # fmt: skip
+        mat
+        + 13.0 * np.cos(2.0 * np.pi * (d - 200.0) / 365.25)
+        + w.t_regional[:, None, None]
+        + 0.5 * w.t_field
+        + trend
+        - 0.6 * summer * wet
+    )
     dryness = np.clip((650.0 - map_) / 450.0, 0.0, 1.0)
     dtr = np.clip(12.0 + 4.0 * dryness + 2.0 * summer - 0.8 * wet, 6.0, 24.0)
     t_min, t_max = t_mean - dtr / 2.0, t_mean + dtr / 2.0
     precip = (
-        map_ / 365.25 * precip_shape(cal.doy, lat, elevation)
-        * np.exp(0.2 * w.p_annual[:, None, None] - 0.02) * np.exp(0.5 * wet - 0.125)
-    )  # fmt: skip
+        map_
+        / 365.25
+        * precip_shape(cal.doy, lat, elevation)
+        * np.exp(0.2 * w.p_annual[:, None, None] - 0.02)
+        * np.exp(0.5 * wet - 0.125)
+    )
     transmissivity = np.clip(0.74 + 0.02 * elevation / 1000.0 - 0.05 * wet, 0.4, 0.85)
     rad = toa_radiation(lat, d) * transmissivity
     depression = np.clip(1.5 + 7.0 * dryness + 3.0 * summer - 1.0 * wet, 0.5, None)
@@ -798,67 +833,125 @@ AGE: tuple[str, ...] = ("canopy_height", "forest_age")
 PREDICTOR_GROUPS: dict[str, tuple[str, ...]] = {"PFT": PFTS, "CLIM": CLIM, "AGE": AGE, "SOIL": SOIL}
 PREDICTORS: tuple[str, ...] = PFTS + CLIM + AGE + SOIL
 PREDICTOR_UNITS: dict[str, str] = {
-    **{p: "1" for p in PFTS}, "MAT": "degC", "MAP": "mm yr-1", "elevation": "m",
-    "canopy_height": "m", "forest_age": "yr", "BULK_DEN": "g cm-3", "SAND": "%",
-    "SILT": "%", "CLAY": "%", "GRAVEL": "%",
-}  # fmt: skip
+    **{p: "1" for p in PFTS},
+    "MAT": "degC",
+    "MAP": "mm yr-1",
+    "elevation": "m",
+    "canopy_height": "m",
+    "forest_age": "yr",
+    "BULK_DEN": "g cm-3",
+    "SAND": "%",
+    "SILT": "%",
+    "CLAY": "%",
+    "GRAVEL": "%",
+}
 
 #: IGBP class -> PFT group (water, class 0, is not a PFT).
 IGBP_TO_PFT: dict[int, str] = {
-    1: "NF", 3: "NF", 2: "EBF", 4: "DBF", 5: "MF", 6: "SH", 7: "SH", 8: "SAV", 9: "SAV",
-    10: "GRA", 11: "WET", 12: "CRO", 14: "CRO", 13: "NVG", 15: "NVG", 16: "NVG",
-}  # fmt: skip
+    1: "NF",
+    3: "NF",
+    2: "EBF",
+    4: "DBF",
+    5: "MF",
+    6: "SH",
+    7: "SH",
+    8: "SAV",
+    9: "SAV",
+    10: "GRA",
+    11: "WET",
+    12: "CRO",
+    14: "CRO",
+    13: "NVG",
+    15: "NVG",
+    16: "NVG",
+}
 
 #: Per-PFT values, in PFTS order (NF, DBF, EBF, MF, SH, SAV, GRA, WET, CRO, NVG).
 PFT_VALUES: dict[str, tuple[float, ...]] = {
     #                       NF      DBF    EBF     MF      SH     SAV     GRA    WET     CRO    NVG
-    "LCMA":                (100,    45,    80,     70,     60,    80,     35,    40,     35,    50),
-    "leaf_lifespan":       (5.0,    1.06,  2.0,    2.0,    1.5,   2.0,    1.08,  1.08,   1.05,  1.5),
-    "f_fol":               (0.13,   0.21,  0.16,   0.17,   0.18,  0.12,   0.16,  0.2,    0.2,   0.16),
-    "f_root":              (0.35,   0.35,  0.35,   0.35,   0.45,  0.45,   0.70,  0.55,   0.55,  0.45),
-    "flab":                (0.06,   0.22,  0.06,   0.15,   0.10,  0.07,   0.20,  0.2,    0.2,   0.08),
-    "onset_doy":           (150,    140,   120,    145,    120,   125,    110,   125,    130,   120),
-    "fall_doy":            (290,    270,   290,    280,    270,   265,    250,   265,    245,   270),
-    "clab_release_period": (40,     35,    40,     38,     45,    45,     45,    40,     35,    50),
-    "leaf_fall_period":    (60,     40,    60,     50,     60,    55,     50,    50,     40,    70),
-    "canopy_efficiency":   (16,     16,    18,     18,     16,    16,     14,    16,     18,    10),
-    "uWUE":                (7.5,    7.0,   7.0,    7.5,    7.0,   7.0,    6.5,   6.0,    6.0,   7.0),
-    "field_capacity":      (260,    230,   230,    240,    110,   130,    120,   300,    150,   80),
-    "tor_root":            (0.0015, 0.002, 0.0015, 0.0017, 0.002, 0.002,  0.003, 0.0025, 0.003, 0.002),
-    "tor_litter":          (0.004,  0.006, 0.005,  0.005,  0.004, 0.005,  0.007, 0.003,  0.008, 0.004),
-    "foliar_cf":           (0.7,    0.5,   0.6,    0.6,    0.8,   0.8,    0.9,   0.6,    0.8,   0.8),
-    "ligneous_cf":         (0.2,    0.15,  0.15,   0.18,   0.35,  0.3,    0.5,   0.2,    0.4,   0.3),
-    "resilience":          (0.3,    0.5,   0.4,    0.4,    0.6,   0.6,    0.8,   0.6,    0.7,   0.6),
-    "winter_lai":          (2.5,    0.1,   2.0,    1.3,    0.6,   0.8,    0.1,   0.2,    0.05,  0.05),
-    "Clab":                (80,     150,   80,     110,    60,    60,     40,    50,     40,    15),
-    "Croot":               (300,    250,   300,    280,    200,   200,    150,   250,    100,   30),
-    "Clitter":             (400,    300,   400,    350,    150,   200,    120,   400,    100,   30),
-    "wood_base":           (300,    300,   300,    300,    700,   900,    30,    100,    20,    10),
-}  # fmt: skip
+    "LCMA": (100, 45, 80, 70, 60, 80, 35, 40, 35, 50),
+    "leaf_lifespan": (5.0, 1.06, 2.0, 2.0, 1.5, 2.0, 1.08, 1.08, 1.05, 1.5),
+    "f_fol": (0.13, 0.21, 0.16, 0.17, 0.18, 0.12, 0.16, 0.2, 0.2, 0.16),
+    "f_root": (0.35, 0.35, 0.35, 0.35, 0.45, 0.45, 0.70, 0.55, 0.55, 0.45),
+    "flab": (0.06, 0.22, 0.06, 0.15, 0.10, 0.07, 0.20, 0.2, 0.2, 0.08),
+    "onset_doy": (150, 140, 120, 145, 120, 125, 110, 125, 130, 120),
+    "fall_doy": (290, 270, 290, 280, 270, 265, 250, 265, 245, 270),
+    "clab_release_period": (40, 35, 40, 38, 45, 45, 45, 40, 35, 50),
+    "leaf_fall_period": (60, 40, 60, 50, 60, 55, 50, 50, 40, 70),
+    "canopy_efficiency": (16, 16, 18, 18, 16, 16, 14, 16, 18, 10),
+    "uWUE": (7.5, 7.0, 7.0, 7.5, 7.0, 7.0, 6.5, 6.0, 6.0, 7.0),
+    "field_capacity": (260, 230, 230, 240, 110, 130, 120, 300, 150, 80),
+    "tor_root": (0.0015, 0.002, 0.0015, 0.0017, 0.002, 0.002, 0.003, 0.0025, 0.003, 0.002),
+    "tor_litter": (0.004, 0.006, 0.005, 0.005, 0.004, 0.005, 0.007, 0.003, 0.008, 0.004),
+    "foliar_cf": (0.7, 0.5, 0.6, 0.6, 0.8, 0.8, 0.9, 0.6, 0.8, 0.8),
+    "ligneous_cf": (0.2, 0.15, 0.15, 0.18, 0.35, 0.3, 0.5, 0.2, 0.4, 0.3),
+    "resilience": (0.3, 0.5, 0.4, 0.4, 0.6, 0.6, 0.8, 0.6, 0.7, 0.6),
+    "winter_lai": (2.5, 0.1, 2.0, 1.3, 0.6, 0.8, 0.1, 0.2, 0.05, 0.05),
+    "Clab": (80, 150, 80, 110, 60, 60, 40, 50, 40, 15),
+    "Croot": (300, 250, 300, 280, 200, 200, 150, 250, 100, 30),
+    "Clitter": (400, 300, 400, 350, 150, 200, 120, 400, 100, 30),
+    "wood_base": (300, 300, 300, 300, 700, 900, 30, 100, 20, 10),
+}
 
 #: Parameters with no designed variation.
 FIXED_VALUES: dict[str, float] = {
-    "decomposition_rate": 0.0015, "tor_som": 5.5e-5, "IWUE": 25.0,
-    "wilting_point_frac": 0.1, "dom_cf": 0.02, "lab_lifespan": 1.25, "sif_alpha": 16.0,
-    "sif_beta_plus_three": 3.2, "p_fol": 0.002, "p_wood": 1e-5,
-}  # fmt: skip
+    "decomposition_rate": 0.0015,
+    "tor_som": 5.5e-5,
+    "IWUE": 25.0,
+    "wilting_point_frac": 0.1,
+    "dom_cf": 0.02,
+    "lab_lifespan": 1.25,
+    "sif_alpha": 16.0,
+    "sif_beta_plus_three": 3.2,
+    "p_fol": 0.002,
+    "p_wood": 1e-5,
+}
 
 #: Designed influence: predictor group -> parameters that depend on it. SOIL is
 #: the designed no-influence group. A parameter may depend on several groups.
 INFLUENCE: dict[str, list[str]] = {
     "PFT": [
-        "f_fol", "f_root", "leaf_lifespan", "tor_root", "tor_litter", "canopy_efficiency",
-        "Bday", "flab", "clab_release_period", "Fday", "leaf_fall_period", "LCMA", "Clab",
-        "Cfol", "Croot", "Cwood", "Clitter", "runoff_focal_point", "field_capacity",
-        "Csom", "initial_water", "foliar_cf", "ligneous_cf", "resilience", "uWUE",
+        "f_fol",
+        "f_root",
+        "leaf_lifespan",
+        "tor_root",
+        "tor_litter",
+        "canopy_efficiency",
+        "Bday",
+        "flab",
+        "clab_release_period",
+        "Fday",
+        "leaf_fall_period",
+        "LCMA",
+        "Clab",
+        "Cfol",
+        "Croot",
+        "Cwood",
+        "Clitter",
+        "runoff_focal_point",
+        "field_capacity",
+        "Csom",
+        "initial_water",
+        "foliar_cf",
+        "ligneous_cf",
+        "resilience",
+        "uWUE",
     ],
     "CLIM": [
-        "f_gpp", "leaf_lifespan", "Q10", "canopy_efficiency", "Bday", "Fday", "Csom",
-        "moisture_factor", "uWUE", "boese_r",
+        "f_gpp",
+        "leaf_lifespan",
+        "Q10",
+        "canopy_efficiency",
+        "Bday",
+        "Fday",
+        "Csom",
+        "moisture_factor",
+        "uWUE",
+        "boese_r",
     ],
     "AGE": ["tor_wood", "Cwood"],
     "SOIL": [],
-}  # fmt: skip
+}
 
 _MARGIN = 0.02  # fraction of each log-range kept clear of the spec bounds
 
@@ -934,8 +1027,21 @@ def _climate_parameters(w: Array, mat: Array, map_: Array, elevation: Array) -> 
 
 
 def _pft_parameters(w: Array) -> dict[str, Array]:
-    names = ("LCMA", "leaf_lifespan", "f_fol", "f_root", "flab", "tor_root", "tor_litter",
-             "foliar_cf", "ligneous_cf", "resilience", "Clab", "Croot", "Clitter")  # fmt: skip
+    names = (
+        "LCMA",
+        "leaf_lifespan",
+        "f_fol",
+        "f_root",
+        "flab",
+        "tor_root",
+        "tor_litter",
+        "foliar_cf",
+        "ligneous_cf",
+        "resilience",
+        "Clab",
+        "Croot",
+        "Clitter",
+    )
     out = {n: _mix(w, n) for n in names}
     capacity = _mix(w, "field_capacity")
     out.update(
@@ -1027,14 +1133,22 @@ def build_landscape(config: TwinConfig) -> Landscape:
     age, height = forest_structure(igbp, mat, map_, z_age[0], z_age[1], u)
     forcing = box_grid(config.box, PRODUCT_GRIDS["forcing"])
     return Landscape(
-        fine=fine, truth=truth, forcing_grid=forcing, elevation=elev.astype(np.float32),
-        igbp=igbp, forest_age=age, canopy_height=height,
+        fine=fine,
+        truth=truth,
+        forcing_grid=forcing,
+        elevation=elev.astype(np.float32),
+        igbp=igbp,
+        forest_age=age,
+        canopy_height=height,
         soil=_soil(config, fine, elev),
-        class_fraction=class_fractions(igbp, fine, box_grid(config.box, PRODUCT_GRIDS["landcover"])),
-        mat_clim=area_mean(mat, fine, forcing), map_clim=area_mean(map_, fine, forcing),
+        class_fraction=class_fractions(
+            igbp, fine, box_grid(config.box, PRODUCT_GRIDS["landcover"])
+        ),
+        mat_clim=area_mean(mat, fine, forcing),
+        map_clim=area_mean(map_, fine, forcing),
         elevation_forcing=area_mean(elev, fine, forcing),
         fuel=woody_fraction(igbp, fine, forcing),
-    )  # fmt: skip
+    )
 
 
 def _cover_noise(seed: int, shape: tuple[int, int], km: float) -> dict[str, Array]:
@@ -1087,9 +1201,14 @@ def build_forcing(config: TwinConfig, land: Landscape, cal: Calendar) -> Forcing
     grid = land.forcing_grid
     w = weather(stream(config.seed, "weather"), cal, grid.shape, 150.0 / (grid.lat.step * 111.2))
     met = meteorology(
-        cal, grid.lat.centres[:, None], land.elevation_forcing, land.mat_clim, land.map_clim, w,
+        cal,
+        grid.lat.centres[:, None],
+        land.elevation_forcing,
+        land.mat_clim,
+        land.map_clim,
+        w,
         config.years[0],
-    )  # fmt: skip
+    )
     burned = burned_fraction(stream(config.seed, "fire"), fire_hazard(cal, w), land.fuel)
     return met._replace(burned_area=burned)
 
@@ -1133,9 +1252,19 @@ def truth_predictors(
 # ---------------------------------------------------------------------------
 
 TRUTH_RUN_OUTPUTS: tuple[str, ...] = (
-    "lai", "gpp", "ET", "nee", "nbe", "SIF", "next_labile_pool", "next_foliar_pool",
-    "next_root_pool", "next_wood_pool", "next_som_pool", "next_water_pool",
-)  # fmt: skip
+    "lai",
+    "gpp",
+    "ET",
+    "nee",
+    "nbe",
+    "SIF",
+    "next_labile_pool",
+    "next_foliar_pool",
+    "next_root_pool",
+    "next_wood_pool",
+    "next_som_pool",
+    "next_water_pool",
+)
 
 
 @functools.partial(jax.jit, static_argnames=("outputs",))
@@ -1166,11 +1295,17 @@ def run_truth(
     f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
     column = lambda x: f32(np.asarray(x)[:, None])  # (time, 1) broadcasts over cells
     met = dalec.Met(
-        days=column(cal.days), t_min=f32(forcing["t_min"]), t_max=f32(forcing["t_max"]),
-        rad=f32(forcing["rad"]), co2=column(co2), doy=column(cal.doy),
-        burned_area=f32(forcing["burned_area"]), vpd=f32(forcing["vpd"]),
-        precip=f32(forcing["precip"]), delta_t=column(cal.ndays),
-    )  # fmt: skip
+        days=column(cal.days),
+        t_min=f32(forcing["t_min"]),
+        t_max=f32(forcing["t_max"]),
+        rad=f32(forcing["rad"]),
+        co2=column(co2),
+        doy=column(cal.doy),
+        burned_area=f32(forcing["burned_area"]),
+        vpd=f32(forcing["vpd"]),
+        precip=f32(forcing["precip"]),
+        delta_t=column(cal.ndays),
+    )
     clim = dalec.Climate(*(f32(climate[k]) for k in dalec.Climate._fields))
     out = _simulate({k: f32(v) for k, v in params.items()}, met, clim, TRUTH_RUN_OUTPUTS)
     return {k: np.asarray(v) for k, v in out.items()}
@@ -1199,8 +1334,13 @@ def simulate_truth(land: Landscape, forcing: Forcing, cal: Calendar, config: Twi
         "t_mean": cell(predictors["MAT"]),
         "p_mean": cell(predictors["MAP"]) / 365.25,
     }
-    flat = run_truth({k: cell(v) for k, v in params_grid.items()},
-                     {k: cell(v) for k, v in at_truth.items()}, climate, cal, co2_series(cal))  # fmt: skip
+    flat = run_truth(
+        {k: cell(v) for k, v in params_grid.items()},
+        {k: cell(v) for k, v in at_truth.items()},
+        climate,
+        cal,
+        co2_series(cal),
+    )
     flat["biomass"] = sum(flat[f"next_{p}_pool"] for p in ("labile", "foliar", "root", "wood"))
     flat["reco"] = flat["gpp"] + flat["nee"]
     outputs = {k: _scatter(v, mask) for k, v in flat.items()}
@@ -1266,12 +1406,14 @@ def observe_gridded(
     """All gridded observation products."""
     seed, out = config.seed, {}
     fields = {
-        "lai": truth.outputs["lai"], "sif": truth.outputs["SIF"], "et": truth.outputs["ET"],
+        "lai": truth.outputs["lai"],
+        "sif": truth.outputs["SIF"],
+        "et": truth.outputs["ET"],
         "nbe": truth.outputs["nbe"],
         "ewt": truth.outputs["next_water_pool"] - truth.outputs["next_water_pool"].mean(0),
         "biomass": annual_mean(truth.outputs["biomass"], cal),
         "som": truth.outputs["next_som_pool"].mean(0),
-    }  # fmt: skip
+    }
     for name, field_ in fields.items():
         grid = box_grid(config.box, PRODUCT_GRIDS[name])
         clean = area_mean(
@@ -1289,9 +1431,15 @@ def observe_gridded(
 
 
 def _gaps(
-    name: str, rng: np.random.Generator, shape: tuple[int, ...], truth: Truth, land: Landscape,
-    grid: LatLonGrid, cal: Calendar, config: TwinConfig,
-) -> Array:  # fmt: skip
+    name: str,
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    truth: Truth,
+    land: Landscape,
+    grid: LatLonGrid,
+    cal: Calendar,
+    config: TwinConfig,
+) -> Array:
     if name == "ewt":
         return np.broadcast_to(ewt_month_gaps(rng, cal, config.gaps["ewt"])[:, None, None], shape)
     gaps = random_gaps(rng, shape, config.gaps[name])
@@ -1442,7 +1590,7 @@ def _attrs(config: TwinConfig, title: str, stands_for: str, **extra: Any) -> dic
     return {
         "Conventions": "CF-1.8",
         "title": title,
-        "source": "hybridland.twin synthetic twin region (not real data)",
+        "source": "hybridland.data.twin synthetic twin region (not real data)",
         "stands_in_for": stands_for,
         "seed": config.seed,
         "box_west_east_south_north": list(config.box),
@@ -1482,13 +1630,24 @@ def observation_dataset(
     noise = config.noise[name]
     dims: tuple[str, ...] = ("lat", "lon") if obs.values.ndim == 2 else ("time", "lat", "lon")
     times = None if name == "som" else (_annual(cal) if name == "biomass" else (cal.start, cal.end))
-    variables = {var: _var(dims, obs.values, units, f"synthetic {stands}", standard,
-                           noise_relative=noise.relative, noise_absolute=noise.absolute)}  # fmt: skip
+    variables = {
+        var: _var(
+            dims,
+            obs.values,
+            units,
+            f"synthetic {stands}",
+            standard,
+            noise_relative=noise.relative,
+            noise_absolute=noise.absolute,
+        )
+    }
     if name == "nbe":
         variables["area_fraction_in_box"] = _var(
-            ("lat", "lon"), covered_fraction(land.truth, obs.grid).astype(np.float32), "1",
+            ("lat", "lon"),
+            covered_fraction(land.truth, obs.grid).astype(np.float32),
+            "1",
             "fraction of the cell inside the twin's truth grid (the mean covers that part only)",
-        )  # fmt: skip
+        )
     return _gridded(obs.grid, variables, _attrs(config, f"twin observation: {name}", stands), times)
 
 
@@ -1501,15 +1660,49 @@ def sites_dataset(
     ]
     rec = sites.records
     variables = {
-        "site_id": xr.Variable(("site",), np.array([f"TW-{i + 1:03d}" for i in range(n)], dtype=object), {"long_name": "site identifier"}),
-        "lat": _var(("site",), land.truth.lat.centres[sites.iy], "degrees_north", "site latitude", "latitude"),
-        "lon": _var(("site",), land.truth.lon.centres[sites.ix], "degrees_east", "site longitude", "longitude"),
-        "elevation": _var(("site",), truth.predictors["elevation"][sites.iy, sites.ix], "m", "site elevation", "surface_altitude"),
-        "dominant_pft": xr.Variable(("site",), np.array(dominant, dtype=object), {"long_name": "dominant PFT of the site cell"}),
-        "gpp": _var(("site", "time"), rec["gpp"], "gC m-2 d-1", "gross primary production", "gross_primary_productivity_of_biomass_expressed_as_carbon"),
-        "reco": _var(("site", "time"), rec["reco"], "gC m-2 d-1", "ecosystem respiration (gpp + nee)"),
+        "site_id": xr.Variable(
+            ("site",),
+            np.array([f"TW-{i + 1:03d}" for i in range(n)], dtype=object),
+            {"long_name": "site identifier"},
+        ),
+        "lat": _var(
+            ("site",),
+            land.truth.lat.centres[sites.iy],
+            "degrees_north",
+            "site latitude",
+            "latitude",
+        ),
+        "lon": _var(
+            ("site",),
+            land.truth.lon.centres[sites.ix],
+            "degrees_east",
+            "site longitude",
+            "longitude",
+        ),
+        "elevation": _var(
+            ("site",),
+            truth.predictors["elevation"][sites.iy, sites.ix],
+            "m",
+            "site elevation",
+            "surface_altitude",
+        ),
+        "dominant_pft": xr.Variable(
+            ("site",),
+            np.array(dominant, dtype=object),
+            {"long_name": "dominant PFT of the site cell"},
+        ),
+        "gpp": _var(
+            ("site", "time"),
+            rec["gpp"],
+            "gC m-2 d-1",
+            "gross primary production",
+            "gross_primary_productivity_of_biomass_expressed_as_carbon",
+        ),
+        "reco": _var(
+            ("site", "time"), rec["reco"], "gC m-2 d-1", "ecosystem respiration (gpp + nee)"
+        ),
         "et": _var(("site", "time"), rec["et"], "mm d-1", "evapotranspiration"),
-    }  # fmt: skip
+    }
     ds = xr.Dataset(
         variables,
         coords=time_coords(cal.start, cal.end),
@@ -1525,11 +1718,15 @@ def sites_dataset(
 FORCING_META: dict[str, tuple[str, str, str | None]] = {
     "t_min": ("degC", "mean daily minimum 2 m air temperature", "air_temperature"),
     "t_max": ("degC", "mean daily maximum 2 m air temperature", "air_temperature"),
-    "rad": ("MJ m-2 d-1", "incoming shortwave radiation, daily total", "surface_downwelling_shortwave_flux_in_air"),
+    "rad": (
+        "MJ m-2 d-1",
+        "incoming shortwave radiation, daily total",
+        "surface_downwelling_shortwave_flux_in_air",
+    ),
     "vpd": ("hPa", "vapour pressure deficit", "water_vapor_saturation_deficit_in_air"),
     "precip": ("mm d-1", "precipitation rate", "lwe_precipitation_rate"),
     "burned_area": ("1", "fraction of the cell burned during the month", None),
-}  # fmt: skip
+}
 
 
 def forcing_dataset(
@@ -1592,9 +1789,14 @@ def soil_dataset(land: Landscape, config: TwinConfig) -> xr.Dataset:
 
 def truth_parameters_dataset(truth: Truth, land: Landscape, config: TwinConfig) -> xr.Dataset:
     variables = {
-        n: _var(("lat", "lon"), truth.parameters[n].astype(np.float32), parameters.BY_NAME[n].units, parameters.BY_NAME[n].long_name)
+        n: _var(
+            ("lat", "lon"),
+            truth.parameters[n].astype(np.float32),
+            parameters.BY_NAME[n].units,
+            parameters.BY_NAME[n].long_name,
+        )
         for n in parameters.NAMES
-    }  # fmt: skip
+    }
     extra = {"influence": "; ".join(f"{g}: {' '.join(p) or 'none'}" for g, p in INFLUENCE.items())}
     return _gridded(
         land.truth,
@@ -1647,10 +1849,11 @@ def geotiff_array(values: Array, grid: LatLonGrid, units: str, long_name: str) -
         ) from err
 
     da = xr.DataArray(
-        values[::-1].astype(np.float32), dims=("y", "x"),
+        values[::-1].astype(np.float32),
+        dims=("y", "x"),
         coords={"y": grid.lat.centres[::-1], "x": grid.lon.centres},
         attrs={"units": units, "long_name": long_name},
-    )  # fmt: skip
+    )
     da = da.rio.write_crs("EPSG:4326")
     da = da.rio.write_transform(
         from_origin(grid.lon.start, grid.lat.edges[-1], grid.lon.step, grid.lat.step)

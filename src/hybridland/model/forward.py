@@ -1,6 +1,6 @@
 """Run DALEC993 from named physical parameters and an xarray forcing dataset.
 
-This is the friendly edge around :mod:`hybridland.dalec`: it checks inputs
+This is the friendly edge around :mod:`hybridland.model.dalec`: it checks inputs
 before any computation (parameters inside their bounds, forcing present,
 finite, in known units and of consistent shape), converts units, runs the
 jitted core and returns every output as a named, CF-style ``xarray.Dataset``.
@@ -17,16 +17,26 @@ import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
 
-from hybridland import dalec, parameters
+from hybridland.model import dalec, parameters
 
 TIME = "time"
 MET_VARIABLES = dalec.Met._fields
 STATIC_VARIABLES = dalec.Climate._fields
 CANONICAL_UNITS = {
-    "days": "d", "t_min": "degC", "t_max": "degC", "rad": "MJ m-2 d-1", "co2": "ppm",
-    "doy": "d", "burned_area": "1", "vpd": "hPa", "precip": "mm d-1", "delta_t": "d",
-    "lat": "degrees_north", "t_mean": "degC", "p_mean": "mm d-1",
-}  # fmt: skip
+    "days": "d",
+    "t_min": "degC",
+    "t_max": "degC",
+    "rad": "MJ m-2 d-1",
+    "co2": "ppm",
+    "doy": "d",
+    "burned_area": "1",
+    "vpd": "hPa",
+    "precip": "mm d-1",
+    "delta_t": "d",
+    "lat": "degrees_north",
+    "t_mean": "degC",
+    "p_mean": "mm d-1",
+}
 
 _Convert = Callable[[np.ndarray], np.ndarray]
 # Accepted units per canonical unit, with the conversion to it.
@@ -34,18 +44,27 @@ _CONVERSIONS: dict[str, dict[str, _Convert]] = {
     "degC": {"degC": lambda x: x, "C": lambda x: x, "K": lambda x: x - 273.15},
     "hPa": {"hPa": lambda x: x, "kPa": lambda x: x * 10.0, "Pa": lambda x: x / 100.0},
     "mm d-1": {
-        "mm d-1": lambda x: x, "mm/day": lambda x: x, "mm day-1": lambda x: x,
-        "kg m-2 s-1": lambda x: x * 86400.0, "mm s-1": lambda x: x * 86400.0,
+        "mm d-1": lambda x: x,
+        "mm/day": lambda x: x,
+        "mm day-1": lambda x: x,
+        "kg m-2 s-1": lambda x: x * 86400.0,
+        "mm s-1": lambda x: x * 86400.0,
     },
     "MJ m-2 d-1": {
-        "MJ m-2 d-1": lambda x: x, "MJ m-2 day-1": lambda x: x,
-        "W m-2": lambda x: x * 0.0864, "J m-2 d-1": lambda x: x * 1e-6,
+        "MJ m-2 d-1": lambda x: x,
+        "MJ m-2 day-1": lambda x: x,
+        "W m-2": lambda x: x * 0.0864,
+        "J m-2 d-1": lambda x: x * 1e-6,
     },
     "ppm": {"ppm": lambda x: x, "umol mol-1": lambda x: x, "1e-6": lambda x: x},
     "1": {"1": lambda x: x, "": lambda x: x, "fraction": lambda x: x, "%": lambda x: x / 100.0},
     "d": {"d": lambda x: x, "day": lambda x: x, "days": lambda x: x},
-    "degrees_north": {"degrees_north": lambda x: x, "degree_north": lambda x: x, "degrees": lambda x: x},
-}  # fmt: skip
+    "degrees_north": {
+        "degrees_north": lambda x: x,
+        "degree_north": lambda x: x,
+        "degrees": lambda x: x,
+    },
+}
 
 
 class InputError(ValueError):
@@ -119,7 +138,9 @@ def prepare_forcing(forcing: xr.Dataset, dtype) -> tuple[dalec.Met, dalec.Climat
     return met, climate, cell_dims
 
 
-def prepare_parameters(values: Mapping[str, ArrayLike], cell_dims: tuple[str, ...], dtype) -> dict[str, jax.Array]:
+def prepare_parameters(
+    values: Mapping[str, ArrayLike], cell_dims: tuple[str, ...], dtype
+) -> dict[str, jax.Array]:
     """Checked parameters as arrays that broadcast against the cell dims."""
     problem = parameters.out_of_bounds(values)
     if problem:
@@ -130,8 +151,14 @@ def prepare_parameters(values: Mapping[str, ArrayLike], cell_dims: tuple[str, ..
         if isinstance(v, xr.DataArray):
             unknown = [d for d in v.dims if d not in cell_dims]
             if unknown:
-                raise InputError(f"parameter '{name}' has dims {v.dims} not among the forcing's cell dims {cell_dims}")
-            v = v.expand_dims([d for d in cell_dims if d not in v.dims]).transpose(*cell_dims).values
+                raise InputError(
+                    f"parameter '{name}' has dims {v.dims} not among the forcing's cell dims {cell_dims}"
+                )
+            v = (
+                v.expand_dims([d for d in cell_dims if d not in v.dims])
+                .transpose(*cell_dims)
+                .values
+            )
         out[name] = jnp.asarray(v, dtype)
     return out
 
@@ -166,7 +193,9 @@ def run(
     names = tuple(outputs) if outputs is not None else dalec.OUTPUTS + dalec.DIAGNOSTICS
     unknown = sorted(set(names) - set(dalec.OUTPUTS + dalec.DIAGNOSTICS))
     if unknown:
-        raise InputError(f"unknown outputs {unknown}; known: {list(dalec.OUTPUTS + dalec.DIAGNOSTICS)}")
+        raise InputError(
+            f"unknown outputs {unknown}; known: {list(dalec.OUTPUTS + dalec.DIAGNOSTICS)}"
+        )
     dtype = jnp.zeros(()).dtype  # float32, or float64 when JAX x64 is on
     met, climate, cell_dims = prepare_forcing(forcing, dtype)
     params = prepare_parameters(parameter_values, cell_dims, dtype)
@@ -174,7 +203,9 @@ def run(
     dims = (TIME,) + cell_dims
     coords = {d: forcing.coords[d] for d in dims if d in forcing.coords}
     data = {
-        name: xr.Variable(dims, np.asarray(result[name]), {"units": dalec.output_units(name), "long_name": name})
+        name: xr.Variable(
+            dims, np.asarray(result[name]), {"units": dalec.output_units(name), "long_name": name}
+        )
         for name in names
     }
     return xr.Dataset(data, coords=coords, attrs={"model": "DALEC993 (default water stress)"})

@@ -24,13 +24,13 @@ In the LATLON setup latitude is a predictor (``lat_deg``), and the flag is
 computed from that column, so perturbing it moves both inputs, as it would
 in the network.
 
-*Truth.* :func:`true_function` wraps :func:`hybridland.twin.true_parameters`
+*Truth.* :func:`true_function` wraps :func:`hybridland.data.twin.true_parameters`
 with the same interface. Twin predictors the true function needs but the
 setup lacks are held columns too: held at the explained cell's value, so the
 truth's SHAP over the setup's columns is that of the true function restricted
 to the cell's slice (for a setup that contains every twin predictor, it is the
 plain true function). The truth renormalises PFT fractions that SHAP perturbs
-off the simplex (:func:`hybridland.twin.pft_weights`).
+off the simplex (:func:`hybridland.data.twin.pft_weights`).
 
 *Members.* Kernel SHAP is linear in the explained function's outputs when the
 coalition samples are shared and L1 feature selection is off (we set
@@ -78,9 +78,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland import network, parameters, plots, setups, train, twin
-from hybridland.driver import PFT, PREDICTOR_GROUPS
-from hybridland.files import atomic_path, write_netcdf
+from hybridland.analysis import plots
+from hybridland.contract import PFT, PREDICTOR_GROUPS
+from hybridland.data import twin
+from hybridland.io import atomic_path, write_netcdf
+from hybridland.model import network, parameters
+from hybridland.training import setups, train
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -122,7 +125,13 @@ def _allocation(p: Mapping[str, Any]) -> dict[str, Any]:
     labile = (1.0 - autotrophic - foliar) * p["flab"]
     root = (1.0 - autotrophic - foliar - labile) * p["f_root"]
     wood = 1.0 - autotrophic - foliar - labile - root
-    return {"autotrophic": autotrophic, "foliar": foliar, "labile": labile, "root": root, "wood": wood}
+    return {
+        "autotrophic": autotrophic,
+        "foliar": foliar,
+        "labile": labile,
+        "root": root,
+        "wood": wood,
+    }
 
 
 def _allocation_fraction(kind: str, p: Mapping[str, Any], xp: Any) -> Any:
@@ -166,12 +175,14 @@ def key_parameters(extra: Sequence[str] = ()) -> tuple[str, ...]:
 # ---- the input matrix: explained columns, then held ones
 
 
-def input_layout(columns: Sequence[str], *, truth: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def input_layout(
+    columns: Sequence[str], *, truth: bool = False
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Names of the explained and the held columns of the functions' input matrix.
 
     Explained: the setup's columns in network order. Held: raw latitude (unless
     the setup has ``lat_deg``) and, with ``truth``, the twin predictors that
-    :func:`hybridland.twin.true_parameters` reads but the setup lacks.
+    :func:`hybridland.data.twin.true_parameters` reads but the setup lacks.
     """
     held = () if "lat_deg" in columns else (LATITUDE,)
     if truth:
@@ -184,7 +195,9 @@ def input_table(driver: xr.Dataset, setup: str, seed: int, layout: Sequence[str]
     own = setups.feature_table(driver, setup, seed)
     columns = setups.columns(setup)
     if tuple(layout[: len(columns)]) != columns:
-        raise ValueError(f"layout {list(layout)} does not start with the columns of {setup}: {list(columns)}")
+        raise ValueError(
+            f"layout {list(layout)} does not start with the columns of {setup}: {list(columns)}"
+        )
     extra = list(layout[len(columns) :])
     missing = [c for c in extra if c not in driver]
     if missing:
@@ -227,12 +240,16 @@ def _padded(fn: Callable[[jax.Array], jax.Array], x: np.ndarray) -> np.ndarray:
     for start in range(0, n, size):
         chunk = x[start : start + size]
         pad = np.zeros((size - chunk.shape[0], x.shape[1]), x.dtype)
-        blocks.append(np.asarray(fn(jnp.asarray(np.concatenate([chunk, pad]), jnp.float32)))[: chunk.shape[0]])
+        blocks.append(
+            np.asarray(fn(jnp.asarray(np.concatenate([chunk, pad]), jnp.float32)))[: chunk.shape[0]]
+        )
     return np.concatenate(blocks).astype(np.float64)
 
 
 def member_function(
-    members: Sequence[train.Member], parameter_names: Sequence[str], layout: Sequence[str] | None = None
+    members: Sequence[train.Member],
+    parameter_names: Sequence[str],
+    layout: Sequence[str] | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Each member's quantities from raw input rows: (n, len(layout)) -> (n, n_members, k).
 
@@ -247,7 +264,9 @@ def member_function(
     check_quantities(parameter_names)
     layout = tuple(layout) if layout is not None else sum(input_layout(columns), ())
     if layout[: len(columns)] != columns:
-        raise ValueError(f"layout {list(layout)} does not start with the members' columns {list(columns)}")
+        raise ValueError(
+            f"layout {list(layout)} does not start with the members' columns {list(columns)}"
+        )
     lat_name = "lat_deg" if "lat_deg" in columns else LATITUDE
     if lat_name not in layout:
         raise ValueError(f"layout {list(layout)} lacks the latitude column '{lat_name}'")
@@ -256,13 +275,17 @@ def member_function(
         [m.net for m in members],
         [jnp.asarray(m.standardizer.mean, jnp.float32) for m in members],
         [jnp.asarray(m.standardizer.std, jnp.float32) for m in members],
-        names=tuple(parameter_names), n_columns=len(columns), lat_index=layout.index(lat_name),
-    )  # fmt: skip
+        names=tuple(parameter_names),
+        n_columns=len(columns),
+        lat_index=layout.index(lat_name),
+    )
     return lambda x: _padded(forward, np.atleast_2d(np.asarray(x, np.float64)))
 
 
 def ensemble_function(
-    members: Sequence[train.Member], parameter_names: Sequence[str], layout: Sequence[str] | None = None
+    members: Sequence[train.Member],
+    parameter_names: Sequence[str],
+    layout: Sequence[str] | None = None,
 ) -> Function:
     """The mean over members of each quantity: (n, len(layout)) -> (n, k).
 
@@ -287,7 +310,7 @@ def stacked(function: Callable[[np.ndarray], np.ndarray]) -> Function:
 def true_function(parameter_names: Sequence[str], layout: Sequence[str]) -> Function:
     """The twin's TRUE quantities from raw input rows: (n, len(layout)) -> (n, k).
 
-    ``layout`` must name every column :func:`hybridland.twin.true_parameters`
+    ``layout`` must name every column :func:`hybridland.data.twin.true_parameters`
     reads (PFT fractions, MAT, MAP, elevation, canopy_height, forest_age); use
     ``input_layout(columns, truth=True)``, whose held columns supply those the
     setup lacks. Other columns (soil, latitude, white noise) are ignored.
@@ -300,7 +323,9 @@ def true_function(parameter_names: Sequence[str], layout: Sequence[str]) -> Func
 
     def function(x: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(np.asarray(x, np.float64))
-        return quantities(twin.true_parameters({c: x[:, i] for c, i in index.items()}), parameter_names)
+        return quantities(
+            twin.true_parameters({c: x[:, i] for c, i in index.items()}), parameter_names
+        )
 
     return function
 
@@ -366,7 +391,9 @@ def kernel_shap(
     shap = _import("shap")
     n, p = explained.shape
     if background.ndim != 2 or background.shape[1] != p:
-        raise ValueError(f"background {background.shape} and explained {explained.shape} differ in features")
+        raise ValueError(
+            f"background {background.shape} and explained {explained.shape} differ in features"
+        )
     if held is not None and held.shape[0] != n:
         raise ValueError(f"held values {held.shape} do not match {n} explained rows")
     every, start, out = max(1, int(np.ceil(progress * n))), time.monotonic(), None
@@ -379,7 +406,9 @@ def kernel_shap(
         out = np.empty((n, p, phi.shape[1])) if out is None else out
         out[i] = phi
         if (i + 1) % every == 0 or i + 1 == n:
-            logger.info("%s Kernel SHAP: %d/%d cells (%.0f s)", label, i + 1, n, time.monotonic() - start)
+            logger.info(
+                "%s Kernel SHAP: %d/%d cells (%.0f s)", label, i + 1, n, time.monotonic() - start
+            )
     return out if out is not None else np.empty((0, p, 0))
 
 
@@ -403,10 +432,16 @@ def shares(values: np.ndarray) -> np.ndarray:
     return np.divide(total, whole, out=np.full_like(total, np.nan), where=whole > 0)
 
 
-def importance_table(values: np.ndarray, features: Sequence[str], names: Sequence[str], setup: str) -> pd.DataFrame:
+def importance_table(
+    values: np.ndarray, features: Sequence[str], names: Sequence[str], setup: str
+) -> pd.DataFrame:
     """Columns ``setup, parameter, feature, share``; parameters in the order given, then features."""
     share = shares(values)
-    rows = [(setup, name, feature, share[j, k]) for k, name in enumerate(names) for j, feature in enumerate(features)]
+    rows = [
+        (setup, name, feature, share[j, k])
+        for k, name in enumerate(names)
+        for j, feature in enumerate(features)
+    ]
     return pd.DataFrame(rows, columns=IMPORTANCE_COLUMNS)
 
 
@@ -429,7 +464,9 @@ def group_table(importance: pd.DataFrame) -> pd.DataFrame:
     return summed.reset_index()[GROUP_COLUMNS]
 
 
-def rank_correlation(learned: pd.Series | Mapping[str, float], true: pd.Series | Mapping[str, float]) -> float:
+def rank_correlation(
+    learned: pd.Series | Mapping[str, float], true: pd.Series | Mapping[str, float]
+) -> float:
     """Spearman correlation of two feature -> share mappings over their common features.
 
     NaN when fewer than two features are shared or either side is constant.
@@ -449,7 +486,13 @@ def rank_correlations(learned: pd.DataFrame, true: pd.DataFrame) -> pd.DataFrame
     rows = []
     for (setup, name), part in learned.groupby(["setup", "parameter"], sort=False):
         other = true[(true.setup == setup) & (true.parameter == name)]
-        rows.append((setup, name, rank_correlation(part.set_index("feature").share, other.set_index("feature").share)))
+        rows.append(
+            (
+                setup,
+                name,
+                rank_correlation(part.set_index("feature").share, other.set_index("feature").share),
+            )
+        )
     return pd.DataFrame(rows, columns=RANK_COLUMNS)
 
 
@@ -523,7 +566,13 @@ def dependence_figure(
             ax.scatter(x, ensemble[:, j, k], s=4, alpha=0.4, color="0.5", linewidths=0)
             if np.ptp(x) > 0:
                 for run in members:
-                    ax.plot(grid, dependence_fit(x, run[:, j, k], grid), color="tab:blue", lw=0.6, alpha=0.5)
+                    ax.plot(
+                        grid,
+                        dependence_fit(x, run[:, j, k], grid),
+                        color="tab:blue",
+                        lw=0.6,
+                        alpha=0.5,
+                    )
                 ax.plot(grid, dependence_fit(x, ensemble[:, j, k], grid), color="k", lw=1.8)
             ax.axhline(0.0, color="0.8", lw=0.5, zorder=0)
             ax.set_xlabel(top[col])
@@ -535,8 +584,10 @@ def dependence_figure(
 def _legend(ax: Any, n_members: int) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color="tab:blue", lw=0.6, label=f"fit per member ({n_members})"),
-               Line2D([], [], color="k", lw=1.8, label="fit of the ensemble")]  # fmt: skip
+    handles = [
+        Line2D([], [], color="tab:blue", lw=0.6, label=f"fit per member ({n_members})"),
+        Line2D([], [], color="k", lw=1.8, label="fit of the ensemble"),
+    ]
     ax.legend(handles=handles, fontsize="x-small", frameon=False)
 
 
@@ -548,13 +599,21 @@ def sibling_paths(out_csv: Path | str) -> dict[str, Path]:
     return {key: Path(out_csv).with_name(name) for key, name in SIBLINGS.items()}
 
 
-def kept_members(members: Sequence[tuple[Path, Path]], selected_json: Path | str) -> list[train.Member]:
+def kept_members(
+    members: Sequence[tuple[Path, Path]], selected_json: Path | str
+) -> list[train.Member]:
     """Load the members listed as kept in ``selected_json`` ({"kept": [...]}); all must be given."""
     kept = set(json.loads(Path(selected_json).read_text())["kept"])
-    loaded = [train.load_member(Path(w), Path(i)) for w, i in members if json.loads(Path(i).read_text())["member"] in kept]
+    loaded = [
+        train.load_member(Path(w), Path(i))
+        for w, i in members
+        if json.loads(Path(i).read_text())["member"] in kept
+    ]
     found = {int(m.info["member"]) for m in loaded}
     if found != kept:
-        raise ValueError(f"{selected_json}: kept members {sorted(kept - found)} are not among the members given")
+        raise ValueError(
+            f"{selected_json}: kept members {sorted(kept - found)} are not among the members given"
+        )
     return loaded
 
 
@@ -564,9 +623,18 @@ def _write_csv(table: pd.DataFrame, destination: Path) -> None:
 
 
 def conditional_table(
-    function: Function, table: np.ndarray, features: Sequence[str], cells: Mapping[str, np.ndarray],
-    names: Sequence[str], setup: str, *, n_background: int, n_explained: int, nsamples: int | str, seed: int,
-) -> pd.DataFrame:  # fmt: skip
+    function: Function,
+    table: np.ndarray,
+    features: Sequence[str],
+    cells: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    setup: str,
+    *,
+    n_background: int,
+    n_explained: int,
+    nsamples: int | str,
+    seed: int,
+) -> pd.DataFrame:
     """Shares within each PFT's dominant cells: ``setup, pft, parameter, feature, share``.
 
     ``function`` returns (n, k); ``table`` is the raw input matrix of all cells,
@@ -577,10 +645,22 @@ def conditional_table(
     p, parts = len(features), [pd.DataFrame(columns=CONDITIONAL_COLUMNS)]
     for number, (pft, pft_cells) in enumerate(cells.items()):
         rng = np.random.default_rng([seed, 2, number])
-        back, expl = sample_cells(pft_cells, n_background, rng), sample_cells(pft_cells, n_explained, rng)
-        values = kernel_shap(function, table[back, :p], table[expl, :p], nsamples=nsamples,
-                             seed=seed + number + 1, held=table[expl, p:], label=f"{setup} {pft}")  # fmt: skip
-        parts.append(importance_table(values, features, names, setup).assign(pft=pft)[CONDITIONAL_COLUMNS])
+        back, expl = (
+            sample_cells(pft_cells, n_background, rng),
+            sample_cells(pft_cells, n_explained, rng),
+        )
+        values = kernel_shap(
+            function,
+            table[back, :p],
+            table[expl, :p],
+            nsamples=nsamples,
+            seed=seed + number + 1,
+            held=table[expl, p:],
+            label=f"{setup} {pft}",
+        )
+        parts.append(
+            importance_table(values, features, names, setup).assign(pft=pft)[CONDITIONAL_COLUMNS]
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -628,7 +708,9 @@ def explain_files(
     check_quantities(names)
     loaded = kept_members([(Path(w), Path(i)) for w, i in members], selected_json)
     if loaded[0].info["setup"] != setup:
-        raise ValueError(f"{selected_json}: members belong to setup {loaded[0].info['setup']}, not {setup}")
+        raise ValueError(
+            f"{selected_json}: members belong to setup {loaded[0].info['setup']}, not {setup}"
+        )
     features, held = input_layout(loaded[0].info["columns"], truth=truth)
     with xr.open_dataset(driver_path) as ds:
         driver = ds.load()
@@ -638,15 +720,35 @@ def explain_files(
         raise ValueError(f"{driver_path}: {candidates.size} non-test cells; SHAP needs at least 2")
     rng = np.random.default_rng([seed, 1])
     cells = sample_cells(candidates, n_background, rng), sample_cells(candidates, n_explained, rng)
-    logger.info("%s %s: %d members, %d background and %d explained cells, features %s, quantities %s",
-                grid, setup, len(loaded), cells[0].size, cells[1].size, ", ".join(features), ", ".join(names))  # fmt: skip
+    logger.info(
+        "%s %s: %d members, %d background and %d explained cells, features %s, quantities %s",
+        grid,
+        setup,
+        len(loaded),
+        cells[0].size,
+        cells[1].size,
+        ", ".join(features),
+        ", ".join(names),
+    )
     run = Run(table, features, features + held, cells[0], cells[1], names, setup, nsamples, seed)
     outputs = sibling_paths(out_csv)
     importance = _explain_members(run, loaded, Path(out_csv), outputs, grid, out_figure_stem)
-    pft_cells = {k: np.intersect1d(v, candidates) for k, v in dominant_pft_cells(driver, pft_threshold).items()}
-    conditional = conditional_table(ensemble_function(loaded, names, run.layout), table, features,
-                                    {k: v for k, v in pft_cells.items() if v.size >= min_pft_cells}, names, setup,
-                                    n_background=n_background, n_explained=n_explained, nsamples=nsamples, seed=seed)  # fmt: skip
+    pft_cells = {
+        k: np.intersect1d(v, candidates)
+        for k, v in dominant_pft_cells(driver, pft_threshold).items()
+    }
+    conditional = conditional_table(
+        ensemble_function(loaded, names, run.layout),
+        table,
+        features,
+        {k: v for k, v in pft_cells.items() if v.size >= min_pft_cells},
+        names,
+        setup,
+        n_background=n_background,
+        n_explained=n_explained,
+        nsamples=nsamples,
+        seed=seed,
+    )
     _write_csv(conditional, outputs["conditional"])
     if truth:
         _explain_truth(run, importance, outputs)
@@ -668,12 +770,25 @@ class Run(NamedTuple):
     def shap(self, function: Function, label: str) -> np.ndarray:
         p = len(self.features)
         rows = self.table[self.explained]
-        return kernel_shap(function, self.table[self.background, :p], rows[:, :p], nsamples=self.nsamples,
-                           seed=self.seed, held=rows[:, p:], label=label)  # fmt: skip
+        return kernel_shap(
+            function,
+            self.table[self.background, :p],
+            rows[:, :p],
+            nsamples=self.nsamples,
+            seed=self.seed,
+            held=rows[:, p:],
+            label=label,
+        )
 
 
-def _explain_members(run: Run, members: Sequence[train.Member], out_csv: Path, outputs: Mapping[str, Path],
-                     grid: str, figure_stem: Path | str) -> pd.DataFrame:  # fmt: skip
+def _explain_members(
+    run: Run,
+    members: Sequence[train.Member],
+    out_csv: Path,
+    outputs: Mapping[str, Path],
+    grid: str,
+    figure_stem: Path | str,
+) -> pd.DataFrame:
     """Kernel SHAP of every member in one run; write importance tables, values and figure."""
     flat = run.shap(stacked(member_function(members, run.names, run.layout)), f"{grid} {run.setup}")
     values = flat.reshape(run.explained.size, len(run.features), len(members), len(run.names))
@@ -684,27 +799,42 @@ def _explain_members(run: Run, members: Sequence[train.Member], out_csv: Path, o
     rows = run.table[run.explained, : len(run.features)]
     attrs = {"grid": grid, "setup": run.setup, "seed": run.seed}
     write_netcdf(_values_dataset(values, rows, run, members, attrs), outputs["values"])
-    plots.save_figure(dependence_figure(rows, values, run.features, run.names, importance), figure_stem)
+    plots.save_figure(
+        dependence_figure(rows, values, run.features, run.names, importance), figure_stem
+    )
     return importance
 
 
 def _member_table(values: np.ndarray, run: Run, members: Sequence[train.Member]) -> pd.DataFrame:
-    parts = [importance_table(values[:, :, m], run.features, run.names, run.setup).assign(member=int(member.info["member"]))
-             for m, member in enumerate(members)]  # fmt: skip
+    parts = [
+        importance_table(values[:, :, m], run.features, run.names, run.setup).assign(
+            member=int(member.info["member"])
+        )
+        for m, member in enumerate(members)
+    ]
     return pd.concat(parts, ignore_index=True)[MEMBER_COLUMNS]
 
 
-def _values_dataset(values: np.ndarray, rows: np.ndarray, run: Run, members: Sequence[train.Member],
-                    attrs: Mapping[str, Any]) -> xr.Dataset:  # fmt: skip
+def _values_dataset(
+    values: np.ndarray,
+    rows: np.ndarray,
+    run: Run,
+    members: Sequence[train.Member],
+    attrs: Mapping[str, Any],
+) -> xr.Dataset:
     return xr.Dataset(
         {
             "shap": (("cell", "feature", "member", "parameter"), values.astype(np.float32)),
             "feature_value": (("cell", "feature"), rows),
         },
-        coords={"cell": run.explained, "feature": list(run.features),
-                "member": [int(m.info["member"]) for m in members], "parameter": list(run.names)},
+        coords={
+            "cell": run.explained,
+            "feature": list(run.features),
+            "member": [int(m.info["member"]) for m in members],
+            "parameter": list(run.names),
+        },
         attrs={**attrs, "description": "Kernel SHAP per kept member; their mean is the ensemble's"},
-    )  # fmt: skip
+    )
 
 
 def _explain_truth(run: Run, learned: pd.DataFrame, outputs: Mapping[str, Path]) -> None:
@@ -714,8 +844,11 @@ def _explain_truth(run: Run, learned: pd.DataFrame, outputs: Mapping[str, Path])
     _write_csv(true, outputs["truth"])
     _write_csv(group_table(true), outputs["truth_groups"])
     ranks = rank_correlations(learned, true)
-    logger.info("%s: Spearman of learned vs true shares: %s", run.setup,
-                ", ".join(f"{r.parameter} {r.spearman:.2f}" for r in ranks.itertuples()))  # fmt: skip
+    logger.info(
+        "%s: Spearman of learned vs true shares: %s",
+        run.setup,
+        ", ".join(f"{r.parameter} {r.spearman:.2f}" for r in ranks.itertuples()),
+    )
     _write_csv(ranks, outputs["truth_rank"])
 
 
@@ -726,7 +859,9 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as error:
-        raise ImportError(f"hybridland.explain needs the '{name}' package for Kernel SHAP: pip install {name}") from error
+        raise ImportError(
+            f"hybridland.analysis.explain needs the '{name}' package for Kernel SHAP: pip install {name}"
+        ) from error
 
 
 # ---- all explained setups of a grid
@@ -739,22 +874,39 @@ def group_shares_figure(groups: pd.DataFrame) -> Figure:
     handles = {}
     for ax, setup in zip(axes[0], setups_):
         part = groups[groups.setup == setup]
-        wide = part.pivot(index="parameter", columns="group", values="share").reindex(list(dict.fromkeys(part.parameter)))
+        wide = part.pivot(index="parameter", columns="group", values="share").reindex(
+            list(dict.fromkeys(part.parameter))
+        )
         bottom = np.zeros(len(wide))
         for group in wide.columns:
             share = wide[group].fillna(0.0).to_numpy()
-            handles[group] = ax.bar(wide.index, share, bottom=bottom, label=group, color=plots.GROUP_COLOURS.get(group, "0.5"))
+            handles[group] = ax.bar(
+                wide.index,
+                share,
+                bottom=bottom,
+                label=group,
+                color=plots.GROUP_COLOURS.get(group, "0.5"),
+            )
             bottom += share
         ax.set_title(setup)
         ax.set_ylabel("share of total |SHAP|")
         ax.tick_params(axis="x", rotation=60, labelsize="x-small")
-    axes[0, -1].legend(handles=list(handles.values()), fontsize="x-small", frameon=False, bbox_to_anchor=(1.0, 1.0),
-                       loc="upper left")  # fmt: skip
+    axes[0, -1].legend(
+        handles=list(handles.values()),
+        fontsize="x-small",
+        frameon=False,
+        bbox_to_anchor=(1.0, 1.0),
+        loc="upper left",
+    )
     return fig
 
 
-def gather_files(importance: Sequence[Path | str], groups: Sequence[Path | str], out_csv: Path | str,
-                 figure_stem: Path | str) -> None:  # fmt: skip
+def gather_files(
+    importance: Sequence[Path | str],
+    groups: Sequence[Path | str],
+    out_csv: Path | str,
+    figure_stem: Path | str,
+) -> None:
     """Entry point of the gather_shap rule: one importance table and one group-share figure per grid."""
     table = pd.concat([pd.read_csv(p) for p in importance], ignore_index=True)[IMPORTANCE_COLUMNS]
     _write_csv(table, Path(out_csv))

@@ -21,26 +21,23 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.files import write_netcdf
-from hybridland.grids import Grid
+from hybridland.contract import (
+    COARSE_TARGETS,
+    DAYS_PER_YEAR_MAP,
+    EPOCH,
+    FINE_TARGETS,
+    FORCING,
+    PFT,
+    PREDICTORS,
+    SITE_TARGETS,
+    SOIL,
+    STATIC_TARGETS,
+    TARGETS,
+)
+from hybridland.data.grids import Grid
+from hybridland.io import write_netcdf
 
 logger = logging.getLogger(__name__)
-
-PFT = ("NF", "DBF", "EBF", "MF", "SH", "SAV", "GRA", "WET", "CRO", "NVG")
-CLIM = ("MAT", "MAP", "elevation")
-AGE = ("canopy_height", "forest_age")
-SOIL = ("BULK_DEN", "SAND", "SILT", "CLAY", "GRAVEL")
-PREDICTOR_GROUPS: dict[str, tuple[str, ...]] = {"PFT": PFT, "CLIM": CLIM, "AGE": AGE, "SOIL": SOIL}
-PREDICTORS = PFT + CLIM + AGE + SOIL
-FORCING = ("t_min", "t_max", "rad", "vpd", "precip", "burned_area")
-# Target name -> (dataset, variable); fine targets are per cell, coarse per patch.
-FINE_TARGETS = {"lai": ("lai", "lai"), "sif": ("sif", "sif"), "et": ("et", "et"), "biomass": ("biomass", "biomass")}
-COARSE_TARGETS = {"nbe": ("nbe", "nbe"), "ewt": ("ewt", "ewt_anomaly")}
-STATIC_TARGETS = {"som": ("som", "som")}
-TARGETS = {**FINE_TARGETS, **COARSE_TARGETS, **STATIC_TARGETS}
-SITE_TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "et_ec": "et"}
-DAYS_PER_YEAR_MAP = 365.22  # MAP (mm yr-1) <-> mean rate (mm d-1), as the published code
-EPOCH = pd.Timestamp("2000-01-01")
 
 
 class DriverError(ValueError):
@@ -83,7 +80,9 @@ def check_grid(name: str, data: xr.Dataset, grid: Grid) -> None:
             raise DriverError(f"{name}: {axis} does not match the {grid.name} grid of the study")
 
 
-def check_months(name: str, data: xr.Dataset, calendar: pd.DataFrame, *, annual: bool = False) -> None:
+def check_months(
+    name: str, data: xr.Dataset, calendar: pd.DataFrame, *, annual: bool = False
+) -> None:
     """The product's time axis must be the study's months (or years)."""
     times = pd.DatetimeIndex(data["time"].values)
     expected = sorted(set(calendar.year)) if annual else list(zip(calendar.year, calendar.month))
@@ -97,7 +96,9 @@ def check_months(name: str, data: xr.Dataset, calendar: pd.DataFrame, *, annual:
 
 def variable(data: Mapping[str, xr.Dataset], dataset: str, name: str) -> xr.DataArray:
     if dataset not in data:
-        raise DriverError(f"regridded dataset '{dataset}' is missing; the driver needs it for '{name}'")
+        raise DriverError(
+            f"regridded dataset '{dataset}' is missing; the driver needs it for '{name}'"
+        )
     if name not in data[dataset]:
         raise DriverError(f"regridded dataset '{dataset}' lacks variable '{name}'")
     return data[dataset][name]
@@ -133,7 +134,9 @@ def choose_test_patches(patches: np.ndarray, fraction: float, seed: int) -> np.n
     return np.sort(chosen)
 
 
-def valid_cells(land: np.ndarray, patch: np.ndarray, options: DriverOptions, grid: Grid) -> np.ndarray:
+def valid_cells(
+    land: np.ndarray, patch: np.ndarray, options: DriverOptions, grid: Grid
+) -> np.ndarray:
     """Land cells of patches with enough land; (lat, lon) bool."""
     full = round(options.patch_deg[0] / (grid.lat[1] - grid.lat[0])) * round(
         options.patch_deg[1] / (grid.lon[1] - grid.lon[0])
@@ -147,7 +150,9 @@ def check_finite(values: Mapping[str, np.ndarray], what: str) -> None:
     for name, v in values.items():
         bad = int(np.sum(~np.isfinite(v)))
         if bad:
-            raise DriverError(f"{what} '{name}' is NaN or infinite in {bad} of {v.shape[-1]} valid cells")
+            raise DriverError(
+                f"{what} '{name}' is NaN or infinite in {bad} of {v.shape[-1]} valid cells"
+            )
 
 
 def site_series(sites: xr.Dataset, grid: Grid, cell_index: np.ndarray) -> dict[str, np.ndarray]:
@@ -159,7 +164,12 @@ def site_series(sites: xr.Dataset, grid: Grid, cell_index: np.ndarray) -> dict[s
     for i, (r, c) in enumerate(zip(rows, cols)):
         inside = 0 <= r < len(grid.lat) and 0 <= c < len(grid.lon)
         if not inside or cell_index[r, c] < 0:
-            logger.warning("site %d at (%.3f, %.3f) is outside the driver's cells", i, sites.lat[i], sites.lon[i])
+            logger.warning(
+                "site %d at (%.3f, %.3f) is outside the driver's cells",
+                i,
+                sites.lat[i],
+                sites.lon[i],
+            )
             continue
         for name, source in SITE_TARGETS.items():
             out[name][cell_index[r, c]] = sites[source].values[i]
@@ -206,11 +216,13 @@ def assemble(
     check_months("sites", sites, calendar)
 
     maps = predictor_maps(data)
-    land = (variable(data, "landcover", "land_fraction").fillna(0.0).values >= options.land_threshold)
+    land = variable(data, "landcover", "land_fraction").fillna(0.0).values >= options.land_threshold
     patch = patch_numbers(grid, options.patch_deg)
     valid = valid_cells(land, patch, options, grid)
     if not valid.any():
-        raise DriverError("no valid land cells: check region, land_threshold and min_patch_fraction")
+        raise DriverError(
+            "no valid land cells: check region, land_threshold and min_patch_fraction"
+        )
     ys, xs = np.nonzero(valid)
     cell_index = np.full(valid.shape, -1)
     cell_index[ys, xs] = np.arange(ys.size)
@@ -221,20 +233,33 @@ def assemble(
     predictors = {name: cells(m) for name, m in maps.items()}
     forcing = {name: cells(variable(data, "forcing", name)).T for name in FORCING}
     cell_patch = patch[ys, xs]
-    targets = {t: cells(variable(data, d, v)).T for t, (d, v) in (FINE_TARGETS | COARSE_TARGETS).items() if d != "biomass"}
+    targets = {
+        t: cells(variable(data, d, v)).T
+        for t, (d, v) in (FINE_TARGETS | COARSE_TARGETS).items()
+        if d != "biomass"
+    }
     annual = cells(variable(data, "biomass", "biomass")).T  # (cell, year)
     targets["biomass"] = annual[:, calendar.year.to_numpy() - period["first_year"]]
     targets |= {t: cells(variable(data, d, v)) for t, (d, v) in STATIC_TARGETS.items()}
     ec = site_series(sites, grid, cell_index)
-    units = {p: str(m.attrs.get("units", "1")) for p, m in maps.items()} | {"MAT": "degC", "MAP": "mm yr-1"}
+    units = {p: str(m.attrs.get("units", "1")) for p, m in maps.items()} | {
+        "MAT": "degC",
+        "MAP": "mm yr-1",
+    }
     units |= {t: str(variable(data, d, v).attrs.get("units", "")) for t, (d, v) in TARGETS.items()}
     units |= {t: str(sites[s].attrs.get("units", "")) for t, s in SITE_TARGETS.items()}
     fields = CellData(
-        valid=valid, cell_patch=cell_patch,
+        valid=valid,
+        cell_patch=cell_patch,
         test_patches=choose_test_patches(np.unique(cell_patch), options.test_fraction, seed),
-        predictors=predictors, forcing=forcing, co2=co2_series(co2, calendar), targets=targets,
-        sites=ec, site_weight=np.isfinite(ec["gpp_ec"]).any(axis=1).astype(np.float32), units=units,
-    )  # fmt: skip
+        predictors=predictors,
+        forcing=forcing,
+        co2=co2_series(co2, calendar),
+        targets=targets,
+        sites=ec,
+        site_weight=np.isfinite(ec["gpp_ec"]).any(axis=1).astype(np.float32),
+        units=units,
+    )
     return driver_dataset(fields, grid, calendar, options, seed)
 
 
@@ -258,7 +283,11 @@ def driver_dataset(
     cell_patch = fields.cell_patch
     patch_ids = np.unique(cell_patch)
     test_ids = fields.test_patches
-    delta_t = calendar.days_in_month.to_numpy() if options.delta_t == "calendar" else np.full(len(calendar), 30.0)
+    delta_t = (
+        calendar.days_in_month.to_numpy()
+        if options.delta_t == "calendar"
+        else np.full(len(calendar), 30.0)
+    )
     fine = {t: fields.targets[t] for t in FINE_TARGETS}
     coarse = {t: patch_means(fields.targets[t], cell_patch, patch_ids) for t in COARSE_TARGETS}
     static = {t: fields.targets[t] for t in STATIC_TARGETS}
@@ -267,28 +296,95 @@ def driver_dataset(
     matrix = np.stack([predictors[p] for p in PREDICTORS], axis=-1)
     return xr.Dataset(
         {
-            "lat": ("cell", np.asarray(grid.lat)[ys], {"units": "degrees_north", "standard_name": "latitude"}),
-            "lon": ("cell", np.asarray(grid.lon)[xs], {"units": "degrees_east", "standard_name": "longitude"}),
+            "lat": (
+                "cell",
+                np.asarray(grid.lat)[ys],
+                {"units": "degrees_north", "standard_name": "latitude"},
+            ),
+            "lon": (
+                "cell",
+                np.asarray(grid.lon)[xs],
+                {"units": "degrees_east", "standard_name": "longitude"},
+            ),
             "cell_y": ("cell", ys.astype(np.int32), {"long_name": "row of the cell on the grid"}),
-            "cell_x": ("cell", xs.astype(np.int32), {"long_name": "column of the cell on the grid"}),
+            "cell_x": (
+                "cell",
+                xs.astype(np.int32),
+                {"long_name": "column of the cell on the grid"},
+            ),
             "patch": ("cell", cell_patch.astype(np.int32), {"long_name": "global patch number"}),
             "test": ("cell", ~train, {"long_name": "cell lies in a fixed test patch"}),
-            "patch_test": ("patch_id", np.isin(patch_ids, test_ids), {"long_name": "patch is a test patch"}),
-            **{p: ("cell", predictors[p].astype(np.float32), {"long_name": f"predictor {p}", "units": units[p]}) for p in PREDICTORS},
-            "predictor_mean": ("predictor", matrix[train].mean(axis=0), {"long_name": "mean over training cells"}),
-            "predictor_std": ("predictor", matrix[train].std(axis=0), {"long_name": "population std over training cells"}),
-            **{f: (("cell", "time"), forcing[f].astype(np.float32), {"units": _FORCING_UNITS[f]}) for f in FORCING},
+            "patch_test": (
+                "patch_id",
+                np.isin(patch_ids, test_ids),
+                {"long_name": "patch is a test patch"},
+            ),
+            **{
+                p: (
+                    "cell",
+                    predictors[p].astype(np.float32),
+                    {"long_name": f"predictor {p}", "units": units[p]},
+                )
+                for p in PREDICTORS
+            },
+            "predictor_mean": (
+                "predictor",
+                matrix[train].mean(axis=0),
+                {"long_name": "mean over training cells"},
+            ),
+            "predictor_std": (
+                "predictor",
+                matrix[train].std(axis=0),
+                {"long_name": "population std over training cells"},
+            ),
+            **{
+                f: (("cell", "time"), forcing[f].astype(np.float32), {"units": _FORCING_UNITS[f]})
+                for f in FORCING
+            },
             "co2": ("time", fields.co2, {"units": "ppm"}),
-            "days": ("time", calendar.days.to_numpy(), {"units": "d", "long_name": "mid-step days since 2000-01-01"}),
-            "doy": ("time", calendar.doy.to_numpy(), {"units": "d", "long_name": "mean day of year of the step"}),
+            "days": (
+                "time",
+                calendar.days.to_numpy(),
+                {"units": "d", "long_name": "mid-step days since 2000-01-01"},
+            ),
+            "doy": (
+                "time",
+                calendar.doy.to_numpy(),
+                {"units": "d", "long_name": "mean day of year of the step"},
+            ),
             "delta_t": ("time", delta_t, {"units": "d", "long_name": "step length"}),
-            "t_mean": ("cell", predictors["MAT"], {"units": "degC", "long_name": "long-term mean air temperature"}),
-            "p_mean": ("cell", predictors["MAP"] / DAYS_PER_YEAR_MAP, {"units": "mm d-1", "long_name": "long-term mean precipitation"}),
-            **{t: (("cell", "time"), v.astype(np.float32), {"units": units[t]}) for t, v in fine.items()},
-            **{t: (("patch_id", "time"), v.astype(np.float32), {"units": units[t], "long_name": f"{t}, mean over the patch's cells"}) for t, v in coarse.items()},
+            "t_mean": (
+                "cell",
+                predictors["MAT"],
+                {"units": "degC", "long_name": "long-term mean air temperature"},
+            ),
+            "p_mean": (
+                "cell",
+                predictors["MAP"] / DAYS_PER_YEAR_MAP,
+                {"units": "mm d-1", "long_name": "long-term mean precipitation"},
+            ),
+            **{
+                t: (("cell", "time"), v.astype(np.float32), {"units": units[t]})
+                for t, v in fine.items()
+            },
+            **{
+                t: (
+                    ("patch_id", "time"),
+                    v.astype(np.float32),
+                    {"units": units[t], "long_name": f"{t}, mean over the patch's cells"},
+                )
+                for t, v in coarse.items()
+            },
             **{t: ("cell", v.astype(np.float32), {"units": units[t]}) for t, v in static.items()},
-            **{t: (("cell", "time"), v.astype(np.float32), {"units": units[t]}) for t, v in fields.sites.items()},
-            "ec_weight": ("cell", fields.site_weight.astype(np.float32), {"long_name": "representativeness weight of the site in the cell"}),
+            **{
+                t: (("cell", "time"), v.astype(np.float32), {"units": units[t]})
+                for t, v in fields.sites.items()
+            },
+            "ec_weight": (
+                "cell",
+                fields.site_weight.astype(np.float32),
+                {"long_name": "representativeness weight of the site in the cell"},
+            ),
             "land_mask": (("y", "x"), fields.valid, {"long_name": "cell is in the driver"}),
         },
         coords={
@@ -298,12 +394,26 @@ def driver_dataset(
             "grid_lat": ("y", np.asarray(grid.lat), {"units": "degrees_north"}),
             "grid_lon": ("x", np.asarray(grid.lon), {"units": "degrees_east"}),
         },
-        attrs={"Conventions": "CF-1.8", "title": "hybridland model driver", "grid": grid.name,
-               "patch_deg": list(options.patch_deg), "seed": seed},
-    )  # fmt: skip
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": "hybridland model driver",
+            "grid": grid.name,
+            "patch_deg": list(options.patch_deg),
+            "seed": seed,
+        },
+    )
 
 
-_FORCING_UNITS = {"t_min": "degC", "t_max": "degC", "rad": "MJ m-2 d-1", "vpd": "hPa", "precip": "mm d-1", "burned_area": "1"}
+_FORCING_UNITS = {
+    "t_min": "degC",
+    "t_max": "degC",
+    "rad": "MJ m-2 d-1",
+    "vpd": "hPa",
+    "precip": "mm d-1",
+    "burned_area": "1",
+}
+
+
 def patch_means(values: np.ndarray, cell_patch: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
     """Mean over each patch's cells of a (cell, time) field; NaN where none is valid."""
     out = np.full((patch_ids.size, values.shape[1]), np.nan)
@@ -329,6 +439,12 @@ def assemble_driver_file(
     table = pd.read_csv(co2)
     with xr.open_dataset(sites) as site_data:
         driver = assemble(data, table, site_data.load(), grid, options, period, seed)
-    logger.info("driver %s: %d cells in %d patches (%d test), %d months",
-                grid.name, driver.sizes["cell"], driver.sizes["patch_id"], int(driver.patch_test.sum()), driver.sizes["time"])  # fmt: skip
+    logger.info(
+        "driver %s: %d cells in %d patches (%d test), %d months",
+        grid.name,
+        driver.sizes["cell"],
+        driver.sizes["patch_id"],
+        int(driver.patch_test.sum()),
+        driver.sizes["time"],
+    )
     write_netcdf(driver, destination)

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland import evaluate, parameters
-from hybridland.files import atomic_path
+from hybridland.io import atomic_path
+from hybridland.model import parameters
+from hybridland.training import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,11 @@ def perturbed(values: np.ndarray, name: str, step: float) -> tuple[np.ndarray, n
     )
 
 
-def target_changes(down: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                   up: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:  # fmt: skip
-    """Normalised change per target from two :func:`hybridland.evaluate.target_pairs` results.
+def target_changes(
+    down: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    up: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, float]:
+    """Normalised change per target from two :func:`hybridland.training.evaluate.target_pairs` results.
 
     Both results hold the same observed values (same driver, same cells), so
     their pairs line up; a target without spread gets NaN.
@@ -73,8 +76,12 @@ def sensitivities(
     rows = []
     for name in parameters.NAMES:
         low, high = perturbed(truth[name], name, step)
-        runs = [evaluate.target_pairs(driver, evaluate.simulate_cells(driver, {**truth, name: v}), every)
-                for v in (low, high)]  # fmt: skip
+        runs = [
+            evaluate.target_pairs(
+                driver, evaluate.simulate_cells(driver, {**truth, name: v}), every
+            )
+            for v in (low, high)
+        ]
         rows += [(name, target, value) for target, value in target_changes(*runs).items()]
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -92,19 +99,36 @@ def sample_cells(driver: xr.Dataset, count: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(candidates, size=min(count, candidates.size), replace=False))
 
 
-def sensitivity_file(driver_path: Path | str, truth_nc: Path | str, out_csv: Path | str, *,
-                     n_cells: int = 200, step: float = DEFAULT_STEP, seed: int = 0) -> None:  # fmt: skip
+def sensitivity_file(
+    driver_path: Path | str,
+    truth_nc: Path | str,
+    out_csv: Path | str,
+    *,
+    n_cells: int = 200,
+    step: float = DEFAULT_STEP,
+    seed: int = 0,
+) -> None:
     """Entry point of the sensitivity rule: write ``parameter, target, sensitivity`` for one grid."""
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     with xr.open_dataset(truth_nc) as opened:
         truth = evaluate.truth_at_cells(opened.load(), driver, truth_nc)
     cells = sample_cells(driver, n_cells, seed)
-    logger.info("%s: perturbing %d parameters by +-%g of their log range on %d cells",
-                driver_path, len(parameters.NAMES), step, cells.size)  # fmt: skip
+    logger.info(
+        "%s: perturbing %d parameters by +-%g of their log range on %d cells",
+        driver_path,
+        len(parameters.NAMES),
+        step,
+        cells.size,
+    )
     table = sensitivities(driver.isel(cell=cells), {k: v[cells] for k, v in truth.items()}, step)
     with atomic_path(out_csv) as temporary:
         table.to_csv(temporary, index=False)
     shown = visible(table)
-    logger.info("visible at %g: %d of %d (%s)", DEFAULT_THRESHOLD, int(shown.sum()), shown.size,
-                ", ".join(shown.index[shown]))  # fmt: skip
+    logger.info(
+        "visible at %g: %d of %d (%s)",
+        DEFAULT_THRESHOLD,
+        int(shown.sum()),
+        shown.size,
+        ", ".join(shown.index[shown]),
+    )

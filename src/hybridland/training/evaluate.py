@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland import dalec, parameters, train
-from hybridland.files import atomic_path, write_netcdf
+from hybridland.io import atomic_path, write_netcdf
+from hybridland.model import dalec, parameters
+from hybridland.training import train
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,16 @@ SITES: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
 }
 TARGETS = ("lai", "sif", "et", "biomass", "som", "nbe", "ewt", "gpp_ec", "reco_ec", "et_ec")
 SPLITS = ("train", "dev", "test")
-METRIC_COLUMNS = ("grid", "setup", "member", "variable", "split", "r2_score", "explained_variance", "n")
+METRIC_COLUMNS = (
+    "grid",
+    "setup",
+    "member",
+    "variable",
+    "split",
+    "r2_score",
+    "explained_variance",
+    "n",
+)
 RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
 KEY_PARAMETERS = ("canopy_efficiency", "f_gpp", "Q10", "f_root", "leaf_lifespan", "LCMA")
 SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
@@ -70,7 +80,9 @@ def _no_spread(centred: np.ndarray, values: np.ndarray, axis: int = 0) -> np.nda
     return np.sum(centred**2, axis=axis) <= n * (8.0 * np.finfo(np.float64).eps * scale) ** 2
 
 
-def columnwise_scores(obs: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def columnwise_scores(
+    obs: np.ndarray, sim: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NSE, squared Pearson r and pair count of each column of (n, k) arrays.
 
     Only pairs where both values are finite count. A column with fewer than 3
@@ -124,7 +136,9 @@ def rmse(obs: np.ndarray, sim: np.ndarray) -> float:
     return float(np.sqrt(np.mean((s - o) ** 2))) if o.size >= MIN_PAIRS else float("nan")
 
 
-def parameter_recovery(estimate: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def parameter_recovery(
+    estimate: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
     """Pearson r, bias (mean of estimate - truth) and RMSE per parameter, over finite cells.
 
     Parameters are taken in table order, those present in both mappings.
@@ -133,12 +147,14 @@ def parameter_recovery(estimate: Mapping[str, np.ndarray], truth: Mapping[str, n
     for name in [n for n in parameters.NAMES if n in estimate and n in truth]:
         est, tru = _finite_pairs(estimate[name], truth[name])
         gap = est - tru
-        rows.append({
-            "parameter": name,
-            "pearson_r": pearson_r(est, tru),
-            "bias": float(gap.mean()) if gap.size else float("nan"),
-            "rmse": float(np.sqrt(np.mean(gap**2))) if gap.size else float("nan"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "parameter": name,
+                "pearson_r": pearson_r(est, tru),
+                "bias": float(gap.mean()) if gap.size else float("nan"),
+                "rmse": float(np.sqrt(np.mean(gap**2))) if gap.size else float("nan"),
+            }
+        )
     return pd.DataFrame(rows, columns=["parameter", "pearson_r", "bias", "rmse"])
 
 
@@ -153,10 +169,14 @@ def forcing(driver: xr.Dataset) -> tuple[dalec.Met, dalec.Climate]:
         if name not in driver:
             raise ValueError(f"driver lacks forcing variable '{name}'")
         v = np.asarray(driver[name].transpose("time", ...).values, np.float32)
-        return np.ascontiguousarray(np.broadcast_to(v if v.ndim == 2 else v[:, None], (n_time, n_cell)))
+        return np.ascontiguousarray(
+            np.broadcast_to(v if v.ndim == 2 else v[:, None], (n_time, n_cell))
+        )
 
     met = dalec.Met(*(time_cells(f) for f in dalec.Met._fields))
-    climate = dalec.Climate(*(np.asarray(driver[v].values, np.float32) for v in ("lat", "t_mean", "p_mean")))
+    climate = dalec.Climate(
+        *(np.asarray(driver[v].values, np.float32) for v in ("lat", "t_mean", "p_mean"))
+    )
     return met, climate
 
 
@@ -164,7 +184,11 @@ _simulate = jax.jit(dalec.simulate, static_argnames=("outputs", "totals"))
 
 
 def simulate_cells(
-    driver: xr.Dataset, params: Mapping[str, np.ndarray], *, chunk: int = 2000, outputs: Sequence[str] = SIM_OUTPUTS
+    driver: xr.Dataset,
+    params: Mapping[str, np.ndarray],
+    *,
+    chunk: int = 2000,
+    outputs: Sequence[str] = SIM_OUTPUTS,
 ) -> Simulation:
     """Run DALEC993 (float32) on every driver cell with per-cell parameters.
 
@@ -228,7 +252,9 @@ def _coarse_pairs(driver: xr.Dataset, name: str, model: np.ndarray, cells_mask: 
     return _pair(obs, sim)
 
 
-def target_pairs(driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray) -> Pairs:
+def target_pairs(
+    driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray
+) -> Pairs:
     """Observed and simulated values of every target the driver holds, over the cells of the mask.
 
     Returns:
@@ -238,9 +264,15 @@ def target_pairs(driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: 
     """
     mask = np.asarray(cells_mask, bool)
     if mask.shape != (driver.sizes["cell"],):
-        raise ValueError(f"cells_mask has shape {mask.shape}, the driver has {driver.sizes['cell']} cells")
+        raise ValueError(
+            f"cells_mask has shape {mask.shape}, the driver has {driver.sizes['cell']} cells"
+        )
     # (time, cell), or (cell,) for som
-    obs = {n: driver[n].transpose(..., "cell").values for n in TARGETS if n in driver and "cell" in driver[n].dims}
+    obs = {
+        n: driver[n].transpose(..., "cell").values
+        for n in TARGETS
+        if n in driver and "cell" in driver[n].dims
+    }
     out: Pairs = {}
     for name, output in FINE.items():
         if name in obs:
@@ -248,7 +280,9 @@ def target_pairs(driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: 
     if "biomass" in obs:
         years = driver.time.dt.year.values
         model = sum(np.asarray(sim[p], np.float64) for p in BIOMASS_POOLS)
-        out["biomass"] = _pair(annual_means(obs["biomass"][:, mask], years), annual_means(model[:, mask], years))
+        out["biomass"] = _pair(
+            annual_means(obs["biomass"][:, mask], years), annual_means(model[:, mask], years)
+        )
     if "som" in obs:
         out["som"] = _pair(obs["som"][mask], np.mean(sim["next_som_pool"][:, mask], axis=0))
     if "nbe" in driver:
@@ -273,13 +307,22 @@ def split_masks(driver: xr.Dataset, info: Mapping[str, Any]) -> dict[str, np.nda
     }
 
 
-def member_metrics(driver: xr.Dataset, sim: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> pd.DataFrame:
+def member_metrics(
+    driver: xr.Dataset, sim: Mapping[str, np.ndarray], info: Mapping[str, Any]
+) -> pd.DataFrame:
     """One row per (variable, split): variable, split, r2_score, explained_variance, n."""
     rows = []
     for split, mask in split_masks(driver, info).items():
         for variable, (o, s) in target_pairs(driver, sim, mask).items():
-            rows.append({"variable": variable, "split": split, "r2_score": r2_score(o, s),
-                         "explained_variance": explained_variance(o, s), "n": int(o.size)})  # fmt: skip
+            rows.append(
+                {
+                    "variable": variable,
+                    "split": split,
+                    "r2_score": r2_score(o, s),
+                    "explained_variance": explained_variance(o, s),
+                    "n": int(o.size),
+                }
+            )
     table = pd.DataFrame(rows, columns=["variable", "split", "r2_score", "explained_variance", "n"])
     return _sort_rows(table, ["variable", "split"])
 
@@ -301,7 +344,9 @@ def _sort_rows(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 def ensemble_metrics(members: pd.DataFrame) -> pd.DataFrame:
     """Mean over members of r2_score, explained_variance and n, per (variable, split)."""
-    grouped = members.groupby(["variable", "split"], sort=False)[["r2_score", "explained_variance", "n"]]
+    grouped = members.groupby(["variable", "split"], sort=False)[
+        ["r2_score", "explained_variance", "n"]
+    ]
     mean = grouped.mean().reset_index()
     return _sort_rows(mean.assign(member="ensemble"), ["variable", "split"])
 
@@ -320,8 +365,16 @@ def to_grid(driver: xr.Dataset, values: np.ndarray) -> np.ndarray:
 def grid_coords(driver: xr.Dataset) -> dict[str, Any]:
     """CF latitude and longitude coordinates of the driver's grid."""
     return {
-        "lat": ("lat", driver.grid_lat.values, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
-        "lon": ("lon", driver.grid_lon.values, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+        "lat": (
+            "lat",
+            driver.grid_lat.values,
+            {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
+        ),
+        "lon": (
+            "lon",
+            driver.grid_lon.values,
+            {"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
+        ),
     }
 
 
@@ -337,10 +390,15 @@ def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> x
         if name not in driver:
             continue
         nse, r2, _ = columnwise_scores(driver[name].transpose("time", "cell").values, sim[output])
-        for metric, values, long_name in (("r2", r2, "squared Pearson correlation over time"),
-                                          ("nse", nse, "Nash-Sutcliffe efficiency over time")):  # fmt: skip
-            data[f"{name}_{metric}"] = (("lat", "lon"), to_grid(driver, values).astype(np.float32),
-                                        {"units": "1", "long_name": f"{name}: {long_name}"})  # fmt: skip
+        for metric, values, long_name in (
+            ("r2", r2, "squared Pearson correlation over time"),
+            ("nse", nse, "Nash-Sutcliffe efficiency over time"),
+        ):
+            data[f"{name}_{metric}"] = (
+                ("lat", "lon"),
+                to_grid(driver, values).astype(np.float32),
+                {"units": "1", "long_name": f"{name}: {long_name}"},
+            )
     return xr.Dataset(data, coords=grid_coords(driver), attrs={"Conventions": "CF-1.8"})
 
 
@@ -350,35 +408,80 @@ def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray
     for name in parameters.NAMES:
         stack = np.stack([np.asarray(m[name], np.float64) for m in members])  # (member, cell)
         info = parameters.BY_NAME[name]
-        for suffix, values, long_name in (("", stack.mean(axis=0), f"{info.long_name}, ensemble mean"),
-                                          ("_std", stack.std(axis=0), f"{info.long_name}, ensemble standard deviation")):  # fmt: skip
+        for suffix, values, long_name in (
+            ("", stack.mean(axis=0), f"{info.long_name}, ensemble mean"),
+            ("_std", stack.std(axis=0), f"{info.long_name}, ensemble standard deviation"),
+        ):
             attrs = {"units": info.units, "long_name": long_name, "grid_mapping": "crs"}
-            data[name + suffix] = (("lat", "lon"), to_grid(driver, values).astype(np.float32), attrs)
-    data["crs"] = ((), np.int32(0), {"grid_mapping_name": "latitude_longitude", "epsg_code": "EPSG:4326"})
-    return xr.Dataset(data, coords=grid_coords(driver), attrs={"Conventions": "CF-1.8", "ensemble_size": len(members)})
+            data[name + suffix] = (
+                ("lat", "lon"),
+                to_grid(driver, values).astype(np.float32),
+                attrs,
+            )
+    data["crs"] = (
+        (),
+        np.int32(0),
+        {"grid_mapping_name": "latitude_longitude", "epsg_code": "EPSG:4326"},
+    )
+    return xr.Dataset(
+        data,
+        coords=grid_coords(driver),
+        attrs={"Conventions": "CF-1.8", "ensemble_size": len(members)},
+    )
 
 
-def simulated_dataset(driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray) -> xr.Dataset:
+def simulated_dataset(
+    driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray
+) -> xr.Dataset:
     """The simulated outputs of SIMULATED on the cells of the mask, (time, cell), with lat/lon per cell."""
     mask = np.asarray(cells_mask, bool)
-    long_names = {"lai": "leaf area index", "gpp": "gross primary production", "ET": "evapotranspiration",
-                  "nee": "net ecosystem exchange", "nbe": "net biosphere exchange",
-                  "next_water_pool": "plant-accessible water (counterpart of EWT)"}  # fmt: skip
+    long_names = {
+        "lai": "leaf area index",
+        "gpp": "gross primary production",
+        "ET": "evapotranspiration",
+        "nee": "net ecosystem exchange",
+        "nbe": "net biosphere exchange",
+        "next_water_pool": "plant-accessible water (counterpart of EWT)",
+    }
     data = {
-        name: (("time", "cell"), np.asarray(sim[name])[:, mask].astype(np.float32),
-               {"units": dalec.output_units(name), "long_name": long_names.get(name, name.replace("_", " ")),
-                "coordinates": "lat lon"})
+        name: (
+            ("time", "cell"),
+            np.asarray(sim[name])[:, mask].astype(np.float32),
+            {
+                "units": dalec.output_units(name),
+                "long_name": long_names.get(name, name.replace("_", " ")),
+                "coordinates": "lat lon",
+            },
+        )
         for name in SIMULATED
-    }  # fmt: skip
+    }
     coords = {
         "time": driver.time.values,
-        "lat": ("cell", driver.lat.values[mask], {"units": "degrees_north", "standard_name": "latitude"}),
-        "lon": ("cell", driver.lon.values[mask], {"units": "degrees_east", "standard_name": "longitude"}),
-        "cell_y": ("cell", driver.cell_y.values[mask], {"long_name": "row of the cell on the grid"}),
-        "cell_x": ("cell", driver.cell_x.values[mask], {"long_name": "column of the cell on the grid"}),
+        "lat": (
+            "cell",
+            driver.lat.values[mask],
+            {"units": "degrees_north", "standard_name": "latitude"},
+        ),
+        "lon": (
+            "cell",
+            driver.lon.values[mask],
+            {"units": "degrees_east", "standard_name": "longitude"},
+        ),
+        "cell_y": (
+            "cell",
+            driver.cell_y.values[mask],
+            {"long_name": "row of the cell on the grid"},
+        ),
+        "cell_x": (
+            "cell",
+            driver.cell_x.values[mask],
+            {"long_name": "column of the cell on the grid"},
+        ),
         "patch": ("cell", driver.patch.values[mask], {"long_name": "global patch number"}),
     }
-    return xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.8", "featureType": "timeSeries"})
+    return xr.Dataset(
+        data, coords=coords, attrs={"Conventions": "CF-1.8", "featureType": "timeSeries"}
+    )
 
 
 def write_geotiff(dataarray: xr.DataArray, path: Path | str) -> None:
@@ -387,7 +490,9 @@ def write_geotiff(dataarray: xr.DataArray, path: Path | str) -> None:
 
     da = dataarray.rename({k: v for k, v in (("lat", "y"), ("lon", "x")) if k in dataarray.dims})
     if set(da.dims) != {"y", "x"}:
-        raise ValueError(f"{path}: GeoTIFF needs a 2-D (lat, lon) or (y, x) field, got dims {da.dims}")
+        raise ValueError(
+            f"{path}: GeoTIFF needs a 2-D (lat, lon) or (y, x) field, got dims {da.dims}"
+        )
     da = da.transpose("y", "x").sortby("y", ascending=False).sortby("x")
     da = da.drop_vars([c for c in da.coords if c not in ("y", "x")])
     da = da.rio.set_spatial_dims(x_dim="x", y_dim="y").rio.write_crs("EPSG:4326")
@@ -399,16 +504,23 @@ def write_geotiff(dataarray: xr.DataArray, path: Path | str) -> None:
 # ---- files
 
 
-def truth_at_cells(truth: xr.Dataset, driver: xr.Dataset, source: Path | str) -> dict[str, np.ndarray]:
+def truth_at_cells(
+    truth: xr.Dataset, driver: xr.Dataset, source: Path | str
+) -> dict[str, np.ndarray]:
     """The true parameters (lat, lon) sampled at the driver cells, (cell,)."""
     for axis, grid_axis in (("lat", "grid_lat"), ("lon", "grid_lon")):
-        if axis not in truth.coords or not np.allclose(truth[axis].values, driver[grid_axis].values, atol=1e-6):
+        if axis not in truth.coords or not np.allclose(
+            truth[axis].values, driver[grid_axis].values, atol=1e-6
+        ):
             raise ValueError(f"{source}: coordinate '{axis}' does not match the driver's grid")
     missing = [n for n in parameters.NAMES if n not in truth]
     if missing:
         raise ValueError(f"{source}: lacks true parameters {missing}")
     y, x = driver.cell_y.values, driver.cell_x.values
-    return {n: truth[n].transpose("lat", "lon").values[y, x].astype(np.float64) for n in parameters.NAMES}
+    return {
+        n: truth[n].transpose("lat", "lon").values[y, x].astype(np.float64)
+        for n in parameters.NAMES
+    }
 
 
 def _write_csv(table: pd.DataFrame, destination: Path | str) -> None:
@@ -427,7 +539,17 @@ def _check_member(info: Mapping[str, Any], setup: str, source: Path | str) -> No
 def _check_driver(driver: xr.Dataset, grid: str, source: Path | str) -> None:
     if "grid" in driver.attrs and driver.attrs["grid"] != grid:
         raise ValueError(f"{source}: driver is for grid {driver.attrs['grid']!r}, not {grid!r}")
-    needed = ("lat", "lon", "cell_y", "cell_x", "patch", "test", "land_mask", "grid_lat", "grid_lon")
+    needed = (
+        "lat",
+        "lon",
+        "cell_y",
+        "cell_x",
+        "patch",
+        "test",
+        "land_mask",
+        "grid_lat",
+        "grid_lon",
+    )
     missing = [v for v in needed if v not in driver.variables]
     if missing:
         raise ValueError(f"{source}: driver lacks variables {missing}")
@@ -442,7 +564,9 @@ class Ensemble(NamedTuple):
     mean_sim: Simulation  # ensemble-mean simulation, (time, cell) float64
 
 
-def run_members(driver: xr.Dataset, members: Sequence[tuple[Path | str, Path | str]], setup: str) -> Ensemble:
+def run_members(
+    driver: xr.Dataset, members: Sequence[tuple[Path | str, Path | str]], setup: str
+) -> Ensemble:
     """Parameters, simulation and metrics of every member; the ensemble mean of the simulations."""
     numbers, tables, params = [], [], []
     total: Simulation = {}
@@ -450,7 +574,12 @@ def run_members(driver: xr.Dataset, members: Sequence[tuple[Path | str, Path | s
         member = train.load_member(Path(weights), Path(info_path))
         _check_member(member.info, setup, info_path)
         numbers.append(int(member.info["member"]))
-        logger.info("%s member %d: parameters and simulation of %d cells", setup, numbers[-1], driver.sizes["cell"])
+        logger.info(
+            "%s member %d: parameters and simulation of %d cells",
+            setup,
+            numbers[-1],
+            driver.sizes["cell"],
+        )
         params.append(train.member_parameters(driver, member))
         sim = simulate_cells(driver, params[-1])
         tables.append(member_metrics(driver, sim, member.info).assign(member=numbers[-1]))
@@ -484,12 +613,16 @@ def evaluate_setup(
     if not members:
         raise ValueError(f"{grid}/{setup}: no members to evaluate")
     if (truth_nc is None) != (recovery_csv is None):
-        raise ValueError(f"{grid}/{setup}: truth_nc and recovery_csv go together (got {truth_nc}, {recovery_csv})")
+        raise ValueError(
+            f"{grid}/{setup}: truth_nc and recovery_csv go together (got {truth_nc}, {recovery_csv})"
+        )
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     _check_driver(driver, grid, driver_path)
     ensemble = run_members(driver, members, setup)
-    metrics = _sort_rows(ensemble.metrics.assign(grid=grid, setup=setup), ["member", "variable", "split"])
+    metrics = _sort_rows(
+        ensemble.metrics.assign(grid=grid, setup=setup), ["member", "variable", "split"]
+    )
     # member rows count pairs; ensemble rows average counts, which need not be whole
     whole = [int(v) if float(v).is_integer() else float(v) for v in metrics["n"]]
     metrics["n"] = pd.Series(whole, index=metrics.index, dtype=object)
@@ -533,17 +666,34 @@ def evaluate_selected(
     if absent:
         raise ValueError(f"{selected}: kept members {absent} have no info file among the inputs")
     members = [(w, i) for w, i, n in zip(weights, infos, numbers) if n in kept]
-    out = {k: Path(getattr(outputs, k) if hasattr(outputs, k) else outputs[k])
-           for k in ("metrics", "recovery", "maps", "simulated", "params")}  # fmt: skip
-    evaluate_setup(driver_path, members, grid, setup, metrics_csv=out["metrics"], params_nc=out["params"],
-                   simulated_nc=out["simulated"], maps_nc=out["maps"], truth_nc=truth or None,
-                   recovery_csv=out["recovery"] if truth else None)  # fmt: skip
+    out = {
+        k: Path(getattr(outputs, k) if hasattr(outputs, k) else outputs[k])
+        for k in ("metrics", "recovery", "maps", "simulated", "params")
+    }
+    evaluate_setup(
+        driver_path,
+        members,
+        grid,
+        setup,
+        metrics_csv=out["metrics"],
+        params_nc=out["params"],
+        simulated_nc=out["simulated"],
+        maps_nc=out["maps"],
+        truth_nc=truth or None,
+        recovery_csv=out["recovery"] if truth else None,
+    )
     if not truth:
         _write_csv(pd.DataFrame(columns=list(RECOVERY_COLUMNS)), out["recovery"])
 
 
-def _write_maps(driver: xr.Dataset, ensemble: Ensemble, attrs: dict[str, str], params_nc: Path,
-                simulated_nc: Path, maps_nc: Path) -> None:  # fmt: skip
+def _write_maps(
+    driver: xr.Dataset,
+    ensemble: Ensemble,
+    attrs: dict[str, str],
+    params_nc: Path,
+    simulated_nc: Path,
+    maps_nc: Path,
+) -> None:
     where = f"{attrs['setup']} on {attrs['grid']}"
     maps = parameter_maps(driver, ensemble.params)
     maps.attrs |= attrs | {"title": f"hybridland parameters, {where}"}
@@ -551,14 +701,20 @@ def _write_maps(driver: xr.Dataset, ensemble: Ensemble, attrs: dict[str, str], p
     for name in KEY_PARAMETERS:
         write_geotiff(maps[name], params_nc.with_suffix(f".{name}.tif"))
     simulated = simulated_dataset(driver, ensemble.mean_sim, driver.test.values)
-    simulated.attrs |= attrs | {"title": f"hybridland ensemble-mean simulation on the test cells, {where}"}
+    simulated.attrs |= attrs | {
+        "title": f"hybridland ensemble-mean simulation on the test cells, {where}"
+    }
     write_netcdf(simulated, simulated_nc)
     skill = per_cell_temporal_r2(driver, ensemble.mean_sim)
-    skill.attrs |= attrs | {"title": f"hybridland per-cell temporal skill of the ensemble mean, {where}"}
+    skill.attrs |= attrs | {
+        "title": f"hybridland per-cell temporal skill of the ensemble mean, {where}"
+    }
     write_netcdf(skill, maps_nc)
 
 
-def _gather(paths: Iterable[Path | str], destination: Path | str, columns: Sequence[str], by: list[str]) -> None:
+def _gather(
+    paths: Iterable[Path | str], destination: Path | str, columns: Sequence[str], by: list[str]
+) -> None:
     paths = list(paths)
     if not paths:
         raise ValueError(f"{destination}: no tables to gather")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any, TypeVar
 
-from hybridland.sources import HASH_HEX_LENGTHS, Source, split_checksum
+from hybridland.data.sources import HASH_HEX_LENGTHS, Source, split_checksum
 
 logger = logging.getLogger(__name__)
 
@@ -651,7 +651,7 @@ def download_source(
 
     Zenodo records are resolved and each file fetched with the record's md5; direct
     URLs are fetched with the registry's, the provider's (sidecar) or a recorded
-    checksum (see :mod:`hybridland.sources`). Manual products are not downloaded:
+    checksum (see :mod:`hybridland.data.sources`). Manual products are not downloaded:
     their expected files must already be there. Archives are then unpacked into a
     folder named after them (skipped when that folder exists).
 

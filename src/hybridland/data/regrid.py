@@ -1,4 +1,4 @@
-"""Remap native products onto an analysis :class:`~hybridland.grids.Grid`.
+"""Remap native products onto an analysis :class:`~hybridland.data.grids.Grid`.
 
 One method per kind of variable:
 
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.files import write_netcdf
-from hybridland.grids import Grid, snapped_edges
+from hybridland.data.grids import Grid, snapped_edges
+from hybridland.io import write_netcdf
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,11 @@ def as_lat_lon(field: xr.DataArray) -> xr.DataArray:
         )
     if float(field.lon.max()) >= 180 or float(field.lon.min()) < -180:
         shifted = (field.lon + 180.0) % 360.0 - 180.0
-        moved = {c: field[c] + (shifted - field.lon) for c in ("lon_bound_low", "lon_bound_high") if c in field.coords}
+        moved = {
+            c: field[c] + (shifted - field.lon)
+            for c in ("lon_bound_low", "lon_bound_high")
+            if c in field.coords
+        }
         field = field.assign_coords(lon=shifted, **moved)
     field = field.sortby(["lat", "lon"])
     for dim in ("lat", "lon"):
@@ -139,7 +143,9 @@ def cell_edges(field: xr.DataArray, dim: str) -> np.ndarray:
         return np.append(field[low].values, field[high].values[-1]).astype(float)
     centres = field[dim].values.astype(float)
     if centres.size < 2:
-        raise ValueError(f"{_label(field)}: need at least 2 {dim} values or CF bounds, got {centres.size}")
+        raise ValueError(
+            f"{_label(field)}: need at least 2 {dim} values or CF bounds, got {centres.size}"
+        )
     return _midpoint_edges(centres)
 
 
@@ -149,7 +155,9 @@ def with_cf_bounds(field: xr.DataArray, dataset: xr.Dataset) -> xr.DataArray:
         name = dataset[dim].attrs.get("bounds")
         if name in dataset.variables:
             pairs = np.sort(np.asarray(dataset[name].values, float), axis=-1)
-            field = field.assign_coords({f"{dim}_bound_low": (dim, pairs[:, 0]), f"{dim}_bound_high": (dim, pairs[:, 1])})
+            field = field.assign_coords(
+                {f"{dim}_bound_low": (dim, pairs[:, 0]), f"{dim}_bound_high": (dim, pairs[:, 1])}
+            )
     return field
 
 
@@ -493,7 +501,11 @@ def assign_to_cells(
     field = as_lat_lon(coarse)
     if source is None:
         source = Grid.from_edges(
-            "source", field.lat.values, field.lon.values, cell_edges(field, "lat"), cell_edges(field, "lon")
+            "source",
+            field.lat.values,
+            field.lon.values,
+            cell_edges(field, "lat"),
+            cell_edges(field, "lon"),
         )
     if source.shape != (field.lat.size, field.lon.size):
         raise ValueError(
@@ -612,7 +624,7 @@ def to_output_dataset(
         "grid": grid.name,
         "regrid_method": method,
         "source": source.name,
-        "history": f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ} hybridland.regrid "
+        "history": f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ} hybridland.data.regrid "
         f"{method} onto {grid.name}",
     }
     return out
@@ -657,10 +669,20 @@ def regrid_file(
     available = lat_lon_variables(source)
     unknown = sorted(set(variables or ()) - set(available))
     if unknown:
-        raise ValueError(f"{source}: variables {unknown} are not among its lat/lon variables {available}")
+        raise ValueError(
+            f"{source}: variables {unknown} are not among its lat/lon variables {available}"
+        )
     for name in variables or available:
         native = open_native(source, None if source.suffix.lower() in (".tif", ".tiff") else name)
-        logger.info("regrid %s:%s %s onto %s %s with %s", source, name, dict(native.sizes), grid.name, grid.shape, method)
+        logger.info(
+            "regrid %s:%s %s onto %s %s with %s",
+            source,
+            name,
+            dict(native.sizes),
+            grid.name,
+            grid.shape,
+            method,
+        )
         results.append(REMAPPERS[method](native, grid, **options))
     if not results:
         raise ValueError(f"{source}: no variable on lat/lon to regrid")

@@ -30,8 +30,9 @@ import numpy as np
 import optax
 import xarray as xr
 
-from hybridland import dalec, loss, network, setups
-from hybridland.files import atomic_path
+from hybridland.io import atomic_path
+from hybridland.model import dalec, loss, network
+from hybridland.training import setups
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +54,26 @@ class TrainOptions:
     loss: loss.LossConfig
 
     @classmethod
-    def from_config(cls, training: Mapping[str, Any], loss_config: Mapping[str, Any]) -> TrainOptions:
+    def from_config(
+        cls, training: Mapping[str, Any], loss_config: Mapping[str, Any]
+    ) -> TrainOptions:
         """From the config's ``training`` and ``loss`` sections."""
-        keys = ("epochs", "learning_rate", "patches_per_step", "dev_fraction", "checkpoint_every", "max_restarts", "width", "depth")
+        keys = (
+            "epochs",
+            "learning_rate",
+            "patches_per_step",
+            "dev_fraction",
+            "checkpoint_every",
+            "max_restarts",
+            "width",
+            "depth",
+        )
         return cls(**{k: training[k] for k in keys}, loss=loss.LossConfig.from_config(loss_config))
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
 
 
 class Patches(NamedTuple):
@@ -125,7 +139,9 @@ def _slots(driver: xr.Dataset, patch_ids: np.ndarray) -> tuple[np.ndarray, np.nd
     """Cell index (patch, slot) of each patch's cells, padded by repeating them, and the valid mask."""
     members = [np.flatnonzero(driver.patch.values == p) for p in patch_ids]
     slots = max(len(m) for m in members)
-    return np.array([np.resize(m, slots) for m in members]), np.array([np.arange(slots) < len(m) for m in members])
+    return np.array([np.resize(m, slots) for m in members]), np.array(
+        [np.arange(slots) < len(m) for m in members]
+    )
 
 
 def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
@@ -143,12 +159,18 @@ def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
 
     def forcing(name: str) -> jax.Array:
         v = driver[name].values
-        return time_cells(v.T if v.ndim == 2 else np.repeat(v[:, None], driver.sizes["cell"], axis=1))
+        return time_cells(
+            v.T if v.ndim == 2 else np.repeat(v[:, None], driver.sizes["cell"], axis=1)
+        )
 
     met = dalec.Met(*(forcing(f) for f in dalec.Met._fields))
-    climate = dalec.Climate(cells(driver.lat.values), cells(driver.t_mean.values), cells(driver.p_mean.values))
+    climate = dalec.Climate(
+        cells(driver.lat.values), cells(driver.t_mean.values), cells(driver.p_mean.values)
+    )
     obs = {
-        name: loss.Observation(time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32))
+        name: loss.Observation(
+            time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32)
+        )
         for name, (value, mask) in observations(driver).items()
     }
     return Patches(None, None, met, climate, obs)
@@ -202,7 +224,9 @@ def make_evaluate(config: loss.LossConfig):
 
     def one(net, features, lat_feature, shared: Patches, index):
         patches = shared._replace(features=features, lat_feature=lat_feature)
-        return jnp.sum(jax.lax.map(lambda i: loss.network_loss(net, take(patches, i[None]), config), index))
+        return jnp.sum(
+            jax.lax.map(lambda i: loss.network_loss(net, take(patches, i[None]), config), index)
+        )
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
 
@@ -224,7 +248,9 @@ def flatten(tree: Any, prefix: str) -> dict[str, np.ndarray]:
 
 def unflatten(template: Any, arrays: Mapping[str, np.ndarray], prefix: str) -> Any:
     paths, treedef = jax.tree_util.tree_flatten_with_path(template)
-    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(arrays[prefix + jax.tree_util.keystr(p)]) for p, _ in paths])
+    return jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(arrays[prefix + jax.tree_util.keystr(p)]) for p, _ in paths]
+    )
 
 
 def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -246,10 +272,14 @@ class Member(NamedTuple):
 def raw_features(driver: xr.Dataset, setup: str, seed: int) -> np.ndarray:
     """The setup's predictor columns with LAT_SIGMOID appended last, (cell, n + 1)."""
     raw = setups.feature_table(driver, setup, seed)
-    return np.concatenate([raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1)
+    return np.concatenate(
+        [raw, np.asarray(network.lat_sigmoid(driver.lat.values))[:, None]], axis=-1
+    )
 
 
-def standardizer_for(driver: xr.Dataset, setup: str, seed: int, train_cells: np.ndarray) -> tuple[np.ndarray, network.Standardizer]:
+def standardizer_for(
+    driver: xr.Dataset, setup: str, seed: int, train_cells: np.ndarray
+) -> tuple[np.ndarray, network.Standardizer]:
     """Raw features (with LAT_SIGMOID last) and their standardisation over the training cells."""
     raw = raw_features(driver, setup, seed)
     return raw, network.Standardizer.fit(raw[train_cells])
@@ -263,16 +293,22 @@ class _Split(NamedTuple):
     z: np.ndarray  # standardised features, LAT_SIGMOID last, (cell, n + 1)
 
 
-def _member_split(driver: xr.Dataset, setup: str, member: int, seed: int, dev_fraction: float) -> _Split:
+def _member_split(
+    driver: xr.Dataset, setup: str, member: int, seed: int, dev_fraction: float
+) -> _Split:
     mseed = member_seed(seed, setup, member)
     candidates = driver.patch_id.values[~driver.patch_test.values]
     dev = dev_patches(candidates, dev_fraction, mseed)
     train_ids = np.setdiff1d(candidates, dev)
-    raw, standardizer = standardizer_for(driver, setup, seed, np.isin(driver.patch.values, train_ids))
+    raw, standardizer = standardizer_for(
+        driver, setup, seed, np.isin(driver.patch.values, train_ids)
+    )
     return _Split(mseed, train_ids, dev, standardizer, standardizer.apply(raw))
 
 
-def train_member(driver: xr.Dataset, setup: str, member: int, seed: int, options: TrainOptions, checkpoint: Path) -> Member:
+def train_member(
+    driver: xr.Dataset, setup: str, member: int, seed: int, options: TrainOptions, checkpoint: Path
+) -> Member:
     """Train one member (see :func:`train_members`)."""
     return train_members(driver, setup, [member], seed, options, checkpoint)[0]
 
@@ -296,14 +332,24 @@ def train_members(
     shared = pack(driver, candidates)
     loss.check_observations(shared.observations, options.loss)
     n_features = splits[0].z.shape[1] - 1
-    features = jnp.stack([_padded_features(pack_features(driver, s.z[:, :-1], candidates), padded_width(n_features))
-                          for s in splits])  # fmt: skip
-    lat_feature = jnp.stack([pack_features(driver, s.z[:, -1:], candidates)[..., 0] for s in splits])
+    features = jnp.stack(
+        [
+            _padded_features(
+                pack_features(driver, s.z[:, :-1], candidates), padded_width(n_features)
+            )
+            for s in splits
+        ]
+    )
+    lat_feature = jnp.stack(
+        [pack_features(driver, s.z[:, -1:], candidates)[..., 0] for s in splits]
+    )
     dev_index = jnp.asarray([[position[int(p)] for p in s.dev] for s in splits])
 
     optimiser = optax.adam(options.learning_rate)
     epoch_fn, evaluate = make_epoch(options.loss, optimiser), make_evaluate(options.loss)
-    fingerprint = f"{options.fingerprint()}-{setup}-{members}-{seed}-{driver.sizes['cell']}-pad{FEATURE_PAD}"
+    fingerprint = (
+        f"{options.fingerprint()}-{setup}-{members}-{seed}-{driver.sizes['cell']}-pad{FEATURE_PAD}"
+    )
     initial = [_initial(n_features, options, optimiser, seed, setup, m, 0) for m in members]
     state = _resume(checkpoint, fingerprint, _stack(initial), len(members))
     while min(state.epoch) < options.epochs:
@@ -312,8 +358,15 @@ def train_members(
             epoch_order(len(s.train), options.patches_per_step, s.seed, min(e, options.epochs - 1))
             for s, e in zip(splits, state.epoch)
         ]
-        order = jnp.asarray([[[position[int(s.train[i])] for i in row] for row in o] for s, o in zip(splits, orders)])
-        net, opt_state, values = epoch_fn(state.net, state.opt_state, features, lat_feature, shared, order, jnp.asarray(active))
+        order = jnp.asarray(
+            [
+                [[position[int(s.train[i])] for i in row] for row in o]
+                for s, o in zip(splits, orders)
+            ]
+        )
+        net, opt_state, values = epoch_fn(
+            state.net, state.opt_state, features, lat_feature, shared, order, jnp.asarray(active)
+        )
         train_losses = np.asarray(jnp.sum(values, axis=1), np.float64)
         dev_losses = np.asarray(evaluate(net, features, lat_feature, shared, dev_index), np.float64)
         state = state._replace(net=net, opt_state=opt_state)
@@ -325,14 +378,24 @@ def train_members(
                 continue
             state.history[i].append((float(train_losses[i]), float(dev_losses[i])))
             state.epoch[i] += 1
-            logger.info("%s member %d epoch %d/%d  train %.6g  dev %.6g",
-                        setup, member, state.epoch[i], options.epochs, train_losses[i], dev_losses[i])  # fmt: skip
+            logger.info(
+                "%s member %d epoch %d/%d  train %.6g  dev %.6g",
+                setup,
+                member,
+                state.epoch[i],
+                options.epochs,
+                train_losses[i],
+                dev_losses[i],
+            )
         done = min(state.epoch)
         if done % options.checkpoint_every == 0 and done < options.epochs and active.all():
             _save_checkpoint(checkpoint, fingerprint, state)
     return [
-        Member(_with_feature_rows(_member_slice(state.net, i), n_features), s.standardizer,
-               _info(setup, m, seed, s, state.attempt[i], state.history[i], options))
+        Member(
+            _with_feature_rows(_member_slice(state.net, i), n_features),
+            s.standardizer,
+            _info(setup, m, seed, s, state.attempt[i], state.history[i], options),
+        )
         for i, (m, s) in enumerate(zip(members, splits))
     ]
 
@@ -359,27 +422,54 @@ def _set_member(tree: Any, i: int, value: Any) -> Any:
     return jax.tree_util.tree_map(lambda x, v: x.at[i].set(v), tree, value)
 
 
-def _reinitialise(state: _State, i: int, setup: str, member: int, options: TrainOptions, optimiser, seed: int, n_features: int) -> _State:
+def _reinitialise(
+    state: _State,
+    i: int,
+    setup: str,
+    member: int,
+    options: TrainOptions,
+    optimiser,
+    seed: int,
+    n_features: int,
+) -> _State:
     """Member ``i`` starts again from a new key derived from its seed, or the job fails."""
     attempt = state.attempt[i] + 1
     if attempt > options.max_restarts:
         raise RuntimeError(
             f"{setup} member {member}: loss not finite in epoch {state.epoch[i] + 1} after {options.max_restarts} re-initialisations"
         )
-    logger.warning("%s member %d: non-finite loss in epoch %d; re-initialising (attempt %d of %d)",
-                   setup, member, state.epoch[i] + 1, attempt, options.max_restarts)  # fmt: skip
+    logger.warning(
+        "%s member %d: non-finite loss in epoch %d; re-initialising (attempt %d of %d)",
+        setup,
+        member,
+        state.epoch[i] + 1,
+        attempt,
+        options.max_restarts,
+    )
     net, opt_state = _initial(n_features, options, optimiser, seed, setup, member, attempt)
     state.epoch[i], state.attempt[i], state.history[i] = 0, attempt, []
-    return state._replace(net=_set_member(state.net, i, net), opt_state=_set_member(state.opt_state, i, opt_state))
+    return state._replace(
+        net=_set_member(state.net, i, net), opt_state=_set_member(state.opt_state, i, opt_state)
+    )
 
 
-def _info(setup: str, member: int, seed: int, split: _Split, attempt: int, history, options: TrainOptions) -> dict[str, Any]:
+def _info(
+    setup: str, member: int, seed: int, split: _Split, attempt: int, history, options: TrainOptions
+) -> dict[str, Any]:
     return {
-        "setup": setup, "member": member, "seed": seed, "member_seed": split.seed, "attempts": attempt + 1,
-        "columns": list(setups.columns(setup)), "train_patches": split.train.tolist(), "dev_patches": split.dev.tolist(),
+        "setup": setup,
+        "member": member,
+        "seed": seed,
+        "member_seed": split.seed,
+        "attempts": attempt + 1,
+        "columns": list(setups.columns(setup)),
+        "train_patches": split.train.tolist(),
+        "dev_patches": split.dev.tolist(),
         "history": {"train": [h[0] for h in history], "dev": [h[1] for h in history]},
-        "final_train_loss": history[-1][0], "final_dev_loss": history[-1][1], "options": asdict(options),
-    }  # fmt: skip
+        "final_train_loss": history[-1][0],
+        "final_dev_loss": history[-1][1],
+        "options": asdict(options),
+    }
 
 
 # Inside the training program, features are padded with zero columns to a multiple of this
@@ -398,7 +488,11 @@ def padded_width(n_features: int) -> int:
 def _with_feature_rows(net: network.Network, rows: int) -> network.Network:
     """``net`` with its first layer's input rows zero-padded or cut to ``rows``."""
     first = net.embedding[0]
-    w = first.w[:rows] if first.w.shape[0] >= rows else jnp.pad(first.w, ((0, rows - first.w.shape[0]), (0, 0)))
+    w = (
+        first.w[:rows]
+        if first.w.shape[0] >= rows
+        else jnp.pad(first.w, ((0, rows - first.w.shape[0]), (0, 0)))
+    )
     return net._replace(embedding=(first._replace(w=w), *net.embedding[1:]))
 
 
@@ -406,8 +500,21 @@ def _padded_features(features: jax.Array, width: int) -> jax.Array:
     return jnp.pad(features, [(0, 0)] * (features.ndim - 1) + [(0, width - features.shape[-1])])
 
 
-def _initial(n_features: int, options: TrainOptions, optimiser, seed: int, setup: str, member: int, attempt: int):
-    net = network.init_network(member_key(seed, setup, member, attempt), n_features, width=options.width, depth=options.depth)
+def _initial(
+    n_features: int,
+    options: TrainOptions,
+    optimiser,
+    seed: int,
+    setup: str,
+    member: int,
+    attempt: int,
+):
+    net = network.init_network(
+        member_key(seed, setup, member, attempt),
+        n_features,
+        width=options.width,
+        depth=options.depth,
+    )
     net = _with_feature_rows(net, padded_width(n_features))
     return net, optimiser.init(net)
 
@@ -423,8 +530,16 @@ def _resume(path: Path, fingerprint: str, initial: tuple[Any, Any], n: int) -> _
         return fresh
     logger.info("resuming from %s at epochs %s", path, arrays["epoch"].tolist())
     lengths = arrays["epoch"].tolist()
-    history = [[tuple(map(float, row)) for row in arrays["history"][i, :k]] for i, k in enumerate(lengths)]
-    return _State(unflatten(initial[0], arrays, "net"), unflatten(initial[1], arrays, "opt"), lengths, arrays["attempt"].tolist(), history)
+    history = [
+        [tuple(map(float, row)) for row in arrays["history"][i, :k]] for i, k in enumerate(lengths)
+    ]
+    return _State(
+        unflatten(initial[0], arrays, "net"),
+        unflatten(initial[1], arrays, "opt"),
+        lengths,
+        arrays["attempt"].tolist(),
+        history,
+    )
 
 
 def _save_checkpoint(path: Path, fingerprint: str, state: _State) -> None:
@@ -433,13 +548,21 @@ def _save_checkpoint(path: Path, fingerprint: str, state: _State) -> None:
     for i, h in enumerate(state.history):
         history[i, : len(h)] = np.reshape(h, (-1, 2))
     arrays = flatten(state.net, "net") | flatten(state.opt_state, "opt")
-    arrays |= {"fingerprint": np.array(fingerprint), "epoch": np.array(state.epoch), "attempt": np.array(state.attempt), "history": history}
+    arrays |= {
+        "fingerprint": np.array(fingerprint),
+        "epoch": np.array(state.epoch),
+        "attempt": np.array(state.attempt),
+        "history": history,
+    }
     save_npz(path, arrays)
 
 
 def save_member(member: Member, weights: Path, info: Path) -> None:
     """Weights and standardisation as .npz, everything else as JSON."""
-    arrays = flatten(member.net, "net") | {"standardizer_mean": member.standardizer.mean, "standardizer_std": member.standardizer.std}
+    arrays = flatten(member.net, "net") | {
+        "standardizer_mean": member.standardizer.mean,
+        "standardizer_std": member.standardizer.std,
+    }
     save_npz(weights, arrays)
     with atomic_path(info) as tmp:
         tmp.write_text(json.dumps(member.info, indent=1))
@@ -450,7 +573,9 @@ def load_member(weights: Path, info: Path) -> Member:
     meta = json.loads(Path(info).read_text())
     arrays = load_npz(weights)
     options = meta["options"]
-    template = network.init_network(jax.random.key(0), len(meta["columns"]), width=options["width"], depth=options["depth"])
+    template = network.init_network(
+        jax.random.key(0), len(meta["columns"]), width=options["width"], depth=options["depth"]
+    )
     standardizer = network.Standardizer(arrays["standardizer_mean"], arrays["standardizer_std"])
     return Member(unflatten(template, arrays, "net"), standardizer, meta)
 
@@ -463,7 +588,15 @@ def member_parameters(driver: xr.Dataset, member: Member) -> dict[str, np.ndarra
     return {k: np.asarray(v) for k, v in params.items()}
 
 
-def train_member_files(driver_path: Path, setup: str, member: int, seed: int, options: TrainOptions, weights: Path, info: Path) -> None:
+def train_member_files(
+    driver_path: Path,
+    setup: str,
+    member: int,
+    seed: int,
+    options: TrainOptions,
+    weights: Path,
+    info: Path,
+) -> None:
     """Entry point of the train_member rule: train (resuming if possible) and write the member."""
     checkpoint = Path(weights).with_name("checkpoint.npz")
     with xr.open_dataset(driver_path) as driver:
@@ -490,7 +623,15 @@ def select_members_file(infos: list[Path], keep: int, destination: Path) -> None
         tmp.write_text(json.dumps({"kept": kept, "final_train_loss": losses}, indent=1))
 
 
-def train_setup_files(driver_path: Path, setup: str, members: list[int], seed: int, options: TrainOptions, weights: list[Path], infos: list[Path]) -> None:
+def train_setup_files(
+    driver_path: Path,
+    setup: str,
+    members: list[int],
+    seed: int,
+    options: TrainOptions,
+    weights: list[Path],
+    infos: list[Path],
+) -> None:
     """Entry point of the train_setup rule: all members of a setup in one program, one file pair each."""
     checkpoint = Path(weights[0]).parent.parent / "checkpoint.npz"
     with xr.open_dataset(driver_path) as driver:

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland import parameters, plots
-from hybridland.files import atomic_path, write_netcdf
+from hybridland.analysis import plots
+from hybridland.io import atomic_path, write_netcdf
+from hybridland.model import parameters
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from hybridland import train
+    from hybridland.training import train
 
 logger = logging.getLogger(__name__)
 
@@ -35,30 +36,39 @@ DEFAULT_THRESHOLD = 0.5
 MemberFiles = Sequence[tuple[Path | str, Path | str]]  # (weights.npz, member.json) per member
 
 
-def stack_parameters(members: Sequence[Mapping[str, np.ndarray]], numbers: Sequence[int]) -> xr.Dataset:
+def stack_parameters(
+    members: Sequence[Mapping[str, np.ndarray]], numbers: Sequence[int]
+) -> xr.Dataset:
     """Stack per-member parameters (name -> (cell,)) into variables of dims (member, cell).
 
     Every member must give every name of ``parameters.NAMES`` with the same number of cells.
     """
     if len(members) != len(numbers) or not members:
-        raise ValueError(f"need one number per member and at least one member, got {len(members)} and {len(numbers)}")
+        raise ValueError(
+            f"need one number per member and at least one member, got {len(members)} and {len(numbers)}"
+        )
     data = {}
     for name in parameters.NAMES:
         missing = [n for n, m in zip(numbers, members) if name not in m]
         if missing:
             raise ValueError(f"members {missing} lack parameter {name!r}")
-        data[name] = (("member", "cell"), np.stack([np.asarray(m[name], np.float64) for m in members]),
-                      {"units": parameters.BY_NAME[name].units})  # fmt: skip
+        data[name] = (
+            ("member", "cell"),
+            np.stack([np.asarray(m[name], np.float64) for m in members]),
+            {"units": parameters.BY_NAME[name].units},
+        )
     return xr.Dataset(data, coords={"member": list(numbers)})
 
 
 def member_parameter_stack(driver: xr.Dataset, members: Sequence[train.Member]) -> xr.Dataset:
     """Every member's 40 parameters on every driver cell, (member, cell), with cell lat/lon as coordinates."""
-    from hybridland import train
+    from hybridland.training import train
 
     numbers = [int(m.info["member"]) for m in members]
     stack = stack_parameters([train.member_parameters(driver, m) for m in members], numbers)
-    cell = {k: ("cell", driver[k].values) for k in ("lat", "lon", "cell_y", "cell_x") if k in driver}
+    cell = {
+        k: ("cell", driver[k].values) for k in ("lat", "lon", "cell_y", "cell_x") if k in driver
+    }
     return stack.assign_coords(cell)
 
 
@@ -71,15 +81,25 @@ def coefficient_of_variation(stack: xr.Dataset) -> xr.Dataset:
     mean, std = stack.mean("member"), stack.std("member")
     cv = xr.where(std == 0, 0.0, std / abs(mean)).where(mean.notnull() & std.notnull())
     for name in cv.data_vars:
-        cv[name].attrs = {"units": "1", "long_name": f"{name}: coefficient of variation across members"}
+        cv[name].attrs = {
+            "units": "1",
+            "long_name": f"{name}: coefficient of variation across members",
+        }
     return cv
 
 
 def median_cv(cv: xr.Dataset) -> pd.Series:
     """Spatial median CV of each parameter (NaN cells ignored), in table order."""
-    names = [n for n in parameters.NAMES if n in cv] + [n for n in cv.data_vars if n not in parameters.NAMES]
-    return pd.Series({n: float(np.nanmedian(cv[n].values)) if np.isfinite(cv[n].values).any() else np.nan
-                      for n in names}, dtype=np.float64)  # fmt: skip
+    names = [n for n in parameters.NAMES if n in cv] + [
+        n for n in cv.data_vars if n not in parameters.NAMES
+    ]
+    return pd.Series(
+        {
+            n: float(np.nanmedian(cv[n].values)) if np.isfinite(cv[n].values).any() else np.nan
+            for n in names
+        },
+        dtype=np.float64,
+    )
 
 
 def summary(cv: xr.Dataset, setup: str, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
@@ -87,19 +107,32 @@ def summary(cv: xr.Dataset, setup: str, threshold: float = DEFAULT_THRESHOLD) ->
     if not threshold > 0:
         raise ValueError(f"identifiability threshold must be positive, got {threshold}")
     medians = median_cv(cv)
-    return pd.DataFrame({"setup": setup, "parameter": medians.index, "median_cv": medians.to_numpy(),
-                         "identifiable": medians.to_numpy() < threshold}, columns=list(COLUMNS))  # fmt: skip
+    return pd.DataFrame(
+        {
+            "setup": setup,
+            "parameter": medians.index,
+            "median_cv": medians.to_numpy(),
+            "identifiable": medians.to_numpy() < threshold,
+        },
+        columns=list(COLUMNS),
+    )
 
 
 def bars_figure(table: pd.DataFrame, threshold: float) -> Figure:
     """One panel per setup: median CV of each parameter, sorted, with the threshold line."""
     names = list(dict.fromkeys(table["setup"]))
-    fig, axes = plots.new_figure(1, max(len(names), 1), panel=(3.6, 0.16 * table["parameter"].nunique() + 1.2))
+    fig, axes = plots.new_figure(
+        1, max(len(names), 1), panel=(3.6, 0.16 * table["parameter"].nunique() + 1.2)
+    )
     for ax, setup in zip(axes[0], names):
-        rows = table[table["setup"] == setup].sort_values("median_cv", ascending=False, na_position="first")
+        rows = table[table["setup"] == setup].sort_values(
+            "median_cv", ascending=False, na_position="first"
+        )
         colors = np.where(rows["identifiable"], "C0", "0.65")
         ax.barh(rows["parameter"], rows["median_cv"].fillna(0.0), color=colors)
-        ax.axvline(threshold, color="C3", linestyle="--", linewidth=1.0, label=f"threshold {threshold:g}")
+        ax.axvline(
+            threshold, color="C3", linestyle="--", linewidth=1.0, label=f"threshold {threshold:g}"
+        )
         ax.set_title(setup, fontsize="medium")
         ax.set_xlabel("spatial median CV across members")
         ax.tick_params(axis="y", labelsize="x-small")
@@ -135,24 +168,38 @@ def kept_members(selected: Path | str, members: MemberFiles) -> list[tuple[Path 
 
 def setup_cv(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Dataset:
     """Load a setup's members, check they belong to it, and return their CV per cell."""
-    from hybridland import train
+    from hybridland.training import train
 
     members = []
     for weights, info in files:
         member = train.load_member(Path(weights), Path(info))
         if member.info.get("setup") != setup:
-            raise ValueError(f"{info}: member belongs to setup {member.info.get('setup')!r}, not {setup!r}")
+            raise ValueError(
+                f"{info}: member belongs to setup {member.info.get('setup')!r}, not {setup!r}"
+            )
         members.append(member)
     if len(members) < 2:
-        logger.warning("%s: %d member(s); a CV across fewer than two members is 0 everywhere", setup, len(members))
-    logger.info("%s: parameters of %d members on %d cells", setup, len(members), driver.sizes["cell"])
+        logger.warning(
+            "%s: %d member(s); a CV across fewer than two members is 0 everywhere",
+            setup,
+            len(members),
+        )
+    logger.info(
+        "%s: parameters of %d members on %d cells", setup, len(members), driver.sizes["cell"]
+    )
     return coefficient_of_variation(member_parameter_stack(driver, members))
 
 
-def identifiability_files(driver_path: Path | str, member_files_by_setup: Mapping[str, MemberFiles], grid: str,
-                          threshold: float, out_csv: Path | str, figure_stem: Path | str,
-                          out_cv_nc: Path | str | None = None,
-                          selected: Mapping[str, Path | str] | None = None) -> None:  # fmt: skip
+def identifiability_files(
+    driver_path: Path | str,
+    member_files_by_setup: Mapping[str, MemberFiles],
+    grid: str,
+    threshold: float,
+    out_csv: Path | str,
+    figure_stem: Path | str,
+    out_cv_nc: Path | str | None = None,
+    selected: Mapping[str, Path | str] | None = None,
+) -> None:
     """Entry point of the identifiability rule for one grid.
 
     Args:
@@ -173,7 +220,9 @@ def identifiability_files(driver_path: Path | str, member_files_by_setup: Mappin
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     if driver.attrs.get("grid", grid) != grid:
-        raise ValueError(f"{driver_path}: driver is for grid {driver.attrs['grid']!r}, not {grid!r}")
+        raise ValueError(
+            f"{driver_path}: driver is for grid {driver.attrs['grid']!r}, not {grid!r}"
+        )
     tables, maps = [], []
     for setup, files in member_files_by_setup.items():
         if selected is not None:
@@ -187,9 +236,19 @@ def identifiability_files(driver_path: Path | str, member_files_by_setup: Mappin
         table.to_csv(temporary, index=False)
     if out_cv_nc is not None:
         cvs = xr.concat(maps, dim="setup")
-        cvs.attrs = {"Conventions": "CF-1.8", "grid": grid, "threshold": threshold,
-                     "title": f"hybridland coefficient of variation of parameters across members, {grid}"}  # fmt: skip
+        cvs.attrs = {
+            "Conventions": "CF-1.8",
+            "grid": grid,
+            "threshold": threshold,
+            "title": f"hybridland coefficient of variation of parameters across members, {grid}",
+        }
         write_netcdf(cvs, out_cv_nc)
     plots.save_figure(bars_figure(table, threshold), figure_stem)
     for setup, part in table.groupby("setup", sort=False):
-        logger.info("%s/%s: %d of %d parameters identifiable", grid, setup, int(part["identifiable"].sum()), len(part))
+        logger.info(
+            "%s/%s: %d of %d parameters identifiable",
+            grid,
+            setup,
+            int(part["identifiable"].sum()),
+            len(part),
+        )

@@ -4,7 +4,7 @@ An embedding MLP (leaky ReLU after every layer, the last included) feeds three
 linear heads: 31 process parameters, 7 initial pools and 2 phenology phases.
 Only the phenology head also sees the standardised hemisphere flag
 ``LAT_SIGMOID``. Head outputs pass through the bounded transform of
-:mod:`hybridland.parameters`.
+:mod:`hybridland.model.parameters`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hybridland import parameters
-from hybridland.parameters import GROUPS, Group
+from hybridland.model import parameters
+from hybridland.model.parameters import GROUPS, Group
 
 LEAKY_SLOPE = 0.01
 
@@ -54,7 +54,9 @@ def init_network(
     The four sub-networks each get their own key, split from ``key``.
     """
     if n_features < 1 or width < 1 or depth < 1:
-        raise ValueError(f"network needs n_features, width, depth >= 1, got {n_features}, {width}, {depth}")
+        raise ValueError(
+            f"network needs n_features, width, depth >= 1, got {n_features}, {width}, {depth}"
+        )
     k_emb, k_proc, k_init, k_phen = jax.random.split(key, 4)
     n_out = {g: len(parameters.group_names(g)) for g in GROUPS}
     return Network(

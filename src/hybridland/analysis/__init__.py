@@ -1,0 +1,1 @@
+"""The analyses of a trained ensemble: partitioning, identifiability, PCA, SHAP, scorecard."""

@@ -1,0 +1,1 @@
+"""The data pipeline: grids, sources and downloads, regridding, the twin, and the driver."""

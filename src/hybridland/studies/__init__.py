@@ -1,0 +1,1 @@
+"""Study-specific pipelines built from the layers below (FLUXNET16 cross-site)."""

@@ -1,0 +1,1 @@
+"""Training: setups of predictor groups, the training loop, member selection, evaluation."""
