@@ -11,8 +11,8 @@ import pytest
 import rioxarray  # noqa: F401  (registers the .rio accessor used to write test rasters)
 import xarray as xr
 
-from hybridland import io as files
-from hybridland.data import regrid
+from hybridland import contract, io
+from hybridland.data import landcover, regrid
 from hybridland.data.grids import Box, Grid, standard_grid
 
 BOX = Box(west=-110.0, east=-107.0, south=37.0, north=39.5)
@@ -178,10 +178,13 @@ def test_xesmf_backend_agrees_with_xarray_regrid(rng):
 
 
 def test_pft_mapping_covers_every_igbp_land_class_once():
-    regrid.check_pft_mapping()
-    assert regrid.IGBP_CLASSES[0] == "water" and regrid.IGBP_CLASSES[16] == "barren"
+    landcover.check_pft_mapping()
+    assert landcover.IGBP_CLASSES[0] == "water" and landcover.IGBP_CLASSES[16] == "barren"
     with pytest.raises(ValueError, match="PFT mapping covers IGBP codes"):
-        regrid.check_pft_mapping({**regrid.PFT_FROM_IGBP, "NVG": (13, 15)})
+        landcover.check_pft_mapping({**landcover.PFT_FROM_IGBP, "NVG": (13, 15)})
+    reordered = dict(reversed(landcover.PFT_FROM_IGBP.items()))
+    with pytest.raises(ValueError, match="expected the study's"):
+        landcover.check_pft_mapping(reordered)
 
 
 def test_class_fractions_sum_to_one_on_random_maps(rng):
@@ -191,7 +194,7 @@ def test_class_fractions_sum_to_one_on_random_maps(rng):
     codes[:5, :5] = 0  # one all-water target cell
     out = regrid.class_fractions(on(source, codes, name="lc"), grid)
     assert out.pft_fraction.dims == ("pft", "lat", "lon")
-    assert list(out.pft.values) == list(regrid.PFTS)
+    assert list(out.pft.values) == list(contract.PFT)
     total = out.pft_fraction.sum("pft", skipna=False)
     np.testing.assert_allclose(total.values[1:, 1:], 1.0, rtol=1e-12)
     assert np.isnan(out.pft_fraction.values[:, 0, 0]).all()
@@ -452,7 +455,7 @@ def test_write_netcdf_removes_its_temporary_file_on_failure(tmp_path):
     dataset = xr.Dataset({"x": ("lat", [1.0])}, coords={"lat": [0.0]})
     dataset.attrs["bad"] = {"a": 1}  # netCDF cannot store a dict attribute
     with pytest.raises(TypeError):
-        files.write_netcdf(dataset, tmp_path / "out.nc")
+        io.write_netcdf(dataset, tmp_path / "out.nc")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland.data.grids import Grid, snapped_edges
+from hybridland.data.landcover import IGBP_CLASSES, IGBP_FILL, IGBP_WATER, PFT_FROM_IGBP
 from hybridland.io import write_netcdf
 
 logger = logging.getLogger(__name__)
@@ -35,58 +36,6 @@ Method = Literal["conservative", "class_fractions", "p95_then_max", "assign_to_c
 Backend = Literal["xesmf", "xarray-regrid"]
 Remapper = Callable[[xr.DataArray, Grid], xr.DataArray | xr.Dataset]
 
-#: IGBP classes as coded in MODIS MCD12C1 (Majority_Land_Cover_Type_1, collection 6.x).
-#: Unlike MCD12Q1 (1..17, water = 17), MCD12C1 codes water as 0 and barren as 16;
-#: 255 is the product's fill value.
-IGBP_CLASSES: dict[int, str] = {
-    0: "water",
-    1: "evergreen needleleaf forest",
-    2: "evergreen broadleaf forest",
-    3: "deciduous needleleaf forest",
-    4: "deciduous broadleaf forest",
-    5: "mixed forest",
-    6: "closed shrubland",
-    7: "open shrubland",
-    8: "woody savanna",
-    9: "savanna",
-    10: "grassland",
-    11: "permanent wetland",
-    12: "cropland",
-    13: "urban and built-up",
-    14: "cropland/natural vegetation mosaic",
-    15: "snow and ice",
-    16: "barren",
-}
-IGBP_WATER = 0
-IGBP_FILL = 255
-
-#: The 10 plant functional types of the study and the IGBP land classes each gathers.
-PFT_FROM_IGBP: dict[str, tuple[int, ...]] = {
-    "NF": (1, 3),
-    "DBF": (4,),
-    "EBF": (2,),
-    "MF": (5,),
-    "SH": (6, 7),
-    "SAV": (8, 9),
-    "GRA": (10,),
-    "WET": (11,),
-    "CRO": (12, 14),
-    "NVG": (13, 15, 16),
-}
-PFTS: tuple[str, ...] = tuple(PFT_FROM_IGBP)
-
-
-def check_pft_mapping(mapping: Mapping[str, tuple[int, ...]] = PFT_FROM_IGBP) -> None:
-    """Raise ValueError unless every IGBP land class (1..16) is in exactly one PFT."""
-    codes = [code for group in mapping.values() for code in group]
-    land = sorted(set(IGBP_CLASSES) - {IGBP_WATER})
-    if sorted(codes) != land:
-        raise ValueError(
-            f"PFT mapping covers IGBP codes {sorted(codes)}, expected {land} once each"
-        )
-
-
-check_pft_mapping()
 
 # A source is passed through p95_then_max when it has fewer than this many cells per
 # block side (a ~1 km product against 1/120-degree blocks).
@@ -692,9 +641,6 @@ def regrid_file(
 
 
 __all__ = [
-    "IGBP_CLASSES",
-    "PFTS",
-    "PFT_FROM_IGBP",
     "REMAPPERS",
     "Method",
     "assign_to_cells",
@@ -705,5 +651,4 @@ __all__ = [
     "open_native",
     "p95_then_max",
     "regrid_file",
-    "write_netcdf",
 ]

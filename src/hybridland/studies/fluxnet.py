@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland import contract
-from hybridland.data import driver, regrid
+from hybridland.data import driver, landcover
 from hybridland.io import atomic_path, write_netcdf
 from hybridland.model import loss, network, parameters
 from hybridland.training import evaluate, train
@@ -57,7 +57,7 @@ MEDIAN_COLUMNS = ("scheme", "setup", "variable", "median_nse", "median_r", "medi
 # Driver target -> variable of the monthly file (its uncertainty is <variable>_unc).
 TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "nbe": "nbe", "et_ec": "et", "lai": "lai"}
 FORCING = {"t_min": "t2m_min", "t_max": "t2m_max", "rad": "ssrd", "vpd": "vpd", "precip": "precip"}
-# IGBP abbreviations of the site table -> MCD12C1 codes (regrid.IGBP_CLASSES).
+# IGBP abbreviations of the site table -> MCD12C1 codes (landcover.IGBP_CLASSES).
 IGBP_CODES = {
     "ENF": 1,
     "EBF": 2,
@@ -104,7 +104,7 @@ def read_monthly(path: Path | str = DATA / MONTHLY) -> xr.Dataset:
 
 
 def pft_one_hot(igbp: Sequence[str]) -> dict[str, np.ndarray]:
-    """The study's 10 PFTs (regrid.PFT_FROM_IGBP) as 0/1 columns from IGBP abbreviations."""
+    """The study's 10 PFTs (landcover.PFT_FROM_IGBP) as 0/1 columns from IGBP abbreviations."""
     unknown = sorted(set(igbp) - set(IGBP_CODES))
     if unknown:
         raise FluxnetError(
@@ -112,7 +112,7 @@ def pft_one_hot(igbp: Sequence[str]) -> dict[str, np.ndarray]:
         )
     codes = np.array([IGBP_CODES[c] for c in igbp])
     return {
-        pft: np.isin(codes, regrid.PFT_FROM_IGBP[pft]).astype(np.float64) for pft in contract.PFT
+        pft: np.isin(codes, landcover.PFT_FROM_IGBP[pft]).astype(np.float64) for pft in contract.PFT
     }
 
 
