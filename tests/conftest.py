@@ -1,13 +1,35 @@
-"""Shared fixtures: the shipped reference file and its cases."""
+"""Shared fixtures (the shipped reference file and its cases), the session-wide JAX
+compilation cache, and the `slow` marker of the workflow and Slurm tests."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = DATA / "dalec993_cases.nc"
+# Modules whose tests run whole Snakemake workflows (minutes each): marked `slow`, so
+# `python -m pytest -m "not slow"` is the quick loop; CI runs everything.
+SLOW_MODULES = ("test_workflow.py", "test_slurm.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One persistent compilation cache for the whole session and the workflows it runs
+    (their jobs read $HYBRIDLAND_JAX_CACHE), so a program compiled once is reused."""
+    config.addinivalue_line("markers", "slow: runs a whole Snakemake workflow (minutes)")
+    cache = Path(config.rootpath) / ".jax_cache_tests"
+    os.environ.setdefault("HYBRIDLAND_JAX_CACHE", str(cache))
+    from hybridland import jaxcache
+
+    jaxcache.enable()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
