@@ -13,7 +13,7 @@ import xarray as xr
 from hybridland import contract
 from hybridland.data import twin
 from hybridland.data.grids import UCRB_BOX, Box
-from hybridland.data.twin import grids, weather
+from hybridland.data.twin import design, grids, weather
 from hybridland.model import parameters
 
 TINY_BOX = Box(west=-108.5, east=-107.0, south=38.5, north=39.5)
@@ -354,6 +354,95 @@ def test_true_parameters_needs_its_columns():
         twin.true_parameters(table)
 
 
+# -- configured truth (overrides) ---------------------------------------------------
+
+OVERRIDES = twin.Overrides(
+    {"field_capacity": "SOIL", "Q10": "PFT", "f_fol": "none", "tor_wood": "CLIM", "Csom": "AGE"},
+    span=0.25,
+    seed=3,
+)
+
+
+def test_overrides_change_exactly_the_named_parameters():
+    table = predictor_table(400)
+    base, over = twin.true_parameters(table), twin.true_parameters(table, OVERRIDES)
+    changed = {n for n in parameters.NAMES if not np.array_equal(base[n], over[n])}
+    assert changed == set(OVERRIDES.groups)
+    assert parameters.out_of_bounds(over) is None
+
+
+def test_none_makes_a_parameter_constant_at_its_reference_value():
+    values = twin.true_parameters(predictor_table(400), OVERRIDES)["f_fol"]
+    assert np.all(values == design.reference_parameters()["f_fol"])
+
+
+@pytest.mark.parametrize("group", ["PFT", "CLIM", "AGE", "SOIL"])
+def test_overridden_parameters_follow_their_group_only(group):
+    table = predictor_table()
+    base = twin.true_parameters(table, OVERRIDES)
+    rng = np.random.default_rng(2)
+    moved = {**table, **{c: rng.permutation(table[c]) for c in contract.PREDICTOR_GROUPS[group]}}
+    after = twin.true_parameters(moved, OVERRIDES)
+    changed = {n for n in parameters.NAMES if not np.allclose(base[n], after[n], rtol=1e-12)}
+    driven = {n for n, groups in twin.drivers(OVERRIDES).items() if group in groups}
+    assert changed == driven
+    assert ("field_capacity" in driven) == (group == "SOIL")
+
+
+def test_an_override_spans_at_most_its_part_of_the_log_range():
+    table = predictor_table(2000)
+    for name in ("field_capacity", "Q10", "tor_wood", "Csom"):
+        info = parameters.BY_NAME[name]
+        width = np.ptp(np.log(twin.true_parameters(table, OVERRIDES)[name]))
+        log_range = np.log(info.maximum / info.minimum)
+        assert 0.25 * 0.3 * log_range < width <= 0.25 * log_range, name
+
+
+def test_overrides_are_deterministic_per_seed():
+    table = predictor_table()
+    first = twin.true_parameters(table, OVERRIDES)["field_capacity"]
+    np.testing.assert_array_equal(first, twin.true_parameters(table, OVERRIDES)["field_capacity"])
+    other = twin.true_parameters(table, OVERRIDES._replace(seed=4))["field_capacity"]
+    assert not np.allclose(first, other)
+
+
+def test_a_soil_override_needs_the_soil_columns():
+    table = {k: v for k, v in predictor_table().items() if k not in contract.SOIL}
+    with pytest.raises(ValueError, match="missing predictor column.*BULK_DEN"):
+        twin.true_parameters(table, OVERRIDES)
+
+
+def test_the_truth_file_records_the_designed_drivers(files):
+    recorded = twin.truth_drivers(files["truth_parameters"])
+    assert recorded == twin.drivers()
+    assert recorded["leaf_lifespan"] == ("PFT", "CLIM") and recorded["tor_som"] == ()
+    for group, names in twin.INFLUENCE.items():
+        assert {n for n, g in recorded.items() if group in g} == set(names)
+
+
+def test_the_truth_file_records_and_holds_the_overridden_truth(tmp_path):
+    config = tiny(
+        7,
+        overrides={"field_capacity": "SOIL", "tor_wood": "none", "Cwood": "PFT"},
+        override_span=0.3,
+    )
+    files = twin.synthesize(config, tmp_path)
+    recorded = twin.truth_drivers(files["truth_parameters"])
+    assert recorded == twin.drivers(config.truth_overrides)
+    assert recorded["field_capacity"] == ("SOIL",) and recorded["tor_wood"] == ()
+    assert recorded["Cwood"] == ("PFT",) and recorded["Q10"] == ("CLIM",)
+    assert not any("AGE" in g for g in recorded.values())
+    stored = open_nc(files["truth_parameters"])
+    assert stored.attrs["influence"].endswith("AGE: none; SOIL: field_capacity")
+    predictors = open_nc(files["truth_predictors"])
+    land = predictors.land_mask.values.astype(bool)
+    again = twin.true_parameters(
+        {c: predictors[c].values[land] for c in contract.PREDICTORS}, config.truth_overrides
+    )
+    for n in parameters.NAMES:
+        np.testing.assert_allclose(stored[n].values[land], again[n], rtol=1e-6, err_msg=n)
+
+
 # -- simulation and observations ----------------------------------------------------
 
 
@@ -467,6 +556,7 @@ def test_covered_area_mean_keeps_constants_and_ignores_nan():
         ({"noise": {"lia": {"relative": 0.1}}}, "lia"),
         ({"noise": {"lai": {"rel": 0.1}}}, "rel"),
         ({"gaps": {"ndvi": 0.1}}, "ndvi"),
+        ({"overrides": {"field_capacty": "SOIL"}}, "field_capacty"),
     ],
 )
 def test_unknown_config_keys_are_named(mapping, key):
@@ -488,6 +578,9 @@ def test_config_from_mapping_merges_over_defaults():
     assert config.years == (2011, 2012) and config.seed == 3
     assert config.noise["lai"] == twin.Noise(0.2, twin.DEFAULT_NOISE["lai"].absolute)
     assert config.gaps["et"] == 0.1 and config.gaps["lai"] == twin.DEFAULT_GAPS["lai"]
+    assert config.overrides == {} and config.override_span == 0.25
+    overridden = twin.TwinConfig.from_mapping({"seed": 5, "overrides": {"Q10": "none"}})
+    assert overridden.truth_overrides == twin.Overrides({"Q10": "none"}, 0.25, 5)
     assert twin.TwinConfig.from_mapping({}) == twin.TwinConfig()
 
 
@@ -499,6 +592,8 @@ def test_config_from_mapping_merges_over_defaults():
         ({"truth_resolution": 0.03}, "truth_resolution"),
         ({"gaps": {"lai": 1.5}}, "gaps.lai"),
         ({"n_sites": -1}, "n_sites"),
+        ({"overrides": {"Q10": "soil"}}, "overrides.Q10: 'soil' is not one of PFT, CLIM"),
+        ({"override_span": 0.0}, "override_span"),
     ],
 )
 def test_bad_config_values_are_named(mapping, message):

@@ -20,8 +20,15 @@ The manual (every formula, grid and file) is docs/twin.md.
 """
 
 from hybridland.data.twin.config import DEFAULT_GAPS, DEFAULT_NOISE, Noise, TwinConfig
-from hybridland.data.twin.design import FIXED_VALUES, INFLUENCE, pft_weights, true_parameters
-from hybridland.data.twin.files import FILENAMES, OBS_META
+from hybridland.data.twin.design import (
+    FIXED_VALUES,
+    INFLUENCE,
+    Overrides,
+    drivers,
+    pft_weights,
+    true_parameters,
+)
+from hybridland.data.twin.files import FILENAMES, OBS_META, truth_drivers
 from hybridland.data.twin.grids import PRODUCT_GRIDS
 from hybridland.data.twin.synthesis import Twin, build_twin, synthesize, twin_datasets
 
@@ -34,11 +41,14 @@ __all__ = [
     "OBS_META",
     "PRODUCT_GRIDS",
     "Noise",
+    "Overrides",
     "Twin",
     "TwinConfig",
     "build_twin",
+    "drivers",
     "pft_weights",
     "synthesize",
     "true_parameters",
+    "truth_drivers",
     "twin_datasets",
 ]

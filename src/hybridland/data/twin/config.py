@@ -1,4 +1,4 @@
-"""The twin's configuration: region, period, seed, sites, observation noise and gaps."""
+"""The twin's configuration: region, period, seed, sites, noise, gaps and truth overrides."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from hybridland.data.grids import UCRB_BOX, Box
+from hybridland.data.twin.design import OVERRIDE_GROUPS, Overrides
+from hybridland.model import parameters
 
 
 class Noise(NamedTuple):
@@ -58,6 +60,8 @@ _CONFIG_KEYS = (
     "noise",
     "gaps",
     "write_truth_outputs",
+    "overrides",
+    "override_span",
 )
 
 
@@ -76,6 +80,10 @@ class TwinConfig:
         noise: observation noise per quantity (keys of DEFAULT_NOISE).
         gaps: random gap fraction per product (keys of DEFAULT_GAPS).
         write_truth_outputs: also write noise-free model outputs on the truth grid.
+        overrides: parameter -> predictor group (PFT, CLIM, SOIL, AGE) whose smooth
+            random function replaces its designed dependence, or ``none`` (constant).
+        override_span: fraction of an overridden parameter's log-range its random
+            function spans (at most).
     """
 
     box: Box = UCRB_BOX
@@ -87,6 +95,13 @@ class TwinConfig:
     noise: Mapping[str, Noise] = field(default_factory=lambda: dict(DEFAULT_NOISE))
     gaps: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GAPS))
     write_truth_outputs: bool = True
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    override_span: float = 0.25
+
+    @property
+    def truth_overrides(self) -> Overrides:
+        """The overrides of the designed truth, seeded by the twin's seed."""
+        return Overrides(dict(self.overrides), self.override_span, self.seed)
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -118,6 +133,9 @@ class TwinConfig:
         if "gaps" in mapping:
             _reject_unknown(mapping["gaps"], tuple(DEFAULT_GAPS), "twin config gaps")
             kw["gaps"] = {**DEFAULT_GAPS, **{k: float(v) for k, v in mapping["gaps"].items()}}
+        if "overrides" in mapping:
+            _reject_unknown(mapping["overrides"], parameters.NAMES, "twin config overrides")
+            kw["overrides"] = {k: str(v) for k, v in mapping["overrides"].items()}
         return cls(**kw)
 
 
@@ -156,3 +174,10 @@ def _check_config(c: TwinConfig) -> None:
     for name, g in c.gaps.items():
         if not 0.0 <= g < 1.0:
             raise ValueError(f"twin config gaps.{name}: fraction must lie in [0, 1), got {g}")
+    _reject_unknown(c.overrides, parameters.NAMES, "twin config overrides")
+    for name, group in c.overrides.items():
+        if group not in OVERRIDE_GROUPS:
+            known = ", ".join(OVERRIDE_GROUPS)
+            raise ValueError(f"twin config overrides.{name}: {group!r} is not one of {known}")
+    if not 0.0 < c.override_span <= 1.0:
+        raise ValueError(f"twin config override_span: must lie in (0, 1], got {c.override_span}")

@@ -2,19 +2,22 @@
 
 :func:`true_parameters` is pure and vectorised; :data:`INFLUENCE` lists which
 predictor group moves which parameter (SOIL moves none), and docs/twin.md gives
-every formula.
+every formula. :class:`Overrides` (the config's ``twin.overrides``) replace a
+parameter's designed dependence by a seeded random function of one group, or a
+constant; :func:`drivers` records which groups drive each parameter.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special
 
-from hybridland.contract import AGE, CLIM, PFT
-from hybridland.data.twin.fields import smoothstep
+from hybridland.contract import AGE, CLIM, PFT, SOIL
+from hybridland.data.twin.fields import smoothstep, stream
 from hybridland.model import dalec, parameters
 
 Array = np.ndarray
@@ -212,21 +215,141 @@ def _age_parameters(w: Array, height: Array, age: Array) -> dict[str, Array]:
     }
 
 
-def true_parameters(predictors: Predictors) -> dict[str, Array]:
+class Overrides(NamedTuple):
+    """Configured truth: parameters whose designed dependence is replaced.
+
+    Attributes:
+        groups: parameter -> predictor group (PFT, CLIM, SOIL, AGE) whose smooth
+            random function it becomes, or ``none`` for a constant.
+        span: fraction of the parameter's log-range the random function spans
+            (at most; its centre is the designed value at :data:`REFERENCE_PREDICTORS`).
+        seed: seed of the random functions (one stream per parameter).
+    """
+
+    groups: Mapping[str, str] = {}
+    span: float = 0.25
+    seed: int = 1
+
+
+OVERRIDE_GROUPS: tuple[str, ...] = ("PFT", "CLIM", "SOIL", "AGE", "none")
+GROUP_COLUMNS: dict[str, tuple[str, ...]] = {"PFT": PFT, "CLIM": CLIM, "AGE": AGE, "SOIL": SOIL}
+
+#: Centre and scale (predictor units) that make each non-PFT predictor of order one
+#: for the overrides' random functions; PFT shares enter as they are.
+PREDICTOR_SCALES: dict[str, tuple[float, float]] = {
+    "MAT": (5.0, 5.0),
+    "MAP": (500.0, 300.0),
+    "elevation": (2500.0, 700.0),
+    "canopy_height": (10.0, 10.0),
+    "forest_age": (80.0, 60.0),
+    "BULK_DEN": (1.4, 0.15),
+    "SAND": (40.0, 15.0),
+    "SILT": (35.0, 10.0),
+    "CLAY": (25.0, 10.0),
+    "GRAVEL": (15.0, 10.0),
+}
+
+#: The predictor row whose designed parameters centre every override.
+REFERENCE_PREDICTORS: dict[str, float] = {
+    **{p: 1.0 / len(PFT) for p in PFT},
+    "MAT": 5.0,
+    "MAP": 500.0,
+    "elevation": 2500.0,
+    "canopy_height": 10.0,
+    "forest_age": 80.0,
+}
+
+_N_FEATURES = 12  # random cosine features per overridden parameter
+
+
+def drivers(overrides: Overrides | None = None) -> dict[str, tuple[str, ...]]:
+    """Parameter -> predictor groups that drive it (in INFLUENCE order; () when constant)."""
+    groups = {} if overrides is None else overrides.groups
+    out = {n: tuple(g for g, names in INFLUENCE.items() if n in names) for n in parameters.NAMES}
+    out.update({n: () if g == "none" else (g,) for n, g in groups.items()})
+    return out
+
+
+def influence(overrides: Overrides | None = None) -> dict[str, list[str]]:
+    """Predictor group -> parameters it drives (INFLUENCE when nothing is overridden)."""
+    by_parameter = drivers(overrides)
+    out = {}
+    for group, designed in INFLUENCE.items():
+        rest = [n for n in parameters.NAMES if n not in designed]
+        out[group] = [n for n in designed + rest if group in by_parameter[n]]
+    return out
+
+
+def _standardised(group: str, predictors: Predictors, shape: tuple[int, ...]) -> Array:
+    """The group's predictors as (columns, *shape), each of order one."""
+    if group == "PFT":
+        return np.broadcast_to(pft_weights(predictors), (len(PFT), *shape))
+    return np.stack(
+        [
+            np.broadcast_to(
+                (np.asarray(predictors[c], np.float64) - PREDICTOR_SCALES[c][0])
+                / PREDICTOR_SCALES[c][1],
+                shape,
+            )
+            for c in GROUP_COLUMNS[group]
+        ]
+    )
+
+
+def random_function(z: Array, rng: np.random.Generator) -> Array:
+    """A smooth random function of ``z`` (columns, ...) with values in (-1, 1).
+
+    tanh of a sum of random cosine features, scaled to unit variance over
+    standard-normal inputs (random Fourier features of a Gaussian kernel).
+    """
+    w = rng.standard_normal((_N_FEATURES, z.shape[0]))
+    phase = rng.uniform(0.0, 2.0 * np.pi, _N_FEATURES)
+    weight = rng.standard_normal(_N_FEATURES) * np.sqrt(2.0 / _N_FEATURES)
+    features = np.cos(np.tensordot(w, z, axes=1) + phase.reshape(-1, *([1] * (z.ndim - 1))))
+    return np.tanh(np.tensordot(weight, features, axes=1))
+
+
+@functools.cache
+def reference_parameters() -> dict[str, float]:
+    """The designed parameters at :data:`REFERENCE_PREDICTORS`."""
+    row = {k: np.array([v]) for k, v in REFERENCE_PREDICTORS.items()}
+    return {n: float(v[0]) for n, v in true_parameters(row).items()}
+
+
+def overridden(
+    name: str, group: str, predictors: Predictors, shape: tuple[int, ...], overrides: Overrides
+) -> Array:
+    """One parameter as a seeded random function of ``group`` (or constant for ``none``)."""
+    centre = np.log(reference_parameters()[name])
+    if group == "none":
+        return np.full(shape, np.exp(centre))
+    info = parameters.BY_NAME[name]
+    half_width = 0.5 * overrides.span * np.log(info.maximum / info.minimum)
+    rng = stream(overrides.seed, f"override_{name}")
+    return np.exp(
+        centre + half_width * random_function(_standardised(group, predictors, shape), rng)
+    )
+
+
+def true_parameters(predictors: Predictors, overrides: Overrides | None = None) -> dict[str, Array]:
     """The TRUE DALEC993 parameters as functions of the predictors (pure, vectorised).
 
     Args:
         predictors: columns by name (mapping, DataFrame or Dataset): the PFT
             fractions NF..NVG, MAT (degC), MAP (mm yr-1), elevation (m),
             canopy_height (m) and forest_age (yr), all broadcastable to one
-            shape. Soil columns may be present and are NEVER read (SOIL has no
-            influence by design); other extra columns are ignored.
+            shape. Soil columns are read only when an override names SOIL
+            (SOIL has no influence by design); other extra columns are ignored.
+        overrides: parameters whose designed dependence is replaced (none:
+            the designed truth).
 
     Returns:
         The 40 parameters of ``parameters.NAMES`` (float64 arrays of the
         broadcast shape), each strictly inside its spec bounds.
     """
-    missing = [c for c in PFT + CLIM + AGE if c not in predictors]
+    groups = {} if overrides is None else dict(overrides.groups)
+    needed = PFT + CLIM + AGE + (SOIL if "SOIL" in groups.values() else ())
+    missing = [c for c in needed if c not in predictors]
     if missing:
         raise ValueError(f"true_parameters: missing predictor column(s) {', '.join(missing)}")
     col = {c: np.asarray(predictors[c], np.float64) for c in CLIM + AGE}
@@ -241,4 +364,6 @@ def true_parameters(predictors: Predictors) -> dict[str, Array]:
     out.update(_age_parameters(w, col["canopy_height"], col["forest_age"]))
     out["leaf_lifespan"] = _inside("leaf_lifespan", out["leaf_lifespan"] * leaf_economy(col["MAP"]))
     out.update(_phenology(w, col["MAT"], out["leaf_lifespan"]))
+    for name, group in groups.items():
+        out[name] = overridden(name, group, predictors, shape, overrides)
     return {n: _inside(n, out[n]) for n in parameters.NAMES}

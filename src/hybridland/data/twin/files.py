@@ -17,7 +17,7 @@ import xarray as xr
 
 from hybridland.contract import PFT, PREDICTORS
 from hybridland.data.twin.config import TwinConfig
-from hybridland.data.twin.design import INFLUENCE
+from hybridland.data.twin.design import drivers, influence
 from hybridland.data.twin.grids import PRODUCT_GRIDS, LatLonGrid, box_grid, covered_fraction
 from hybridland.data.twin.landscape import IGBP_NAMES, Landscape
 from hybridland.data.twin.observe import Observation, Sites
@@ -327,21 +327,32 @@ def soil_dataset(land: Landscape, config: TwinConfig) -> xr.Dataset:
 
 
 def truth_parameters_dataset(truth: Truth, land: Landscape, config: TwinConfig) -> xr.Dataset:
+    """The TRUE parameter maps; each variable's ``drivers`` attribute names its groups."""
+    overrides = config.truth_overrides
+    driven_by = drivers(overrides)
     variables = {
         n: _var(
             ("lat", "lon"),
             truth.parameters[n].astype(np.float32),
             parameters.BY_NAME[n].units,
             parameters.BY_NAME[n].long_name,
+            drivers=" ".join(driven_by[n]),
         )
         for n in parameters.NAMES
     }
-    extra = {"influence": "; ".join(f"{g}: {' '.join(p) or 'none'}" for g, p in INFLUENCE.items())}
+    by_group = influence(overrides)
+    extra = {"influence": "; ".join(f"{g}: {' '.join(p) or 'none'}" for g, p in by_group.items())}
     return _gridded(
         land.truth,
         variables,
         _attrs(config, "twin truth: DALEC993 parameters", "none (truth)", **extra),
     )
+
+
+def truth_drivers(path: Path | str) -> dict[str, tuple[str, ...]]:
+    """Parameter -> predictor groups that drive it, as recorded in ``truth_parameters.nc``."""
+    with xr.open_dataset(path, decode_times=False) as ds:
+        return {n: tuple(ds[n].attrs["drivers"].split()) for n in parameters.NAMES}
 
 
 def truth_predictors_dataset(truth: Truth, land: Landscape, config: TwinConfig) -> xr.Dataset:

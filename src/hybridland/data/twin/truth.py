@@ -109,7 +109,7 @@ class Truth(NamedTuple):
 def simulate_truth(land: Landscape, forcing: Forcing, cal: Calendar, config: TwinConfig) -> Truth:
     """TRUE parameters from the predictors and DALEC993 (float32) on the land cells."""
     predictors, mask = truth_predictors(land, forcing, config)
-    params_grid = true_parameters(predictors)
+    params_grid = true_parameters(predictors, config.truth_overrides)
     cell = lambda x: x[..., mask]
     at_truth = {
         k: to_truth_grid(v, land.forcing_grid, land.truth) for k, v in forcing._asdict().items()
