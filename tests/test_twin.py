@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from hybridland import contract
 from hybridland.data import twin
+from hybridland.data.grids import UCRB_BOX, Box
+from hybridland.data.twin import design, grids, weather
 from hybridland.model import parameters
 
-TINY_BOX = twin.Box(west=-108.5, east=-107.0, south=38.5, north=39.5)
+TINY_BOX = Box(west=-108.5, east=-107.0, south=38.5, north=39.5)
 NETCDF = [k for k, f in twin.FILENAMES.items() if f.endswith(".nc")]
 GEOTIFF = [k for k, f in twin.FILENAMES.items() if f.endswith(".tif")]
 
@@ -161,9 +164,12 @@ def test_forcing_units_and_time_axis(files):
 
 
 def test_calendar_is_mid_month_with_calendar_lengths():
-    cal = twin.monthly_calendar(2012, 2012)
+    cal = weather.twin_calendar(2012, 2012)
     assert cal.ndays.tolist() == [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-    assert cal.days[0] == (np.datetime64("2012-01-01") - twin.EPOCH).astype(float) + 15.5
+    assert (
+        cal.days[0]
+        == (np.datetime64("2012-01-01") - np.datetime64("2000-01-01")).astype(float) + 15.5
+    )
     assert cal.doy[0] == 16.0 and cal.doy[1] == 32 + 14.0
 
 
@@ -193,11 +199,11 @@ def test_landcover_classes_are_igbp_uint8(files):
 def test_pft_fractions_are_valid(files):
     ds = open_nc(files["truth_predictors"])
     land = ds.land_mask.values.astype(bool)
-    fractions = np.stack([ds[p].values[land] for p in twin.PFTS])
+    fractions = np.stack([ds[p].values[land] for p in contract.PFT])
     assert np.all((fractions >= 0) & (fractions <= 1 + 1e-6))
     np.testing.assert_allclose(fractions.sum(0), 1.0, atol=1e-5)
     assert np.isnan(ds.NF.values[~land]).all()
-    present = [p for p in twin.PFTS if fractions[twin.PFTS.index(p)].max() > 0.5]
+    present = [p for p in contract.PFT if fractions[contract.PFT.index(p)].max() > 0.5]
     assert len(present) >= 4, present
 
 
@@ -228,8 +234,8 @@ def test_forest_structure_is_zero_off_forest_and_height_grows_with_age(files):
 
 def predictor_table(n: int = 50, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    fractions = rng.dirichlet(np.full(len(twin.PFTS), 0.5), size=n).T
-    table = {p: fractions[i] for i, p in enumerate(twin.PFTS)}
+    fractions = rng.dirichlet(np.full(len(contract.PFT), 0.5), size=n).T
+    table = {p: fractions[i] for i, p in enumerate(contract.PFT)}
     table.update(
         MAT=rng.uniform(-6, 16, n),
         MAP=rng.uniform(100, 1500, n),
@@ -258,7 +264,7 @@ def test_true_parameters_stay_inside_bounds_for_extreme_predictors():
     table = predictor_table(200)
     table.update(MAT=np.linspace(-40, 40, 200), MAP=np.linspace(0, 5000, 200))
     table["NF"] = np.zeros(200)  # and some rows with no cover at all
-    for p in twin.PFTS:
+    for p in contract.PFT:
         table[p] = np.where(np.arange(200) < 20, 0.0, table[p])
     values = twin.true_parameters(table)
     assert parameters.out_of_bounds(values) is None
@@ -268,7 +274,7 @@ def test_truth_file_matches_the_function(files):
     predictors = open_nc(files["truth_predictors"])
     stored = open_nc(files["truth_parameters"])
     land = predictors.land_mask.values.astype(bool)
-    again = twin.true_parameters({c: predictors[c].values[land] for c in twin.PREDICTORS})
+    again = twin.true_parameters({c: predictors[c].values[land] for c in contract.PREDICTORS})
     for n in parameters.NAMES:
         np.testing.assert_allclose(stored[n].values[land], again[n], rtol=1e-6, err_msg=n)
 
@@ -277,8 +283,8 @@ def test_soil_has_no_influence():
     table = predictor_table()
     base = twin.true_parameters(table)
     rng = np.random.default_rng(1)
-    changed = {**table, **{c: rng.permutation(table[c]) * 1.7 + 3.0 for c in twin.SOIL}}
-    without = {k: v for k, v in table.items() if k not in twin.SOIL}
+    changed = {**table, **{c: rng.permutation(table[c]) * 1.7 + 3.0 for c in contract.SOIL}}
+    without = {k: v for k, v in table.items() if k not in contract.SOIL}
     assert twin.INFLUENCE["SOIL"] == []
     for other in (twin.true_parameters(changed), twin.true_parameters(without)):
         for n in parameters.NAMES:
@@ -291,7 +297,7 @@ def test_influence_table_lists_exactly_the_parameters_a_group_moves(group):
     base = twin.true_parameters(table)
     rng = np.random.default_rng(2)
     moved = dict(table)
-    for column in twin.PREDICTOR_GROUPS[group]:
+    for column in contract.PREDICTOR_GROUPS[group]:
         moved[column] = rng.permutation(table[column])
     after = twin.true_parameters(moved)
     changed = {n for n in parameters.NAMES if not np.allclose(base[n], after[n], rtol=1e-12)}
@@ -306,7 +312,7 @@ def test_influence_and_fixed_values_partition_the_parameters():
 
 def test_parameters_respond_nonlinearly_to_temperature():
     mat = np.linspace(-5.0, 15.0, 41)
-    table = {p: np.full_like(mat, 1.0 if p == "NF" else 0.0) for p in twin.PFTS}
+    table = {p: np.full_like(mat, 1.0 if p == "NF" else 0.0) for p in contract.PFT}
     table.update(
         MAT=mat,
         MAP=np.full_like(mat, 600.0),
@@ -325,7 +331,7 @@ def test_parameters_respond_nonlinearly_to_temperature():
 
 def test_pft_shifts_leaf_traits():
     def pure(pft: str) -> dict[str, np.ndarray]:
-        table = {p: np.array([1.0 if p == pft else 0.0]) for p in twin.PFTS}
+        table = {p: np.array([1.0 if p == pft else 0.0]) for p in contract.PFT}
         table.update(
             MAT=np.array([5.0]),
             MAP=np.array([600.0]),
@@ -346,6 +352,95 @@ def test_true_parameters_needs_its_columns():
     del table["MAT"]
     with pytest.raises(ValueError, match="MAT"):
         twin.true_parameters(table)
+
+
+# -- configured truth (overrides) ---------------------------------------------------
+
+OVERRIDES = twin.Overrides(
+    {"field_capacity": "SOIL", "Q10": "PFT", "f_fol": "none", "tor_wood": "CLIM", "Csom": "AGE"},
+    span=0.25,
+    seed=3,
+)
+
+
+def test_overrides_change_exactly_the_named_parameters():
+    table = predictor_table(400)
+    base, over = twin.true_parameters(table), twin.true_parameters(table, OVERRIDES)
+    changed = {n for n in parameters.NAMES if not np.array_equal(base[n], over[n])}
+    assert changed == set(OVERRIDES.groups)
+    assert parameters.out_of_bounds(over) is None
+
+
+def test_none_makes_a_parameter_constant_at_its_reference_value():
+    values = twin.true_parameters(predictor_table(400), OVERRIDES)["f_fol"]
+    assert np.all(values == design.reference_parameters()["f_fol"])
+
+
+@pytest.mark.parametrize("group", ["PFT", "CLIM", "AGE", "SOIL"])
+def test_overridden_parameters_follow_their_group_only(group):
+    table = predictor_table()
+    base = twin.true_parameters(table, OVERRIDES)
+    rng = np.random.default_rng(2)
+    moved = {**table, **{c: rng.permutation(table[c]) for c in contract.PREDICTOR_GROUPS[group]}}
+    after = twin.true_parameters(moved, OVERRIDES)
+    changed = {n for n in parameters.NAMES if not np.allclose(base[n], after[n], rtol=1e-12)}
+    driven = {n for n, groups in twin.drivers(OVERRIDES).items() if group in groups}
+    assert changed == driven
+    assert ("field_capacity" in driven) == (group == "SOIL")
+
+
+def test_an_override_spans_at_most_its_part_of_the_log_range():
+    table = predictor_table(2000)
+    for name in ("field_capacity", "Q10", "tor_wood", "Csom"):
+        info = parameters.BY_NAME[name]
+        width = np.ptp(np.log(twin.true_parameters(table, OVERRIDES)[name]))
+        log_range = np.log(info.maximum / info.minimum)
+        assert 0.25 * 0.3 * log_range < width <= 0.25 * log_range, name
+
+
+def test_overrides_are_deterministic_per_seed():
+    table = predictor_table()
+    first = twin.true_parameters(table, OVERRIDES)["field_capacity"]
+    np.testing.assert_array_equal(first, twin.true_parameters(table, OVERRIDES)["field_capacity"])
+    other = twin.true_parameters(table, OVERRIDES._replace(seed=4))["field_capacity"]
+    assert not np.allclose(first, other)
+
+
+def test_a_soil_override_needs_the_soil_columns():
+    table = {k: v for k, v in predictor_table().items() if k not in contract.SOIL}
+    with pytest.raises(ValueError, match="missing predictor column.*BULK_DEN"):
+        twin.true_parameters(table, OVERRIDES)
+
+
+def test_the_truth_file_records_the_designed_drivers(files):
+    recorded = twin.truth_drivers(files["truth_parameters"])
+    assert recorded == twin.drivers()
+    assert recorded["leaf_lifespan"] == ("PFT", "CLIM") and recorded["tor_som"] == ()
+    for group, names in twin.INFLUENCE.items():
+        assert {n for n, g in recorded.items() if group in g} == set(names)
+
+
+def test_the_truth_file_records_and_holds_the_overridden_truth(tmp_path):
+    config = tiny(
+        7,
+        overrides={"field_capacity": "SOIL", "tor_wood": "none", "Cwood": "PFT"},
+        override_span=0.3,
+    )
+    files = twin.synthesize(config, tmp_path)
+    recorded = twin.truth_drivers(files["truth_parameters"])
+    assert recorded == twin.drivers(config.truth_overrides)
+    assert recorded["field_capacity"] == ("SOIL",) and recorded["tor_wood"] == ()
+    assert recorded["Cwood"] == ("PFT",) and recorded["Q10"] == ("CLIM",)
+    assert not any("AGE" in g for g in recorded.values())
+    stored = open_nc(files["truth_parameters"])
+    assert stored.attrs["influence"].endswith("AGE: none; SOIL: field_capacity")
+    predictors = open_nc(files["truth_predictors"])
+    land = predictors.land_mask.values.astype(bool)
+    again = twin.true_parameters(
+        {c: predictors[c].values[land] for c in contract.PREDICTORS}, config.truth_overrides
+    )
+    for n in parameters.NAMES:
+        np.testing.assert_allclose(stored[n].values[land], again[n], rtol=1e-6, err_msg=n)
 
 
 # -- simulation and observations ----------------------------------------------------
@@ -428,14 +523,14 @@ def test_noise_free_sites_match_truth_cells(runs):
     assert np.all(sites.reco.values > 0)
 
 
-def test_area_mean_keeps_constants_and_ignores_nan():
-    fine = twin.LatLonGrid(twin.Axis(38.0, 0.05, 20), twin.Axis(-108.0, 0.05, 30))
-    coarse = twin.box_grid(
-        twin.Box(-108.0, -106.5, 38.0, 39.0), twin.GridSpec(0.073, 0.073, None, None)
+def test_covered_area_mean_keeps_constants_and_ignores_nan():
+    fine = grids.LatLonGrid(grids.Axis(38.0, 0.05, 20), grids.Axis(-108.0, 0.05, 30))
+    coarse = grids.box_grid(
+        Box(-108.0, -106.5, 38.0, 39.0), grids.GridSpec(0.073, 0.073, None, None)
     )
     field = np.full(fine.shape, 3.5)
     field[:3, :3] = np.nan
-    out = twin.area_mean(field, fine, coarse, min_valid=0.0)
+    out = grids.covered_area_mean(field, fine, coarse, min_valid=0.0)
     inside_block = np.outer(
         coarse.lat.edges[1:] <= 38.15 + 1e-9, coarse.lon.edges[1:] <= -107.85 + 1e-9
     )
@@ -444,8 +539,10 @@ def test_area_mean_keeps_constants_and_ignores_nan():
     np.testing.assert_allclose(out[~inside_block], 3.5)
     strip = np.full(fine.shape, 3.5)
     strip[:, 0] = np.nan  # the first coarse column keeps 0.023 / 0.073 of its area
-    assert np.isnan(twin.area_mean(strip, fine, coarse, min_valid=0.5)[:, 0]).all()
-    np.testing.assert_allclose(twin.area_mean(strip, fine, coarse, min_valid=0.3)[:, 0], 3.5)
+    assert np.isnan(grids.covered_area_mean(strip, fine, coarse, min_valid=0.5)[:, 0]).all()
+    np.testing.assert_allclose(
+        grids.covered_area_mean(strip, fine, coarse, min_valid=0.3)[:, 0], 3.5
+    )
 
 
 # -- configuration ------------------------------------------------------------------
@@ -459,6 +556,7 @@ def test_area_mean_keeps_constants_and_ignores_nan():
         ({"noise": {"lia": {"relative": 0.1}}}, "lia"),
         ({"noise": {"lai": {"rel": 0.1}}}, "rel"),
         ({"gaps": {"ndvi": 0.1}}, "ndvi"),
+        ({"overrides": {"field_capacty": "SOIL"}}, "field_capacty"),
     ],
 )
 def test_unknown_config_keys_are_named(mapping, key):
@@ -476,10 +574,13 @@ def test_config_from_mapping_merges_over_defaults():
             "gaps": {"et": 0.1},
         }
     )
-    assert config.box == twin.Box(-109.0, -107.0, 38.0, 39.5)
+    assert config.box == Box(-109.0, -107.0, 38.0, 39.5)
     assert config.years == (2011, 2012) and config.seed == 3
     assert config.noise["lai"] == twin.Noise(0.2, twin.DEFAULT_NOISE["lai"].absolute)
     assert config.gaps["et"] == 0.1 and config.gaps["lai"] == twin.DEFAULT_GAPS["lai"]
+    assert config.overrides == {} and config.override_span == 0.25
+    overridden = twin.TwinConfig.from_mapping({"seed": 5, "overrides": {"Q10": "none"}})
+    assert overridden.truth_overrides == twin.Overrides({"Q10": "none"}, 0.25, 5)
     assert twin.TwinConfig.from_mapping({}) == twin.TwinConfig()
 
 
@@ -491,6 +592,8 @@ def test_config_from_mapping_merges_over_defaults():
         ({"truth_resolution": 0.03}, "truth_resolution"),
         ({"gaps": {"lai": 1.5}}, "gaps.lai"),
         ({"n_sites": -1}, "n_sites"),
+        ({"overrides": {"Q10": "soil"}}, "overrides.Q10: 'soil' is not one of PFT, CLIM"),
+        ({"override_span": 0.0}, "override_span"),
     ],
 )
 def test_bad_config_values_are_named(mapping, message):
@@ -499,7 +602,7 @@ def test_bad_config_values_are_named(mapping, message):
 
 
 def test_default_box_is_the_ucrb_nldas_window():
-    grid = twin.box_grid(twin.UCRB_BOX, twin.GridSpec(0.125, 0.125))
+    grid = grids.box_grid(UCRB_BOX, grids.GridSpec(0.125, 0.125))
     assert grid.shape == (54, 63)
-    truth = twin.truth_grid(twin.TwinConfig())
+    truth = grids.truth_grid(twin.TwinConfig())
     assert truth.lat.step == 0.05 and truth.shape == (135, 158)
