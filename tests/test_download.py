@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import socket
+import stat
 import tarfile
 import threading
 import zipfile
@@ -454,6 +455,76 @@ def test_tar_with_link_escaping_is_refused(tmp_path, kind, link):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.tar.gz"]
 
 
+CHAIN = [
+    tar_entry("b", tarfile.SYMTYPE, "."),
+    tar_entry("a", tarfile.SYMTYPE, "b/c/../.."),
+    tar_entry("a/evil"),
+]
+
+
+@pytest.mark.parametrize("members", [CHAIN, [tar_entry("c", tarfile.DIRTYPE), *CHAIN]])
+def test_link_chain_out_of_the_target_is_refused_without_tarfile_filter(
+    tmp_path, monkeypatch, members
+):
+    # b -> . makes "b/c/../.." the target's parent, though its text looks inside. With
+    # "c" present, tarfile without a filter (Python 3.11.0-3.11.3) writes "evil" outside.
+    monkeypatch.delattr(tarfile, "data_filter")
+    (tmp_path / "in").mkdir()
+    archive = tar_gz(tmp_path / "in" / "chain.tar.gz", members, {"a/evil": b"gotcha"})
+    with pytest.raises(UnsafeArchiveError) as caught:
+        download.extract_archive(archive, tmp_path / "in" / "out")
+    assert str(caught.value) == (
+        f"{archive}: refusing to extract: member 'a' is a link to 'b/c/../..', outside "
+        "the target folder; nothing was extracted"
+    )
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "in",
+        "in/chain.tar.gz",
+    ]
+
+
+def test_link_that_a_later_link_turns_outwards_is_refused(tmp_path):
+    # a -> x/.. is the target itself until x -> . makes it the target's parent.
+    entries = [tar_entry("a", tarfile.SYMTYPE, "x/.."), tar_entry("x", tarfile.SYMTYPE, ".")]
+    archive = tar_gz(tmp_path / "late.tar", entries, {})
+    with pytest.raises(UnsafeArchiveError, match=r"member 'a' is a link to 'x/\.\.', outside"):
+        download.extract_archive(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.tar"]
+
+
+def test_links_inside_the_target_are_followed_not_refused(tmp_path):
+    entries = [
+        tar_entry("data", tarfile.DIRTYPE),
+        tar_entry("here", tarfile.SYMTYPE, "."),
+        tar_entry("latest", tarfile.SYMTYPE, "here/data/../data"),
+        tar_entry("latest/x.csv"),
+    ]
+    archive = tar_gz(tmp_path / "ok.tar", entries, {"latest/x.csv": b"1"})
+    files = download.extract_archive(archive, tmp_path / "out")
+    assert [f.relative_to(tmp_path / "out").as_posix() for f in files] == [
+        "data/x.csv",
+        "here",
+        "latest",
+    ]
+    assert (tmp_path / "out" / "data" / "x.csv").read_bytes() == b"1"
+
+
+def test_zip_symlink_out_of_the_target_is_refused(tmp_path):
+    link = zipfile.ZipInfo("d/up")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("d/fine.txt", b"ok")
+        bundle.writestr(link, "../..")
+    archive = tmp_path / "link.zip"
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(
+        UnsafeArchiveError, match=r"member 'd/up' is a link to '\.\./\.\.', outside"
+    ):
+        download.extract_archive(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.zip"]
+
+
 def test_tar_device_member_is_refused(tmp_path):
     archive = tar_gz(tmp_path / "dev.tar", [tar_entry("null", tarfile.CHRTYPE)], {})
     with pytest.raises(UnsafeArchiveError, match="is a device or FIFO"):
@@ -465,6 +536,61 @@ def test_not_an_archive_is_reported(tmp_path):
     junk.write_bytes(b"not an archive")
     with pytest.raises(DownloadError, match=r"junk\.zip: neither a zip nor a tar archive"):
         download.extract_archive(junk, tmp_path / "out")
+
+
+# ---------------------------------------------------------------------------- checksum files
+
+SUMS_OK = f"# made by sha256sum\n{hashlib.sha256(b'a').hexdigest()}  a.nc\n\n{'0' * 32} *b.nc\n\n"
+
+
+def test_checksum_file_skips_blank_lines_and_comments():
+    assert download.parse_checksum_lines(SUMS_OK, where="SUMS") == {
+        "a.nc": sha256(b"a"),
+        "b.nc": "md5:" + "0" * 32,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "0" * 64 + "  a.nc\nnot-a-digest  b.nc\n",
+            "line 2 is not '<hex digest>  <file name>': 'not-a-digest  b.nc'",
+        ),
+        (
+            "\n" + "0" * 63 + "  a.nc\n",
+            f"line 2 is not '<hex digest>  <file name>': '{'0' * 63}  a.nc'",
+        ),
+        (
+            "0" * 64 + "  a.nc\n" + "0" * 64 + "\n",
+            f"line 2 is not '<hex digest>  <file name>': '{'0' * 64}'",
+        ),
+    ],
+)
+def test_malformed_checksum_line_is_refused_naming_file_and_line(text, line):
+    with pytest.raises(DownloadError) as caught:
+        download.parse_checksum_lines(text, where="/d/SHA256SUMS")
+    assert str(caught.value) == f"/d/SHA256SUMS: {line}"
+
+
+def test_provider_checksum_file_may_be_a_bare_digest():
+    digest = hashlib.md5(b"x", usedforsecurity=False).hexdigest()
+    assert download.parse_checksum_file(f"{digest}\n\n", "x.nc", where="w") == f"md5:{digest}"
+    with pytest.raises(DownloadError, match=r"^w: no checksum line for 'x\.nc'$"):
+        download.parse_checksum_file(SUMS_OK, "x.nc", where="w")
+
+
+def test_fluxnet_checksums_skip_blank_lines_and_refuse_malformed_ones(tmp_path):
+    from hybridland.studies import fluxnet
+
+    (tmp_path / "a.nc").write_bytes(b"a")
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{hashlib.sha256(b'a').hexdigest()}  a.nc\n\n")
+    fluxnet.verify_checksums(tmp_path)
+    sums.write_text(f"{hashlib.sha256(b'a').hexdigest()}  a.nc\n\ngarbage\n")
+    with pytest.raises(fluxnet.FluxnetError) as caught:
+        fluxnet.verify_checksums(tmp_path)
+    assert str(caught.value) == (f"{sums}: line 3 is not '<hex digest>  <file name>': 'garbage'")
 
 
 # ---------------------------------------------------------------------------- registry
