@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from hybridland.data import download, sources
-from hybridland.data.download import DownloadError, RemoteFile, UnsafeArchiveError
+from hybridland.data.download import DownloadError, UnsafeArchiveError
+from hybridland.data.sources import RemoteFile
 
 # ---------------------------------------------------------------------------- server
 
@@ -242,7 +243,7 @@ BUNDLE = {"driver.nc": PAYLOAD, "co2.csv": b"year,month,co2\n2010,1,388.5\n"}
 def test_zenodo_record_is_resolved_from_its_metadata(server, fast):
     record = zenodo_record(server, BUNDLE)
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
-    files = download.resolve_zenodo_record(42, api_base=server.base + "/api", **fast)
+    files = sources.resolve_zenodo_record(42, api_base=server.base + "/api", **fast)
     assert files == [
         RemoteFile(name, f"{server.base}/api/records/42/files/{name}/content", md5(data), len(data))
         for name, data in BUNDLE.items()
@@ -253,7 +254,7 @@ def test_zenodo_source_downloads_every_file_with_the_record_md5(server, tmp_path
     record = zenodo_record(server, BUNDLE)
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
     source = make_source({"zenodo_record": "42"})
-    paths = download.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
+    paths = sources.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
     assert paths == [tmp_path / name for name in BUNDLE]
     assert all((tmp_path / name).read_bytes() == data for name, data in BUNDLE.items())
 
@@ -262,17 +263,17 @@ def test_zenodo_metadata_is_saved_so_later_runs_work_offline(server, tmp_path, f
     record = zenodo_record(server, BUNDLE)
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
     source = make_source({"zenodo_record": "42"})
-    first = download.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
+    first = sources.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
     assert json.loads((tmp_path / "zenodo-42.json").read_text()) == record
     offline = f"http://127.0.0.1:{closed_port()}/api"
-    assert download.download_source(source, tmp_path, api_base=offline, **fast) == first
+    assert sources.download_source(source, tmp_path, api_base=offline, **fast) == first
     assert server.hits("/api/records/42") == 1
 
 
 def test_zenodo_unreachable_says_where_to_save_the_metadata(tmp_path, fast):
     offline = f"http://127.0.0.1:{closed_port()}/api"
     with pytest.raises(DownloadError) as caught:
-        download.download_source(
+        sources.download_source(
             make_source({"zenodo_record": "42"}), tmp_path, api_base=offline, **fast
         )
     message = str(caught.value)
@@ -285,7 +286,7 @@ def test_zenodo_file_corrupted_in_transit_is_refused(server, tmp_path, fast):
     server.serve("/api/records/42/files/co2.csv/content", Reply(b"tampered"))
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
     with pytest.raises(DownloadError, match=r"demo: checksum mismatch .*co2\.csv/content"):
-        download.download_source(
+        sources.download_source(
             make_source({"zenodo_record": "42"}), tmp_path, api_base=server.base + "/api", **fast
         )
     assert not (tmp_path / "co2.csv").exists()
@@ -307,14 +308,14 @@ def test_zenodo_file_corrupted_in_transit_is_refused(server, tmp_path, fast):
 def test_malformed_zenodo_record_names_the_record(server, fast, record, complaint):
     server.serve("/api/records/7", Reply(json.dumps(record).encode()))
     with pytest.raises(DownloadError, match="Zenodo record 7") as caught:
-        download.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
+        sources.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
     assert complaint in str(caught.value)
 
 
 def test_zenodo_metadata_that_is_not_json_is_refused(server, fast):
     server.serve("/api/records/7", Reply(b"<html>maintenance</html>"))
     with pytest.raises(DownloadError, match=r"Zenodo record 7: metadata at .* is not JSON"):
-        download.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
+        sources.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
 
 
 # ---------------------------------------------------------------------------- other sources
@@ -335,14 +336,14 @@ def make_source(extra: dict[str, Any]) -> sources.Source:
 def test_unpublished_checksum_is_recorded_then_enforced(server, tmp_path, fast):
     url = server.serve("/gml/co2_mm_gl.csv", Reply(b"v1"))
     source = make_source({"url": url, "checksum_from": "none-published"})
-    (path,) = download.download_source(source, tmp_path, **fast)
+    (path,) = sources.download_source(source, tmp_path, **fast)
     assert (tmp_path / "co2_mm_gl.csv.sha256").read_text().strip() == sha256(b"v1")
-    download.download_source(source, tmp_path, **fast)
+    sources.download_source(source, tmp_path, **fast)
     assert server.hits("/gml/co2_mm_gl.csv") == 1
     path.unlink()
     server.serve("/gml/co2_mm_gl.csv", Reply(b"v2, updated in place"))
     with pytest.raises(DownloadError, match=r"delete that file to accept"):
-        download.download_source(source, tmp_path, **fast)
+        sources.download_source(source, tmp_path, **fast)
 
 
 def test_sidecar_checksum_is_read_from_the_provider(server, tmp_path, fast):
@@ -350,7 +351,7 @@ def test_sidecar_checksum_is_read_from_the_provider(server, tmp_path, fast):
     line = f"{hashlib.sha256(PAYLOAD).hexdigest()}  lai.nc\n".encode()
     sums = server.serve("/d/SHA256SUMS", Reply(b"0" * 64 + b"  other.nc\n" + line))
     source = make_source({"url": url, "checksum_from": "sidecar", "checksum_url": sums})
-    (path,) = download.download_source(source, tmp_path, **fast)
+    (path,) = sources.download_source(source, tmp_path, **fast)
     assert path.read_bytes() == PAYLOAD
 
 
@@ -364,27 +365,27 @@ def test_manual_source_missing_says_how_and_where(tmp_path):
         }
     )
     with pytest.raises(DownloadError) as caught:
-        download.download_source(source, tmp_path / "lc")
+        sources.download_source(source, tmp_path / "lc")
     message = str(caught.value)
     assert message.startswith("demo: needs a manual download: Log in to the portal.")
     assert f"place files matching *.hdf in {(tmp_path / 'lc').absolute()}" in message
     (tmp_path / "lc").mkdir()
     (tmp_path / "lc" / "a.hdf").write_bytes(b"x")
-    assert download.download_source(source, tmp_path / "lc") == [tmp_path / "lc" / "a.hdf"]
+    assert sources.download_source(source, tmp_path / "lc") == [tmp_path / "lc" / "a.hdf"]
 
 
 def test_archive_source_is_downloaded_and_unpacked(server, tmp_path, fast):
     data = zip_bytes({"bundle/mask.csv": b"1,0\n", "bundle/split.csv": b"3\n"})
     url = server.serve("/d/bundle.zip", Reply(data))
     source = make_source({"url": url, "checksum": sha256(data), "format": "zip"})
-    paths = download.download_source(source, tmp_path, **fast)
+    paths = sources.download_source(source, tmp_path, **fast)
     unpacked = tmp_path / "bundle"
     assert paths == [
         tmp_path / "bundle.zip",
         unpacked / "bundle/mask.csv",
         unpacked / "bundle/split.csv",
     ]
-    assert download.download_source(source, tmp_path, **fast) == paths
+    assert sources.download_source(source, tmp_path, **fast) == paths
 
 
 # ---------------------------------------------------------------------------- archives

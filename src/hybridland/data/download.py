@@ -1,22 +1,12 @@
-"""Download registry datasets through pooch: verified, retried, atomic; safe archive extraction.
+"""Fetch files through pooch, verified, retried and atomic; unpack archives safely.
 
-pooch does the transfer: :func:`pooch.retrieve` streams a file to a temporary file
-beside its destination with its HTTP downloader (a tqdm progress bar on a terminal),
-checks the known hash and renames the file into place, and keeps a file already
-there with the right hash; its ``Untar``/``Unzip`` processors unpack archives.
-
-On top of pooch this module keeps what pooch lacks:
-
-* the retry policy. pooch's ``retry_if_failed`` retries every failure alike after
-  fixed waits; here a client error (404) or a checksum mismatch is not retried, a
-  429 or 5xx waits twice as long each time, or as long as Retry-After asks;
-* the message that names the file and where to place it by hand, for machines
-  without network access;
-* Zenodo records, read from the record's JSON metadata, which is saved beside the
-  files so that a folder prepared elsewhere is verified offline. pooch's DOI
-  downloader does not fit: it resolves the DOI at doi.org and asks zenodo.org on
-  every call, and cannot read a saved record;
-* the check of every archive member before anything is written (:func:`unsafe_member`).
+pooch does the transfer: :func:`pooch.retrieve` streams to a temporary file beside the
+destination (a tqdm progress bar on a terminal), checks the known hash, renames the file
+into place and keeps a file already there with that hash; ``Untar``/``Unzip`` unpack
+archives. Kept here, as pooch lacks them: the retry policy (pooch's ``retry_if_failed``
+retries a 404 or a checksum mismatch like a 503, after fixed waits, ignoring
+Retry-After), the message that says where to place a file by hand, and the check of
+every archive member before anything is written (:func:`unsafe_member`).
 """
 
 from __future__ import annotations
@@ -24,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
-import json
 import logging
 import os
+import re
 import shutil
 import stat
 import sys
@@ -44,17 +34,14 @@ from typing import IO, Any, TypeVar
 import pooch
 import requests
 
-from hybridland.data.sources import HASH_HEX_LENGTHS, Source, split_checksum
-from hybridland.io import atomic_path
-
 logger = logging.getLogger(__name__)
 
-ZENODO_API = "https://zenodo.org/api"
 USER_AGENT = "hybridland-download/0.2 (pooch)"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 MAX_DOCUMENT_BYTES = 32 << 20  # metadata and checksum files
 MAX_LINK_HOPS = 40  # symbolic links followed while resolving one path, as Linux does
 CHUNK_BYTES = 1 << 20
+HASH_HEX_LENGTHS: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 Sleep = Callable[[float], None]
 T = TypeVar("T")
@@ -66,16 +53,6 @@ class DownloadError(RuntimeError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would land outside the extraction folder."""
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One downloadable file: name in the dataset folder, URL, checksum (``alg:hex``), size."""
-
-    name: str
-    url: str
-    checksum: str | None
-    size: int | None = None
 
 
 class _Transient(Exception):
@@ -95,6 +72,25 @@ class Patience:
     backoff_s: float = 1.0
     timeout_s: float = 60
     sleep: Sleep = time.sleep
+
+
+def split_checksum(checksum: str) -> tuple[str, str]:
+    """Split ``"md5:<hex>"`` into ``("md5", "<hex>")``, lower-cased and validated.
+
+    Raises:
+        ValueError: unknown algorithm, or a digest of the wrong length or alphabet.
+    """
+    algorithm, sep, digest = checksum.strip().partition(":")
+    algorithm, digest = algorithm.lower(), digest.lower()
+    if not sep or algorithm not in HASH_HEX_LENGTHS:
+        known = ", ".join(HASH_HEX_LENGTHS)
+        raise ValueError(f"checksum {checksum!r} is not '<algorithm>:<hex>' with one of {known}")
+    if len(digest) != HASH_HEX_LENGTHS[algorithm] or not re.fullmatch(r"[0-9a-f]+", digest):
+        raise ValueError(
+            f"checksum {checksum!r}: a {algorithm} digest has "
+            f"{HASH_HEX_LENGTHS[algorithm]} hex digits"
+        )
+    return algorithm, digest
 
 
 # ---------------------------------------------------------------------------- fetch
@@ -283,7 +279,7 @@ def _bytes_before_close(error: BaseException) -> int:
     return 0
 
 
-def _get_document(url: str, label: str, patience: Patience) -> bytes:
+def get_document(url: str, label: str, patience: Patience) -> bytes:
     """GET a small document (metadata, checksum file) into memory, with retries."""
 
     def get() -> bytes:
@@ -293,90 +289,6 @@ def _get_document(url: str, label: str, patience: Patience) -> bytes:
         return buffer.getvalue()
 
     return _retrying(get, label=label, url=url, patience=patience)
-
-
-# ---------------------------------------------------------------------------- zenodo
-
-
-def resolve_zenodo_record(
-    record_id: str | int,
-    *,
-    api_base: str = ZENODO_API,
-    timeout_s: float = 60,
-    retries: int = 4,
-    backoff_s: float = 1.0,
-    sleep: Sleep = time.sleep,
-) -> list[RemoteFile]:
-    """List the files of a Zenodo record from its JSON metadata at ``{api_base}/records/<id>``.
-
-    Raises:
-        DownloadError: the record cannot be fetched, or is malformed; the message
-            names the record.
-    """
-    url = zenodo_record_url(record_id, api_base)
-    label = f"Zenodo record {record_id}"
-    body = _get_document(url, label, Patience(retries, backoff_s, timeout_s, sleep))
-    return parse_zenodo_record(_json(body, label, url), record_id)
-
-
-def zenodo_record_url(record_id: str | int, api_base: str = ZENODO_API) -> str:
-    """Where a record's JSON metadata is served."""
-    return f"{api_base.rstrip('/')}/records/{record_id}"
-
-
-def _json(body: bytes, label: str, origin: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise DownloadError(f"{label}: metadata at {origin} is not JSON ({error})") from None
-
-
-def parse_zenodo_record(record: Any, record_id: str | int) -> list[RemoteFile]:
-    """Turn a Zenodo record's parsed JSON into :class:`RemoteFile` s.
-
-    ``files`` holds objects with ``key`` (file name), ``size`` (bytes), ``checksum``
-    (``"md5:<hex>"``) and ``links.self`` (download URL).
-    """
-    label = f"Zenodo record {record_id}"
-    if not isinstance(record, dict):
-        raise DownloadError(f"{label}: metadata is not a JSON object")
-    if "id" in record and str(record["id"]) != str(record_id):
-        raise DownloadError(f"{label}: metadata is that of record {record['id']!r}")
-    files = record.get("files")
-    if not isinstance(files, list) or not files:
-        raise DownloadError(
-            f"{label}: metadata has no non-empty 'files' list (restricted or embargoed record?)"
-        )
-    metadata = record.get("metadata")
-    licence = metadata.get("license") if isinstance(metadata, dict) else None
-    if licence:
-        logger.info("%s: licence %s", label, licence)
-    return [_zenodo_file(entry, index, label) for index, entry in enumerate(files)]
-
-
-def _zenodo_file(entry: Any, index: int, label: str) -> RemoteFile:
-    where = f"{label}: files[{index}]"
-    if not isinstance(entry, dict):
-        raise DownloadError(f"{where} is not an object")
-    name, size, checksum = entry.get("key"), entry.get("size"), entry.get("checksum")
-    url = entry.get("links", {}).get("self") if isinstance(entry.get("links"), dict) else None
-    if not isinstance(name, str) or not _safe_file_name(name):
-        raise DownloadError(f"{where}: 'key' {name!r} is not a plain file name")
-    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise DownloadError(f"{where} ({name}): 'links.self' {url!r} is not an http(s) URL")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise DownloadError(f"{where} ({name}): 'size' {size!r} is not a byte count")
-    try:
-        split_checksum(checksum if isinstance(checksum, str) else "")
-    except ValueError:
-        raise DownloadError(
-            f"{where} ({name}): 'checksum' {checksum!r} is not 'md5:<hex>'"
-        ) from None
-    return RemoteFile(name=name, url=url, checksum=checksum, size=size)
-
-
-def _safe_file_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
 
 
 # ---------------------------------------------------------------------------- checksum files
@@ -435,19 +347,11 @@ class Member:
 
 
 def extract_archive(archive: Path | str, target_dir: Path | str) -> list[Path]:
-    """Unpack a zip or tar (optionally compressed) archive with pooch's Unzip/Untar.
+    """Unpack a zip or tar archive with pooch's Unzip/Untar; its files (and links), sorted.
 
-    Every member is checked first (:func:`unsafe_member`): one unsafe member refuses
-    the whole archive. Members are unpacked into a hidden staging folder beside
-    ``target_dir`` and moved in only when all are out, so a refused or broken
-    archive leaves nothing behind.
-
-    Returns:
-        The extracted files (links included, folders not), sorted.
-
-    Raises:
-        UnsafeArchiveError: naming the archive and the offending member.
-        DownloadError: the file is neither a zip nor a tar archive.
+    Every member is checked first (:func:`unsafe_member`); one unsafe member refuses
+    the archive (UnsafeArchiveError). Members are unpacked into a hidden staging folder
+    and moved in when all are out, so a refused or broken archive leaves nothing behind.
     """
     archive, target_dir = Path(archive), Path(target_dir)
     if zipfile.is_zipfile(archive):
@@ -600,141 +504,8 @@ def archive_folder(archive: Path) -> Path | None:
     return None
 
 
-# ---------------------------------------------------------------------------- sources
-
-
-def download_source(
-    source: Source,
-    destination_dir: Path | str,
-    *,
-    api_base: str = ZENODO_API,
-    retries: int = 4,
-    backoff_s: float = 1.0,
-    timeout_s: float = 60,
-    sleep: Sleep = time.sleep,
-) -> list[Path]:
-    """Bring one registry dataset into ``destination_dir``; the workflow's entry point.
-
-    Zenodo records are resolved and each file fetched with the record's md5; direct
-    URLs with the registry's, the provider's (sidecar) or a recorded checksum (see
-    :mod:`hybridland.data.sources`). Manual products must already be there. Archives
-    are then unpacked into a folder named after them (unless that folder exists).
-    The retry options are those of :func:`fetch`.
-
-    Returns:
-        The dataset's files, then the files unpacked from its archives.
-
-    Raises:
-        DownloadError: naming the dataset; for a manual product, how to obtain it and
-            where to put it.
-    """
-    folder, patience = Path(destination_dir), Patience(retries, backoff_s, timeout_s, sleep)
-    if source.manual:
-        files = manual_files(source, folder)
-    else:
-        remote = _remote_files(source, folder, api_base, patience)
-        files = [_fetch_remote(source.name, item, folder, patience) for item in remote]
-    return files + [member for path in files for member in _unpacked(path)]
-
-
-def _remote_files(
-    source: Source, folder: Path, api_base: str, patience: Patience
-) -> list[RemoteFile]:
-    """The files a non-manual source consists of, with their checksums."""
-    if source.zenodo_record is not None:
-        return _zenodo_files(source, folder, api_base, patience)
-    if source.url is None:
-        raise DownloadError(f"{source.name}: neither 'url' nor 'zenodo_record' is set")
-    name = url_file_name(source.url, source.name)
-    checksum = source.checksum
-    if source.checksum_from == "sidecar" and source.checksum_url is not None:
-        body = _get_document(source.checksum_url, source.name, patience)
-        where = f"{source.name}: {source.checksum_url}"
-        checksum = parse_checksum_file(body.decode("utf-8", "replace"), name, where=where)
-    return [RemoteFile(name=name, url=source.url, checksum=checksum)]
-
-
-def _zenodo_files(
-    source: Source, folder: Path, api_base: str, patience: Patience
-) -> list[RemoteFile]:
-    """A record's files from its metadata, saved as ``zenodo-<id>.json`` and reused offline.
-
-    A record version never changes, so a folder prepared elsewhere is verified without
-    network against the md5 checksums the saved metadata lists.
-    """
-    record_id = str(source.zenodo_record)
-    label = f"{source.name}: Zenodo record {record_id}"
-    saved = folder / f"zenodo-{record_id}.json"
-    if saved.is_file():
-        logger.info("%s: using the metadata saved in %s", label, saved)
-        return parse_zenodo_record(_json(saved.read_bytes(), label, str(saved)), record_id)
-    url = zenodo_record_url(record_id, api_base)
-    try:
-        body = _get_document(url, label, patience)
-    except DownloadError as error:
-        raise DownloadError(
-            f"{error}. Without network access, save that JSON metadata as "
-            f"{saved.absolute()} and place the record's files beside it; they are then "
-            "verified against the md5 checksums it lists."
-        ) from error
-    files = parse_zenodo_record(_json(body, label, url), record_id)
-    with atomic_path(saved) as temporary:
-        temporary.write_bytes(body)
-    return files
-
-
-def url_file_name(url: str, dataset: str) -> str:
-    """The file name a URL ends in."""
-    name = urllib.parse.unquote(PurePosixPath(urllib.parse.urlsplit(url).path).name)
-    if not _safe_file_name(name):
-        raise DownloadError(f"{dataset}: URL {url!r} does not end in a file name")
-    return name
-
-
-def manual_files(source: Source, folder: Path) -> list[Path]:
-    """The files of a manual product, which must already be in ``folder``."""
-    found = {pattern: sorted(folder.glob(pattern)) for pattern in source.expected_files}
-    missing = [pattern for pattern, paths in found.items() if not paths]
-    if missing:
-        page = f" Landing page: {source.landing_url}." if source.landing_url else ""
-        raise DownloadError(
-            f"{source.name}: needs a manual download: {source.instructions}{page} "
-            f"Then place files matching {', '.join(missing)} in {folder.absolute()}."
-        )
-    return sorted({path for paths in found.values() for path in paths})
-
-
-def _fetch_remote(dataset: str, item: RemoteFile, folder: Path, patience: Patience) -> Path:
-    get: dict[str, Any] = {
-        "retries": patience.retries,
-        "backoff_s": patience.backoff_s,
-        "timeout_s": patience.timeout_s,
-        "sleep": patience.sleep,
-    }
-    destination = folder / item.name
-    if item.checksum is not None:
-        return fetch(item.url, destination, item.checksum, dataset=dataset, **get)
-    # Trust on first use: record the first copy's sha256 and hold later runs to it.
-    record = destination.with_name(destination.name + ".sha256")
-    if record.is_file():
-        recorded = record.read_text(encoding="utf-8").strip()
-        try:
-            return fetch(item.url, destination, recorded, dataset=dataset, **get)
-        except DownloadError as error:
-            raise DownloadError(
-                f"{error} (checksum recorded at the first download in {record}; "
-                "delete that file to accept the provider's current version)"
-            ) from error
-    if not destination.is_file():
-        fetch(item.url, destination, None, dataset=dataset, **get)
-    else:
-        logger.warning("%s: using %s, found in place; recording its checksum", dataset, destination)
-    with atomic_path(record) as temporary:
-        temporary.write_text(f"sha256:{pooch.file_hash(str(destination))}\n", encoding="utf-8")
-    return destination
-
-
-def _unpacked(path: Path) -> list[Path]:
+def unpack(path: Path) -> list[Path]:
+    """The files unpacked from ``path`` into :func:`archive_folder` (once), none if no archive."""
     folder = archive_folder(path)
     if folder is None:
         return []
