@@ -133,10 +133,11 @@ PAYLOAD = b"monthly driver bytes\n" * 50
 def test_fetch_writes_verified_file_and_no_temporaries(server, tmp_path, fast):
     url = server.serve("/data/driver.nc", Reply(PAYLOAD))
     target = tmp_path / "raw" / "driver.nc"
-    result = download.fetch(url, target, md5(PAYLOAD), dataset="demo", **fast)
+    result = download.fetch(url, target, md5(PAYLOAD), dataset="demo", progressbar=True, **fast)
     assert result == target
     assert target.read_bytes() == PAYLOAD
     assert list(target.parent.iterdir()) == [target]
+    assert target.stat().st_mode & 0o777 == 0o644
 
 
 def test_present_file_with_right_checksum_is_not_downloaded_again(server, tmp_path, fast):

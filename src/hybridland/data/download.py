@@ -211,6 +211,7 @@ def _verifying_downloader(
         if known is None:
             logger.warning("%s: %s has no published checksum; it is %s", dataset, url, actual)
         os.chmod(output_file, 0o644)  # pooch's temporary file is private (0600)
+        logger.info("%s: downloaded %s (%d bytes, %s)", dataset, url, sink.received, actual)
 
     return download
 
@@ -222,7 +223,7 @@ def _transfer(url: str, sink: _Sink, *, label: str, timeout_s: float, progressba
         progressbar=progressbar,
         chunk_size=CHUNK_BYTES,
         timeout=timeout_s,
-        headers={"User-Agent": USER_AGENT},
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},  # bytes as stored
         hooks={"response": lambda answer, *_, **__: answers.append(answer)},
     )
     try:
@@ -265,8 +266,11 @@ def _failure(
 
 
 def _content_length(answers: list[requests.Response]) -> int | None:
-    value = answers[-1].headers.get("Content-Length", "").strip() if answers else ""
-    return int(value) if value.isdigit() else None
+    """The announced size of the body as stored (unknown if the server compressed it)."""
+    headers = answers[-1].headers if answers else {}
+    value = headers.get("Content-Length", "").strip()
+    identity = headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+    return int(value) if value.isdigit() and identity else None
 
 
 def _bytes_before_close(error: BaseException) -> int:
