@@ -23,6 +23,7 @@ import yaml
 from hybridland.data import download, sources
 from hybridland.data.download import DownloadError, UnsafeArchiveError
 from hybridland.data.sources import RemoteFile
+from hybridland.studies import fluxnet
 
 # ---------------------------------------------------------------------------- server
 
@@ -583,8 +584,6 @@ def test_provider_checksum_file_may_be_a_bare_digest():
 
 
 def test_fluxnet_checksums_skip_blank_lines_and_refuse_malformed_ones(tmp_path):
-    from hybridland.studies import fluxnet
-
     (tmp_path / "a.nc").write_bytes(b"a")
     sums = tmp_path / "SHA256SUMS"
     sums.write_text(f"{hashlib.sha256(b'a').hexdigest()}  a.nc\n\n")
@@ -592,7 +591,7 @@ def test_fluxnet_checksums_skip_blank_lines_and_refuse_malformed_ones(tmp_path):
     sums.write_text(f"{hashlib.sha256(b'a').hexdigest()}  a.nc\n\ngarbage\n")
     with pytest.raises(fluxnet.FluxnetError) as caught:
         fluxnet.verify_checksums(tmp_path)
-    assert str(caught.value) == (f"{sums}: line 3 is not '<hex digest>  <file name>': 'garbage'")
+    assert str(caught.value) == f"{sums}: line 3 is not '<hex digest>  <file name>': 'garbage'"
 
 
 # ---------------------------------------------------------------------------- registry
