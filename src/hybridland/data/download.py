@@ -311,10 +311,11 @@ def parse_checksum_lines(text: str, *, where: str, bare_digest: bool = False) ->
     entries: dict[str, str] = {}
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1)]
     lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
+    by_length = {length: algorithm for algorithm, length in HASH_HEX_LENGTHS.items()}
     for number, line in lines:
-        digest, _, name = line.partition(" ")
-        name = name.strip().removeprefix("*")
-        algorithm = {v: k for k, v in HASH_HEX_LENGTHS.items()}.get(len(digest))
+        digest, name = (line.split(maxsplit=1) + [""])[:2]
+        name = name.removeprefix("*")
+        algorithm = by_length.get(len(digest))
         well_formed = algorithm is not None and all(c in "0123456789abcdefABCDEF" for c in digest)
         if not well_formed or not (name or (bare_digest and len(lines) == 1)):
             raise DownloadError(
