@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import socket
+import stat
 import tarfile
 import threading
 import zipfile
@@ -20,7 +21,9 @@ import pytest
 import yaml
 
 from hybridland.data import download, sources
-from hybridland.data.download import DownloadError, RemoteFile, UnsafeArchiveError
+from hybridland.data.download import DownloadError, UnsafeArchiveError
+from hybridland.data.sources import RemoteFile
+from hybridland.studies import fluxnet
 
 # ---------------------------------------------------------------------------- server
 
@@ -131,10 +134,11 @@ PAYLOAD = b"monthly driver bytes\n" * 50
 def test_fetch_writes_verified_file_and_no_temporaries(server, tmp_path, fast):
     url = server.serve("/data/driver.nc", Reply(PAYLOAD))
     target = tmp_path / "raw" / "driver.nc"
-    result = download.fetch(url, target, md5(PAYLOAD), dataset="demo", **fast)
+    result = download.fetch(url, target, md5(PAYLOAD), dataset="demo", progressbar=True, **fast)
     assert result == target
     assert target.read_bytes() == PAYLOAD
     assert list(target.parent.iterdir()) == [target]
+    assert target.stat().st_mode & 0o777 == 0o644
 
 
 def test_present_file_with_right_checksum_is_not_downloaded_again(server, tmp_path, fast):
@@ -241,7 +245,7 @@ BUNDLE = {"driver.nc": PAYLOAD, "co2.csv": b"year,month,co2\n2010,1,388.5\n"}
 def test_zenodo_record_is_resolved_from_its_metadata(server, fast):
     record = zenodo_record(server, BUNDLE)
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
-    files = download.resolve_zenodo_record(42, api_base=server.base + "/api", **fast)
+    files = sources.resolve_zenodo_record(42, api_base=server.base + "/api", **fast)
     assert files == [
         RemoteFile(name, f"{server.base}/api/records/42/files/{name}/content", md5(data), len(data))
         for name, data in BUNDLE.items()
@@ -252,7 +256,7 @@ def test_zenodo_source_downloads_every_file_with_the_record_md5(server, tmp_path
     record = zenodo_record(server, BUNDLE)
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
     source = make_source({"zenodo_record": "42"})
-    paths = download.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
+    paths = sources.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
     assert paths == [tmp_path / name for name in BUNDLE]
     assert all((tmp_path / name).read_bytes() == data for name, data in BUNDLE.items())
 
@@ -261,17 +265,17 @@ def test_zenodo_metadata_is_saved_so_later_runs_work_offline(server, tmp_path, f
     record = zenodo_record(server, BUNDLE)
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
     source = make_source({"zenodo_record": "42"})
-    first = download.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
+    first = sources.download_source(source, tmp_path, api_base=server.base + "/api", **fast)
     assert json.loads((tmp_path / "zenodo-42.json").read_text()) == record
     offline = f"http://127.0.0.1:{closed_port()}/api"
-    assert download.download_source(source, tmp_path, api_base=offline, **fast) == first
+    assert sources.download_source(source, tmp_path, api_base=offline, **fast) == first
     assert server.hits("/api/records/42") == 1
 
 
 def test_zenodo_unreachable_says_where_to_save_the_metadata(tmp_path, fast):
     offline = f"http://127.0.0.1:{closed_port()}/api"
     with pytest.raises(DownloadError) as caught:
-        download.download_source(
+        sources.download_source(
             make_source({"zenodo_record": "42"}), tmp_path, api_base=offline, **fast
         )
     message = str(caught.value)
@@ -284,7 +288,7 @@ def test_zenodo_file_corrupted_in_transit_is_refused(server, tmp_path, fast):
     server.serve("/api/records/42/files/co2.csv/content", Reply(b"tampered"))
     server.serve("/api/records/42", Reply(json.dumps(record).encode()))
     with pytest.raises(DownloadError, match=r"demo: checksum mismatch .*co2\.csv/content"):
-        download.download_source(
+        sources.download_source(
             make_source({"zenodo_record": "42"}), tmp_path, api_base=server.base + "/api", **fast
         )
     assert not (tmp_path / "co2.csv").exists()
@@ -306,14 +310,14 @@ def test_zenodo_file_corrupted_in_transit_is_refused(server, tmp_path, fast):
 def test_malformed_zenodo_record_names_the_record(server, fast, record, complaint):
     server.serve("/api/records/7", Reply(json.dumps(record).encode()))
     with pytest.raises(DownloadError, match="Zenodo record 7") as caught:
-        download.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
+        sources.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
     assert complaint in str(caught.value)
 
 
 def test_zenodo_metadata_that_is_not_json_is_refused(server, fast):
     server.serve("/api/records/7", Reply(b"<html>maintenance</html>"))
     with pytest.raises(DownloadError, match=r"Zenodo record 7: metadata at .* is not JSON"):
-        download.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
+        sources.resolve_zenodo_record("7", api_base=server.base + "/api", **fast)
 
 
 # ---------------------------------------------------------------------------- other sources
@@ -334,14 +338,14 @@ def make_source(extra: dict[str, Any]) -> sources.Source:
 def test_unpublished_checksum_is_recorded_then_enforced(server, tmp_path, fast):
     url = server.serve("/gml/co2_mm_gl.csv", Reply(b"v1"))
     source = make_source({"url": url, "checksum_from": "none-published"})
-    (path,) = download.download_source(source, tmp_path, **fast)
+    (path,) = sources.download_source(source, tmp_path, **fast)
     assert (tmp_path / "co2_mm_gl.csv.sha256").read_text().strip() == sha256(b"v1")
-    download.download_source(source, tmp_path, **fast)
+    sources.download_source(source, tmp_path, **fast)
     assert server.hits("/gml/co2_mm_gl.csv") == 1
     path.unlink()
     server.serve("/gml/co2_mm_gl.csv", Reply(b"v2, updated in place"))
     with pytest.raises(DownloadError, match=r"delete that file to accept"):
-        download.download_source(source, tmp_path, **fast)
+        sources.download_source(source, tmp_path, **fast)
 
 
 def test_sidecar_checksum_is_read_from_the_provider(server, tmp_path, fast):
@@ -349,7 +353,7 @@ def test_sidecar_checksum_is_read_from_the_provider(server, tmp_path, fast):
     line = f"{hashlib.sha256(PAYLOAD).hexdigest()}  lai.nc\n".encode()
     sums = server.serve("/d/SHA256SUMS", Reply(b"0" * 64 + b"  other.nc\n" + line))
     source = make_source({"url": url, "checksum_from": "sidecar", "checksum_url": sums})
-    (path,) = download.download_source(source, tmp_path, **fast)
+    (path,) = sources.download_source(source, tmp_path, **fast)
     assert path.read_bytes() == PAYLOAD
 
 
@@ -363,27 +367,27 @@ def test_manual_source_missing_says_how_and_where(tmp_path):
         }
     )
     with pytest.raises(DownloadError) as caught:
-        download.download_source(source, tmp_path / "lc")
+        sources.download_source(source, tmp_path / "lc")
     message = str(caught.value)
     assert message.startswith("demo: needs a manual download: Log in to the portal.")
     assert f"place files matching *.hdf in {(tmp_path / 'lc').absolute()}" in message
     (tmp_path / "lc").mkdir()
     (tmp_path / "lc" / "a.hdf").write_bytes(b"x")
-    assert download.download_source(source, tmp_path / "lc") == [tmp_path / "lc" / "a.hdf"]
+    assert sources.download_source(source, tmp_path / "lc") == [tmp_path / "lc" / "a.hdf"]
 
 
 def test_archive_source_is_downloaded_and_unpacked(server, tmp_path, fast):
     data = zip_bytes({"bundle/mask.csv": b"1,0\n", "bundle/split.csv": b"3\n"})
     url = server.serve("/d/bundle.zip", Reply(data))
     source = make_source({"url": url, "checksum": sha256(data), "format": "zip"})
-    paths = download.download_source(source, tmp_path, **fast)
+    paths = sources.download_source(source, tmp_path, **fast)
     unpacked = tmp_path / "bundle"
     assert paths == [
         tmp_path / "bundle.zip",
         unpacked / "bundle/mask.csv",
         unpacked / "bundle/split.csv",
     ]
-    assert download.download_source(source, tmp_path, **fast) == paths
+    assert sources.download_source(source, tmp_path, **fast) == paths
 
 
 # ---------------------------------------------------------------------------- archives
@@ -454,6 +458,76 @@ def test_tar_with_link_escaping_is_refused(tmp_path, kind, link):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.tar.gz"]
 
 
+CHAIN = [
+    tar_entry("b", tarfile.SYMTYPE, "."),
+    tar_entry("a", tarfile.SYMTYPE, "b/c/../.."),
+    tar_entry("a/evil"),
+]
+
+
+@pytest.mark.parametrize("members", [CHAIN, [tar_entry("c", tarfile.DIRTYPE), *CHAIN]])
+def test_link_chain_out_of_the_target_is_refused_without_tarfile_filter(
+    tmp_path, monkeypatch, members
+):
+    # b -> . makes "b/c/../.." the target's parent, though its text looks inside. With
+    # "c" present, tarfile without a filter (Python 3.11.0-3.11.3) writes "evil" outside.
+    monkeypatch.delattr(tarfile, "data_filter")
+    (tmp_path / "in").mkdir()
+    archive = tar_gz(tmp_path / "in" / "chain.tar.gz", members, {"a/evil": b"gotcha"})
+    with pytest.raises(UnsafeArchiveError) as caught:
+        download.extract_archive(archive, tmp_path / "in" / "out")
+    assert str(caught.value) == (
+        f"{archive}: refusing to extract: member 'a' is a link to 'b/c/../..', outside "
+        "the target folder; nothing was extracted"
+    )
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "in",
+        "in/chain.tar.gz",
+    ]
+
+
+def test_link_that_a_later_link_turns_outwards_is_refused(tmp_path):
+    # a -> x/.. is the target itself until x -> . makes it the target's parent.
+    entries = [tar_entry("a", tarfile.SYMTYPE, "x/.."), tar_entry("x", tarfile.SYMTYPE, ".")]
+    archive = tar_gz(tmp_path / "late.tar", entries, {})
+    with pytest.raises(UnsafeArchiveError, match=r"member 'a' is a link to 'x/\.\.', outside"):
+        download.extract_archive(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.tar"]
+
+
+def test_links_inside_the_target_are_followed_not_refused(tmp_path):
+    entries = [
+        tar_entry("data", tarfile.DIRTYPE),
+        tar_entry("here", tarfile.SYMTYPE, "."),
+        tar_entry("latest", tarfile.SYMTYPE, "here/data/../data"),
+        tar_entry("latest/x.csv"),
+    ]
+    archive = tar_gz(tmp_path / "ok.tar", entries, {"latest/x.csv": b"1"})
+    files = download.extract_archive(archive, tmp_path / "out")
+    assert [f.relative_to(tmp_path / "out").as_posix() for f in files] == [
+        "data/x.csv",
+        "here",
+        "latest",
+    ]
+    assert (tmp_path / "out" / "data" / "x.csv").read_bytes() == b"1"
+
+
+def test_zip_symlink_out_of_the_target_is_refused(tmp_path):
+    link = zipfile.ZipInfo("d/up")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("d/fine.txt", b"ok")
+        bundle.writestr(link, "../..")
+    archive = tmp_path / "link.zip"
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(
+        UnsafeArchiveError, match=r"member 'd/up' is a link to '\.\./\.\.', outside"
+    ):
+        download.extract_archive(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.zip"]
+
+
 def test_tar_device_member_is_refused(tmp_path):
     archive = tar_gz(tmp_path / "dev.tar", [tar_entry("null", tarfile.CHRTYPE)], {})
     with pytest.raises(UnsafeArchiveError, match="is a device or FIFO"):
@@ -465,6 +539,59 @@ def test_not_an_archive_is_reported(tmp_path):
     junk.write_bytes(b"not an archive")
     with pytest.raises(DownloadError, match=r"junk\.zip: neither a zip nor a tar archive"):
         download.extract_archive(junk, tmp_path / "out")
+
+
+# ---------------------------------------------------------------------------- checksum files
+
+SUMS_OK = f"# made by sha256sum\n{hashlib.sha256(b'a').hexdigest()}  a.nc\n\n{'0' * 32} *b.nc\n\n"
+
+
+def test_checksum_file_skips_blank_lines_and_comments():
+    assert download.parse_checksum_lines(SUMS_OK, where="SUMS") == {
+        "a.nc": sha256(b"a"),
+        "b.nc": "md5:" + "0" * 32,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            "0" * 64 + "  a.nc\nnot-a-digest  b.nc\n",
+            "line 2 is not '<hex digest>  <file name>': 'not-a-digest  b.nc'",
+        ),
+        (
+            "\n" + "0" * 63 + "  a.nc\n",
+            f"line 2 is not '<hex digest>  <file name>': '{'0' * 63}  a.nc'",
+        ),
+        (
+            "0" * 64 + "  a.nc\n" + "0" * 64 + "\n",
+            f"line 2 is not '<hex digest>  <file name>': '{'0' * 64}'",
+        ),
+    ],
+)
+def test_malformed_checksum_line_is_refused_naming_file_and_line(text, line):
+    with pytest.raises(DownloadError) as caught:
+        download.parse_checksum_lines(text, where="/d/SHA256SUMS")
+    assert str(caught.value) == f"/d/SHA256SUMS: {line}"
+
+
+def test_provider_checksum_file_may_be_a_bare_digest():
+    digest = hashlib.md5(b"x", usedforsecurity=False).hexdigest()
+    assert download.parse_checksum_file(f"{digest}\n\n", "x.nc", where="w") == f"md5:{digest}"
+    with pytest.raises(DownloadError, match=r"^w: no checksum line for 'x\.nc'$"):
+        download.parse_checksum_file(SUMS_OK, "x.nc", where="w")
+
+
+def test_fluxnet_checksums_skip_blank_lines_and_refuse_malformed_ones(tmp_path):
+    (tmp_path / "a.nc").write_bytes(b"a")
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{hashlib.sha256(b'a').hexdigest()}  a.nc\n\n")
+    fluxnet.verify_checksums(tmp_path)
+    sums.write_text(f"{hashlib.sha256(b'a').hexdigest()}  a.nc\n\ngarbage\n")
+    with pytest.raises(fluxnet.FluxnetError) as caught:
+        fluxnet.verify_checksums(tmp_path)
+    assert str(caught.value) == f"{sums}: line 3 is not '<hex digest>  <file name>': 'garbage'"
 
 
 # ---------------------------------------------------------------------------- registry

@@ -55,7 +55,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland import contract
-from hybridland.data import download, driver, sources
+from hybridland.data import driver, sources
 from hybridland.data.grids import Grid
 from hybridland.io import atomic_path, write_netcdf
 from hybridland.model import forward
@@ -181,11 +181,11 @@ def download_bundle(
 ) -> list[Path]:
     """Download (or verify) the record's files into ``folder``; list them in ``manifest`` (JSON).
 
-    ``options`` go to :func:`hybridland.data.download.download_source` (``api_base``,
+    ``options`` go to :func:`hybridland.data.sources.download_source` (``api_base``,
     ``retries``, ...). Offline, its DownloadError says where to put the files by hand.
     """
     source = sources.load_registry()[dataset]
-    paths = download.download_source(source, folder, **options)
+    paths = sources.download_source(source, folder, **options)
     folder, manifest = Path(folder), Path(manifest)
     listing = {
         "dataset": dataset,

@@ -13,7 +13,9 @@ chosen by ``checksum_from``:
 ``zenodo``
     ``zenodo_record`` names a Zenodo record. File names, download URLs, sizes and
     md5 checksums are read from the record's JSON metadata at download time, so the
-    registry repeats none of them.
+    registry repeats none of them. The metadata is saved beside the files, so that a
+    folder prepared elsewhere is verified offline (pooch's DOI downloader asks doi.org
+    and zenodo.org on every call and cannot read a saved record).
 ``sidecar``
     ``url`` is a direct download and the provider publishes the checksum in a small
     text file at ``checksum_url`` (an ``md5sum``/``sha256sum`` style line, or a bare
@@ -27,18 +29,40 @@ chosen by ``checksum_from``:
 Products behind a login or a request form carry ``manual: true``: nothing is
 downloaded, ``instructions`` say how to obtain them and ``expected_files`` (glob
 patterns) say what must then be present in the dataset's folder.
+
+:func:`download_source` brings a dataset in through :mod:`hybridland.data.download`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from collections.abc import Mapping
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 
+import pooch
 import yaml
+
+from hybridland.data.download import (
+    DownloadError,
+    Patience,
+    fetch,
+    get_document,
+    parse_checksum_file,
+    split_checksum,
+    unpack,
+)
+from hybridland.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+ZENODO_API = "https://zenodo.org/api"
 
 Format = Literal["netcdf", "geotiff", "csv", "zip", "tar.gz", "hdf", "mixed"]
 ChecksumFrom = Literal["registry", "zenodo", "sidecar", "none-published"]
@@ -46,7 +70,6 @@ GridKind = Literal["latlon", "approximate", "site", "global series"]
 
 FORMATS: tuple[str, ...] = get_args(Format)
 CHECKSUM_MODES: tuple[str, ...] = get_args(ChecksumFrom)
-HASH_HEX_LENGTHS: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _REQUIRED = ("description", "citation", "licence", "format", "native_grid")
@@ -138,23 +161,14 @@ class Source:
     expected_files: tuple[str, ...] = field(default_factory=tuple)
 
 
-def split_checksum(checksum: str) -> tuple[str, str]:
-    """Split ``"md5:<hex>"`` into ``("md5", "<hex>")``, lower-cased and validated.
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file: name in the dataset folder, URL, checksum (``alg:hex``), size."""
 
-    Raises:
-        ValueError: unknown algorithm, or a digest of the wrong length or alphabet.
-    """
-    algorithm, sep, digest = checksum.strip().partition(":")
-    algorithm, digest = algorithm.lower(), digest.lower()
-    if not sep or algorithm not in HASH_HEX_LENGTHS:
-        known = ", ".join(HASH_HEX_LENGTHS)
-        raise ValueError(f"checksum {checksum!r} is not '<algorithm>:<hex>' with one of {known}")
-    if len(digest) != HASH_HEX_LENGTHS[algorithm] or not re.fullmatch(r"[0-9a-f]+", digest):
-        raise ValueError(
-            f"checksum {checksum!r}: a {algorithm} digest has "
-            f"{HASH_HEX_LENGTHS[algorithm]} hex digits"
-        )
-    return algorithm, digest
+    name: str
+    url: str
+    checksum: str | None
+    size: int | None = None
 
 
 def default_registry_path() -> Path:
@@ -366,3 +380,219 @@ def _check_direct(source: Source, where: str) -> None:
             split_checksum(source.checksum)
         except ValueError as error:
             raise RegistryError(f"{where}: key 'checksum': {error}") from None
+
+
+# ---------------------------------------------------------------------------- downloads
+
+
+def download_source(
+    source: Source,
+    destination_dir: Path | str,
+    *,
+    api_base: str = ZENODO_API,
+    retries: int = 4,
+    backoff_s: float = 1.0,
+    timeout_s: float = 60,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Path]:
+    """Bring one registry dataset into ``destination_dir``; the workflow's entry point.
+
+    Zenodo records are resolved and each file fetched with the record's md5; direct
+    URLs with the registry's, the provider's (sidecar) or a recorded checksum (see
+    :mod:`hybridland.data.sources`). Manual products must already be there. Archives
+    are then unpacked into a folder named after them (unless that folder exists).
+    The retry options are those of :func:`hybridland.data.download.fetch`.
+
+    Returns:
+        The dataset's files, then the files unpacked from its archives.
+
+    Raises:
+        DownloadError: naming the dataset; for a manual product, how to obtain it and
+            where to put it.
+    """
+    folder, patience = (
+        Path(destination_dir),
+        Patience(retries, backoff_s, timeout_s, sleep),
+    )
+    if source.manual:
+        files = manual_files(source, folder)
+    else:
+        remote = _remote_files(source, folder, api_base, patience)
+        files = [_fetch_remote(source.name, item, folder, patience) for item in remote]
+    return files + [member for path in files for member in unpack(path)]
+
+
+def _remote_files(
+    source: Source, folder: Path, api_base: str, patience: Patience
+) -> list[RemoteFile]:
+    """The files a non-manual source consists of, with their checksums."""
+    if source.zenodo_record is not None:
+        return _zenodo_files(source, folder, api_base, patience)
+    if source.url is None:
+        raise DownloadError(f"{source.name}: neither 'url' nor 'zenodo_record' is set")
+    name = url_file_name(source.url, source.name)
+    checksum = source.checksum
+    if source.checksum_from == "sidecar" and source.checksum_url is not None:
+        body = get_document(source.checksum_url, source.name, patience)
+        where = f"{source.name}: {source.checksum_url}"
+        checksum = parse_checksum_file(body.decode("utf-8", "replace"), name, where=where)
+    return [RemoteFile(name=name, url=source.url, checksum=checksum)]
+
+
+def _zenodo_files(
+    source: Source, folder: Path, api_base: str, patience: Patience
+) -> list[RemoteFile]:
+    """A record's files from its metadata, saved as ``zenodo-<id>.json`` and reused offline.
+
+    A record version never changes, so a folder prepared elsewhere is verified without
+    network against the md5 checksums the saved metadata lists.
+    """
+    record_id = str(source.zenodo_record)
+    label = f"{source.name}: Zenodo record {record_id}"
+    saved = folder / f"zenodo-{record_id}.json"
+    if saved.is_file():
+        logger.info("%s: using the metadata saved in %s", label, saved)
+        return parse_zenodo_record(_json(saved.read_bytes(), label, str(saved)), record_id)
+    url = zenodo_record_url(record_id, api_base)
+    try:
+        body = get_document(url, label, patience)
+    except DownloadError as error:
+        raise DownloadError(
+            f"{error}. Without network access, save that JSON metadata as "
+            f"{saved.absolute()} and place the record's files beside it; they are then "
+            "verified against the md5 checksums it lists."
+        ) from error
+    files = parse_zenodo_record(_json(body, label, url), record_id)
+    with atomic_path(saved) as temporary:
+        temporary.write_bytes(body)
+    return files
+
+
+def url_file_name(url: str, dataset: str) -> str:
+    """The file name a URL ends in."""
+    name = urllib.parse.unquote(PurePosixPath(urllib.parse.urlsplit(url).path).name)
+    if not _safe_file_name(name):
+        raise DownloadError(f"{dataset}: URL {url!r} does not end in a file name")
+    return name
+
+
+def manual_files(source: Source, folder: Path) -> list[Path]:
+    """The files of a manual product, which must already be in ``folder``."""
+    found = {pattern: sorted(folder.glob(pattern)) for pattern in source.expected_files}
+    missing = [pattern for pattern, paths in found.items() if not paths]
+    if missing:
+        page = f" Landing page: {source.landing_url}." if source.landing_url else ""
+        raise DownloadError(
+            f"{source.name}: needs a manual download: {source.instructions}{page} "
+            f"Then place files matching {', '.join(missing)} in {folder.absolute()}."
+        )
+    return sorted({path for paths in found.values() for path in paths})
+
+
+def _fetch_remote(dataset: str, item: RemoteFile, folder: Path, patience: Patience) -> Path:
+    get: dict[str, Any] = vars(patience)
+    destination = folder / item.name
+    if item.checksum is not None:
+        return fetch(item.url, destination, item.checksum, dataset=dataset, **get)
+    # Trust on first use: record the first copy's sha256 and hold later runs to it.
+    record = destination.with_name(destination.name + ".sha256")
+    if record.is_file():
+        recorded = record.read_text(encoding="utf-8").strip()
+        try:
+            return fetch(item.url, destination, recorded, dataset=dataset, **get)
+        except DownloadError as error:
+            raise DownloadError(
+                f"{error} (checksum recorded at the first download in {record}; "
+                "delete that file to accept the provider's current version)"
+            ) from error
+    if not destination.is_file():
+        fetch(item.url, destination, None, dataset=dataset, **get)
+    else:
+        logger.warning("%s: using %s, found in place; recording its checksum", dataset, destination)
+    with atomic_path(record) as temporary:
+        temporary.write_text(f"sha256:{pooch.file_hash(str(destination))}\n", encoding="utf-8")
+    return destination
+
+
+# ---------------------------------------------------------------------------- zenodo
+
+
+def resolve_zenodo_record(
+    record_id: str | int,
+    *,
+    api_base: str = ZENODO_API,
+    timeout_s: float = 60,
+    retries: int = 4,
+    backoff_s: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[RemoteFile]:
+    """List the files of a Zenodo record from its JSON metadata at ``{api_base}/records/<id>``.
+
+    Raises:
+        DownloadError: the record cannot be fetched, or is malformed; the message
+            names the record.
+    """
+    url = zenodo_record_url(record_id, api_base)
+    label = f"Zenodo record {record_id}"
+    body = get_document(url, label, Patience(retries, backoff_s, timeout_s, sleep))
+    return parse_zenodo_record(_json(body, label, url), record_id)
+
+
+def zenodo_record_url(record_id: str | int, api_base: str = ZENODO_API) -> str:
+    """Where a record's JSON metadata is served."""
+    return f"{api_base.rstrip('/')}/records/{record_id}"
+
+
+def _json(body: bytes, label: str, origin: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise DownloadError(f"{label}: metadata at {origin} is not JSON ({error})") from None
+
+
+def parse_zenodo_record(record: Any, record_id: str | int) -> list[RemoteFile]:
+    """Turn a Zenodo record's parsed JSON into :class:`RemoteFile` s.
+
+    ``files`` holds objects with ``key`` (file name), ``size`` (bytes), ``checksum``
+    (``"md5:<hex>"``) and ``links.self`` (download URL).
+    """
+    label = f"Zenodo record {record_id}"
+    if not isinstance(record, dict):
+        raise DownloadError(f"{label}: metadata is not a JSON object")
+    if "id" in record and str(record["id"]) != str(record_id):
+        raise DownloadError(f"{label}: metadata is that of record {record['id']!r}")
+    files = record.get("files")
+    if not isinstance(files, list) or not files:
+        raise DownloadError(
+            f"{label}: metadata has no non-empty 'files' list (restricted or embargoed record?)"
+        )
+    metadata = record.get("metadata")
+    licence = metadata.get("license") if isinstance(metadata, dict) else None
+    if licence:
+        logger.info("%s: licence %s", label, licence)
+    return [_zenodo_file(entry, index, label) for index, entry in enumerate(files)]
+
+
+def _zenodo_file(entry: Any, index: int, label: str) -> RemoteFile:
+    where = f"{label}: files[{index}]"
+    if not isinstance(entry, dict):
+        raise DownloadError(f"{where} is not an object")
+    name, size, checksum = entry.get("key"), entry.get("size"), entry.get("checksum")
+    url = entry.get("links", {}).get("self") if isinstance(entry.get("links"), dict) else None
+    if not isinstance(name, str) or not _safe_file_name(name):
+        raise DownloadError(f"{where}: 'key' {name!r} is not a plain file name")
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise DownloadError(f"{where} ({name}): 'links.self' {url!r} is not an http(s) URL")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise DownloadError(f"{where} ({name}): 'size' {size!r} is not a byte count")
+    try:
+        split_checksum(checksum if isinstance(checksum, str) else "")
+    except ValueError:
+        raise DownloadError(
+            f"{where} ({name}): 'checksum' {checksum!r} is not 'md5:<hex>'"
+        ) from None
+    return RemoteFile(name=name, url=url, checksum=checksum, size=size)
+
+
+def _safe_file_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name

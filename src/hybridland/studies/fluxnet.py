@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland import contract
-from hybridland.data import driver, landcover
+from hybridland.data import download, driver, landcover
 from hybridland.io import atomic_path, write_netcdf
 from hybridland.model import loss, network, parameters
 from hybridland.training import evaluate, train
@@ -87,14 +87,18 @@ class FluxnetError(ValueError):
 
 
 def verify_checksums(directory: Path | str = DATA) -> None:
-    """Raise FluxnetError unless every file listed in ``SHA256SUMS`` matches its sha256."""
-    directory = Path(directory)
-    for line in (directory / "SHA256SUMS").read_text().splitlines():
-        expected, name = line.split()
-        digest = hashlib.sha256((directory / name).read_bytes()).hexdigest()
+    """Raise FluxnetError unless every file listed in ``SHA256SUMS`` matches its checksum."""
+    sums = Path(directory) / "SHA256SUMS"
+    try:
+        listed = download.parse_checksum_lines(sums.read_text(encoding="utf-8"), where=str(sums))
+    except download.DownloadError as error:
+        raise FluxnetError(str(error)) from None
+    for name, checksum in listed.items():
+        algorithm, expected = checksum.split(":")
+        digest = hashlib.new(algorithm, (sums.parent / name).read_bytes()).hexdigest()
         if digest != expected:
             raise FluxnetError(
-                f"{directory / name}: sha256 {digest} differs from SHA256SUMS ({expected})"
+                f"{sums.parent / name}: {algorithm} {digest} differs from SHA256SUMS ({expected})"
             )
 
 
