@@ -38,8 +38,9 @@ def open_netcdf(path: Path | str) -> xr.Dataset:
         with xr.open_dataset(path) as opened:
             dataset = opened.load()
     except (OSError, RuntimeError, ValueError) as error:
+        logger.debug("reading %s failed: %s", path, error)
         raise UnreadableFileError(
-            f"file {path} is truncated or corrupt ({error}); delete it and rerun"
+            f"file {path} is truncated or corrupt; delete it and rerun"
         ) from None
     if not dataset.data_vars:
         raise UnreadableFileError(f"file {path} holds no variables; delete it and rerun")

@@ -281,10 +281,9 @@ def check_enough_patches(n_patches: int, n_test: int) -> None:
     """A member needs two patches beside the test set: one to train on, one for development."""
     if n_patches - n_test < 2:
         raise DriverError(
-            f"only {n_patches} patches have enough land cells and {n_test} of them are test "
-            "patches, which leaves fewer than the 2 a member needs (one to train on, one for "
-            "development); enlarge region or lower driver.patch_deg, driver.min_patch_fraction "
-            "or driver.land_threshold"
+            f"{n_patches} patches have enough land cells and {n_test} of them are test patches; "
+            "a member needs 2 more (one to train on, one for development): enlarge the region "
+            "or lower driver.patch_deg, driver.min_patch_fraction or driver.land_threshold"
         )
 
 
