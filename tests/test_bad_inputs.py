@@ -525,3 +525,7 @@ def test_unreadable_checkpoint_is_not_resumed(tmp_path, caplog):
     fresh = train._resume(checkpoint, {"driver": "x"}, (None, None), 1)
     assert fresh.epoch == [0]
     assert f"not resuming from {checkpoint}: it is unreadable" in caplog.text
+
+
+def test_the_documented_ranges_are_the_checked_ones():
+    assert validate.ranges_markdown() in (ROOT / "docs/refusals.md").read_text()

@@ -238,3 +238,14 @@ def check_driver(driver: xr.Dataset, source: str, max_share: float | None = None
             check_range(data, name, "observation", f"driver {source}")
             cleaned[name] = data
     return driver.assign(cleaned)
+
+
+def ranges_markdown() -> str:
+    """:data:`PHYSICAL_RANGES` as the Markdown table of docs/refusals.md (variables that
+    share a range share a row)."""
+    rows: dict[Range, list[str]] = {}
+    for name, bounds in PHYSICAL_RANGES.items():
+        rows.setdefault(bounds, []).append(f"`{name}`")
+    lines = ["| variables | lowest | highest | units |", "|---|---|---|---|"]
+    lines += [f"| {', '.join(n)} | {r.low:g} | {r.high:g} | {r.units} |" for r, n in rows.items()]
+    return "\n".join(lines)
