@@ -126,12 +126,18 @@ def honour_fill_values(data: xr.DataArray) -> xr.DataArray:
     return data
 
 
+def _floating(data: xr.DataArray) -> np.ndarray:
+    """The values as floating point, without a copy when they already are."""
+    values = np.asarray(data.values)
+    return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
+
+
 def check_range(data: xr.DataArray, name: str, what: str, source: str) -> None:
     """Raise DriverError when a finite value of ``data`` leaves the range of ``name``."""
     bounds = PHYSICAL_RANGES.get(name)
     if bounds is None:
         return
-    values = np.asarray(data.values, dtype=np.float64)
+    values = _floating(data)
     slack = _RELATIVE_SLACK * max(1.0, abs(bounds.low), abs(bounds.high))
     bad = np.isfinite(values) & ((values < bounds.low - slack) | (values > bounds.high + slack))
     count = int(bad.sum())
@@ -147,7 +153,7 @@ def check_range(data: xr.DataArray, name: str, what: str, source: str) -> None:
 
 def check_finite(data: xr.DataArray, name: str, what: str, source: str) -> None:
     """Raise DriverError when ``data`` holds NaN or an infinite value (no gaps allowed)."""
-    values = np.asarray(data.values, dtype=np.float64)
+    values = _floating(data)
     bad = ~np.isfinite(values)
     count = int(bad.sum())
     if count:
@@ -163,7 +169,7 @@ def infinite_observations(
     data: xr.DataArray, name: str, source: str, max_share: float
 ) -> xr.DataArray:
     """``data`` with infinite values as gaps (NaN), warned about; refused above ``max_share``."""
-    values = np.asarray(data.values, dtype=np.float64)
+    values = _floating(data)
     bad = np.isinf(values)
     count = int(bad.sum())
     if not count:
@@ -180,7 +186,7 @@ def infinite_observations(
             "correct the product or raise driver.max_infinite_share"
         )
     logger.warning("%s; they count as gaps", text)
-    return data.copy(data=np.where(bad, np.nan, np.asarray(data.values)))
+    return data.copy(data=np.where(bad, np.nan, values))
 
 
 def check_product(dataset: xr.Dataset, product: str, source: str, max_share: float) -> xr.Dataset:
