@@ -100,15 +100,15 @@ def test_shipped_config_files_read_strictly():
         (
             changed(region={"west": -107.9, "east": -107.8}),
             (
-                "region.west (-107.9) to region.east (-107.8) spans 0.1 deg, less than one 0p25deg "
-                "cell (0.25 deg); widen the region"
+                "region.west (-107.9) to region.east (-107.8) covers 1 0p25deg cell (0.25 deg); "
+                "at least 2 are needed in each direction: widen the region"
             ),
         ),
         (
-            changed(region={"south": 38.0, "north": 38.1}, grids=["0p125deg"]),
+            changed(region={"south": 38.0, "north": 38.125}, grids=["0p125deg"]),
             (
-                "region.south (38.0) to region.north (38.1) spans 0.1 deg, less than one 0p125deg "
-                "cell (0.125 deg); widen the region"
+                "region.south (38.0) to region.north (38.125) covers 1 0p125deg cell (0.125 deg); "
+                "at least 2 are needed in each direction: widen the region"
             ),
         ),
         (

@@ -143,16 +143,20 @@ def _gridded(config: Mapping[str, Any]) -> list[str]:
 
 
 def _check_region_cells(config: Mapping[str, Any]) -> None:
-    """The region must span at least one cell of every grid in both directions."""
+    """Every grid, snapped outward from the region, needs 2 cells in each direction
+    (regridding fails on a grid one cell wide)."""
     region = config["region"]
     for grid in _gridded(config):
-        step = STANDARD_RESOLUTIONS[grid]
-        for low, high in (("west", "east"), ("south", "north")):
-            span = region[high] - region[low]
-            if span < step * (1 - 1e-9):
+        cells = Grid.from_config({"name": grid, "box": region})
+        for (low, high), count in (
+            (("west", "east"), len(cells.lon)),
+            (("south", "north"), len(cells.lat)),
+        ):
+            if count < 2:
                 raise ConfigError(
-                    f"region.{low} ({region[low]}) to region.{high} ({region[high]}) spans "
-                    f"{span:g} deg, less than one {grid} cell ({step} deg); widen the region"
+                    f"region.{low} ({region[low]}) to region.{high} ({region[high]}) covers "
+                    f"{count} {grid} cell ({STANDARD_RESOLUTIONS[grid]} deg); at least 2 are "
+                    "needed in each direction: widen the region"
                 )
 
 
