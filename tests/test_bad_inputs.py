@@ -525,6 +525,12 @@ def test_unreadable_checkpoint_is_not_resumed(tmp_path, caplog):
     fresh = train._resume(checkpoint, {"driver": "x"}, (None, None), 1)
     assert fresh.epoch == [0]
     assert f"not resuming from {checkpoint}: it is unreadable" in caplog.text
+    train.save_npz(checkpoint, {"fingerprint": np.array("0123abcd-PFT-[0]-3-24-pad10")})
+    assert train._resume(checkpoint, {"driver": "x"}, (None, None), 1).epoch == [0]
+    assert (
+        f"not resuming from {checkpoint}: it has no fingerprint by part; starting afresh"
+        in caplog.text
+    )
 
 
 def test_the_documented_ranges_are_the_checked_ones():

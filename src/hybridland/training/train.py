@@ -555,9 +555,12 @@ def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any]
         return fresh
     try:
         arrays = load_npz(path)
-        written = json.loads(str(arrays["fingerprint"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
         logger.warning("not resuming from %s: it is unreadable (%s); starting afresh", path, error)
+        return fresh
+    written = _written_fingerprint(arrays)
+    if not written:
+        logger.warning("not resuming from %s: it has no fingerprint by part; starting afresh", path)
         return fresh
     differing = sorted(k for k in fingerprint if written.get(k) != fingerprint[k])
     if differing:
@@ -579,6 +582,15 @@ def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any]
         arrays["attempt"].tolist(),
         history,
     )
+
+
+def _written_fingerprint(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """The fingerprint a checkpoint holds; empty for one written before it had parts."""
+    try:
+        written = json.loads(str(arrays.get("fingerprint", "")))
+    except json.JSONDecodeError:
+        return {}
+    return written if isinstance(written, dict) else {}
 
 
 def _save_checkpoint(path: Path, fingerprint: Mapping[str, str], state: _State) -> None:
