@@ -1,7 +1,8 @@
-"""Bad inputs and faults meet one clear sentence naming the file, key or variable (docs/refusals.md).
+"""Bad inputs and faults meet one clear sentence naming the file, key or variable.
 
-One small case each: config files and values, damaged or implausible data files, checkpoints
-of another run, the benchmark's arguments, temporaries left by a killed job.
+Every case of docs/refusals.md has one small test here: config files and values, damaged
+or implausible data files, checkpoints of another run, the benchmark's arguments,
+temporaries left by a killed job.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def test_shipped_config_files_read_strictly():
             changed(region={"west": -108.0, "east": -106.0, "south": 38.0, "north": 39.0}),
             (
                 "region holds 2 patches of driver.patch_deg [1.0, 1.0] on 0p25deg; "
-                "driver.test_fraction takes 1 and training.dev_fraction 1 of them, which leaves none "
-                "to train on; enlarge the region or lower driver.patch_deg"
+                "driver.test_fraction takes 1 and training.dev_fraction 1 of them, which leaves "
+                "none to train on; enlarge the region or lower driver.patch_deg"
             ),
         ),
         # cases the checks already refused: they must keep doing so

@@ -174,7 +174,8 @@ def _check_patches(config: Mapping[str, Any]) -> None:
         dev = max(1, round(dev_fraction * (patches - test)))
         if patches - test - dev < 1:
             raise ConfigError(
-                f"region holds {patches} patch{'es' if patches != 1 else ''} of driver.patch_deg {list(patch_deg)} on {grid}; "
+                f"region holds {patches} patch{'es' if patches != 1 else ''} of "
+                f"driver.patch_deg {list(patch_deg)} on {grid}; "
                 f"driver.test_fraction takes {test} and training.dev_fraction {dev} of them, "
                 "which leaves none to train on; enlarge the region or lower driver.patch_deg"
             )
