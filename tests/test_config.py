@@ -97,3 +97,21 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
         in result.stdout + result.stderr
     )
     assert "rule synthesize_twin" not in result.stdout
+
+
+def test_duplicate_key_in_an_overlay_stops_snakemake_before_any_job(tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("training:\n  epochs: 5\n  epochs: 50\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(overlay)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert (
+        f"{overlay}, line 3: key 'epochs' is given twice in one section (first on line 2), "
+        "and YAML would silently keep the last; keep one"
+    ) in result.stdout + result.stderr
+    assert "rule synthesize_twin" not in result.stdout

@@ -63,8 +63,11 @@ def regridded() -> dict[str, xr.Dataset]:
             n: xr.Dataset({n: field(rng.uniform(1, 30, shape), units="m")})
             for n in ("elevation", "canopy_height", "forest_age")
         },
-        "forcing": xr.Dataset(
-            {f: monthly(rng.uniform(1, 10, tshape), "1") for f in contract.FORCING}
+        "forcing": xr.Dataset(  # burned area is a fraction
+            {
+                f: monthly(rng.uniform(1, 10, tshape) / (100 if f == "burned_area" else 1), "1")
+                for f in contract.FORCING
+            }
         ),
         **{
             n: xr.Dataset({n: monthly(rng.uniform(0, 3, tshape), "1")})

@@ -12,11 +12,13 @@ def _check_dalec(args: argparse.Namespace) -> int:
 
     if args.x64:
         jax.config.update("jax_enable_x64", True)
+    from hybridland.io import open_netcdf
     from hybridland.model import reference
 
     if not args.reference.is_file():
         print(f"hybridland check-dalec: no such file: {args.reference}", file=sys.stderr)
         return 2
+    open_netcdf(args.reference)  # a truncated or corrupt file: one sentence naming it
     comparisons = reference.compare(args.reference)
     print(reference.report(comparisons))
     failed = [c for c in comparisons if not c.passed]
@@ -68,10 +70,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hybridland.io import UnreadableFileError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:
+    except (ValueError, UnreadableFileError) as error:
         print(f"hybridland {args.command}: {error}", file=sys.stderr)
         return 2
 

@@ -1,12 +1,17 @@
-"""Rules of a study configuration that span several keys (the JSON schema checks the rest)."""
+"""Rules of a study configuration that span several keys (the JSON schema checks the rest),
+and a strict reading of the config files."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from hybridland.data.grids import STANDARD_RESOLUTIONS
+import numpy as np
+import yaml
+
+from hybridland.data.grids import STANDARD_RESOLUTIONS, Grid
 from hybridland.training.setups import factorial
 
 # Datasets the driver is assembled from, per source.
@@ -20,6 +25,65 @@ SITE_GRID = "sites"  # the grid of a site study: cells are sites, no lat/lon lat
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key."""
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: object, line: int, first: int) -> None:
+        super().__init__(key, line, first)
+        self.key, self.line, self.first = key, line, first
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        lines: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKey(key, line, lines[key])
+            lines[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: Path | str) -> dict[str, Any]:
+    """A config file read strictly: a duplicate key, bad YAML or a missing file is a
+    ConfigError naming the file (and the line where known)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist; check the path given to --configfile"
+        )
+    loader = _StrictLoader(path.read_text(encoding="utf-8"))
+    try:
+        content = loader.get_single_data()
+    except _DuplicateKey as duplicate:
+        raise ConfigError(
+            f"{path}, line {duplicate.line}: key '{duplicate.key}' is given twice in one section "
+            f"(first on line {duplicate.first}), and YAML would silently keep the last; keep one"
+        ) from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}{line}: not valid YAML ({error.problem or error.context}); correct it"
+        ) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error}); correct it") from None
+    finally:
+        loader.dispose()
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+    return content
+
+
+def check_files(paths: Iterable[Path | str]) -> None:
+    """Read every config file strictly (the base config and each --configfile overlay)."""
+    for path in paths:
+        load_yaml(path)
 
 
 def _whole_multiple(value: float, step: float) -> bool:
@@ -38,6 +102,7 @@ def check(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"region.south ({region['south']}) must be less than region.north ({region['north']})"
         )
+    _check_region_cells(config)
     period = config["period"]
     if period["first_year"] > period["last_year"]:
         raise ConfigError(
@@ -60,6 +125,8 @@ def check(config: Mapping[str, Any]) -> None:
         resolution = config.get("twin", {}).get("truth_resolution", 0.05)
         if not _whole_multiple(0.1, resolution):
             raise ConfigError(f"twin.truth_resolution ({resolution}) must divide 0.1 deg")
+    if config["source"] == "twin":
+        _check_patches(config)
     if config["source"] == "differland_global":
         _check_bundle(config)
     _check_setups(config)
@@ -69,6 +136,49 @@ def check(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"datasets lacks {missing}, which the driver of a {config['source']} study needs"
         )
+
+
+def _gridded(config: Mapping[str, Any]) -> list[str]:
+    return [g for g in config["grids"] if g != SITE_GRID]
+
+
+def _check_region_cells(config: Mapping[str, Any]) -> None:
+    """Every grid, snapped outward from the region, needs 2 cells in each direction
+    (regridding fails on a grid one cell wide)."""
+    region = config["region"]
+    for grid in _gridded(config):
+        cells = Grid.from_config({"name": grid, "box": region})
+        for (low, high), count in (
+            (("west", "east"), len(cells.lon)),
+            (("south", "north"), len(cells.lat)),
+        ):
+            if count < 2:
+                raise ConfigError(
+                    f"region.{low} ({region[low]}) to region.{high} ({region[high]}) covers "
+                    f"{count} {grid} cell ({STANDARD_RESOLUTIONS[grid]} deg); at least 2 are "
+                    "needed in each direction: widen the region"
+                )
+
+
+def _check_patches(config: Mapping[str, Any]) -> None:
+    """After the test draw and a member's dev draw, a patch must be left to train on."""
+    from hybridland.data.driver import patch_numbers  # imported here: it pulls in xarray
+
+    patch_deg = tuple(float(v) for v in config["driver"]["patch_deg"])
+    test_fraction = config["driver"]["test_fraction"]
+    dev_fraction = config["training"]["dev_fraction"]
+    for grid in _gridded(config):
+        cells = Grid.from_config({"name": grid, "box": config["region"]})
+        patches = np.unique(patch_numbers(cells, patch_deg)).size
+        test = max(1, round(test_fraction * patches))
+        dev = max(1, round(dev_fraction * (patches - test)))
+        if patches - test - dev < 1:
+            raise ConfigError(
+                f"region holds {patches} patch{'es' if patches != 1 else ''} of "
+                f"driver.patch_deg {list(patch_deg)} on {grid}; "
+                f"driver.test_fraction takes {test} and training.dev_fraction {dev} of them, "
+                "which leaves none to train on; enlarge the region or lower driver.patch_deg"
+            )
 
 
 def _check_fluxnet(config: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ from hybridland.imports import imported_modules
 from hybridland import config as study_config
 from hybridland.training.setups import factorial
 
+study_config.check_files(workflow.configfiles)  # strict YAML: a duplicate key is an error
 study_config.check(config)
 
 STUDY = config["study"]

@@ -34,14 +34,14 @@ from hybridland.contract import (
     STATIC_TARGETS,
     TARGETS,
 )
+from hybridland.data import validate
 from hybridland.data.grids import Grid
-from hybridland.io import write_netcdf
+from hybridland.data.validate import DriverError
+from hybridland.io import open_netcdf, write_netcdf
 
 logger = logging.getLogger(__name__)
 
-
-class DriverError(ValueError):
-    """An input that cannot make a driver; the message names the file or variable."""
+__all__ = ["DriverError"]  # raised by every function here (defined in validate)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class DriverOptions:
     land_threshold: float
     test_fraction: float
     delta_t: str | int
+    max_infinite_share: float = validate.DEFAULT_MAX_INFINITE_SHARE
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> DriverOptions:
@@ -94,24 +95,32 @@ def check_months(
         )
 
 
+def source_of(dataset: xr.Dataset, name: str) -> str:
+    """The file a product was read from, or its name when it was built in memory."""
+    return str(dataset.encoding.get("source", f"regridded dataset '{name}'"))
+
+
 def variable(data: Mapping[str, xr.Dataset], dataset: str, name: str) -> xr.DataArray:
     if dataset not in data:
         raise DriverError(
             f"regridded dataset '{dataset}' is missing; the driver needs it for '{name}'"
         )
     if name not in data[dataset]:
-        raise DriverError(f"regridded dataset '{dataset}' lacks variable '{name}'")
+        file = data[dataset].encoding.get("source")
+        raise DriverError(
+            f"regridded dataset '{dataset}' lacks variable '{name}'"
+            + (f" (file {file}); delete the file and rerun" if file else "")
+        )
     return data[dataset][name]
 
 
 def predictor_maps(data: Mapping[str, xr.Dataset]) -> dict[str, xr.DataArray]:
     """Every predictor on the grid, (lat, lon)."""
     fractions = variable(data, "landcover", "pft_fraction")
-    forcing = data["forcing"]
     maps = {p: fractions.sel(pft=p, drop=True) for p in PFT}
     t_air = 0.5 * (variable(data, "forcing", "t_min") + variable(data, "forcing", "t_max"))
     maps["MAT"] = t_air.mean("time")
-    maps["MAP"] = forcing["precip"].mean("time") * DAYS_PER_YEAR_MAP
+    maps["MAP"] = variable(data, "forcing", "precip").mean("time") * DAYS_PER_YEAR_MAP
     for name in ("elevation", "canopy_height", "forest_age"):
         maps[name] = variable(data, name, name)
     for name in SOIL:
@@ -214,6 +223,9 @@ def assemble(
         check_months(name, data[name], calendar)
     check_months("biomass", data["biomass"], calendar, annual=True)
     check_months("sites", sites, calendar)
+    share = options.max_infinite_share
+    data = {n: validate.check_product(ds, n, source_of(ds, n), share) for n, ds in data.items()}
+    sites = validate.check_product(sites, "sites", source_of(sites, "sites"), share)
 
     maps = predictor_maps(data)
     land = variable(data, "landcover", "land_fraction").fillna(0.0).values >= options.land_threshold
@@ -233,6 +245,8 @@ def assemble(
     predictors = {name: cells(m) for name, m in maps.items()}
     forcing = {name: cells(variable(data, "forcing", name)).T for name in FORCING}
     cell_patch = patch[ys, xs]
+    test_patches = choose_test_patches(np.unique(cell_patch), options.test_fraction, seed)
+    check_enough_patches(np.unique(cell_patch).size, test_patches.size)
     targets = {
         t: cells(variable(data, d, v)).T
         for t, (d, v) in (FINE_TARGETS | COARSE_TARGETS).items()
@@ -251,7 +265,7 @@ def assemble(
     fields = CellData(
         valid=valid,
         cell_patch=cell_patch,
-        test_patches=choose_test_patches(np.unique(cell_patch), options.test_fraction, seed),
+        test_patches=test_patches,
         predictors=predictors,
         forcing=forcing,
         co2=co2_series(co2, calendar),
@@ -261,6 +275,16 @@ def assemble(
         units=units,
     )
     return driver_dataset(fields, grid, calendar, options, seed)
+
+
+def check_enough_patches(n_patches: int, n_test: int) -> None:
+    """A member needs two patches beside the test set: one to train on, one for development."""
+    if n_patches - n_test < 2:
+        raise DriverError(
+            f"{n_patches} patches have enough land cells and {n_test} of them are test patches; "
+            "a member needs 2 more (one to train on, one for development): enlarge the region "
+            "or lower driver.patch_deg, driver.min_patch_fraction or driver.land_threshold"
+        )
 
 
 def co2_series(co2: pd.DataFrame, calendar: pd.DataFrame) -> np.ndarray:
@@ -279,6 +303,11 @@ def driver_dataset(
     predictors, forcing = fields.predictors, fields.forcing
     check_finite(predictors, "predictor")
     check_finite({k: v.T for k, v in forcing.items()}, "forcing variable")
+    name = f"being assembled on {grid.name}"
+    targets = {
+        t: observed(v, t, name, options.max_infinite_share) for t, v in fields.targets.items()
+    }
+    sites = {t: observed(v, t, name, options.max_infinite_share) for t, v in fields.sites.items()}
     ys, xs = np.nonzero(fields.valid)
     cell_patch = fields.cell_patch
     patch_ids = np.unique(cell_patch)
@@ -288,13 +317,13 @@ def driver_dataset(
         if options.delta_t == "calendar"
         else np.full(len(calendar), 30.0)
     )
-    fine = {t: fields.targets[t] for t in FINE_TARGETS}
-    coarse = {t: patch_means(fields.targets[t], cell_patch, patch_ids) for t in COARSE_TARGETS}
-    static = {t: fields.targets[t] for t in STATIC_TARGETS}
+    fine = {t: targets[t] for t in FINE_TARGETS}
+    coarse = {t: patch_means(targets[t], cell_patch, patch_ids) for t in COARSE_TARGETS}
+    static = {t: targets[t] for t in STATIC_TARGETS}
     train = ~np.isin(cell_patch, test_ids)
     units = fields.units
     matrix = np.stack([predictors[p] for p in PREDICTORS], axis=-1)
-    return xr.Dataset(
+    dataset = xr.Dataset(
         {
             "lat": (
                 "cell",
@@ -378,7 +407,7 @@ def driver_dataset(
             **{t: ("cell", v.astype(np.float32), {"units": units[t]}) for t, v in static.items()},
             **{
                 t: (("cell", "time"), v.astype(np.float32), {"units": units[t]})
-                for t, v in fields.sites.items()
+                for t, v in sites.items()
             },
             "ec_weight": (
                 "cell",
@@ -400,8 +429,16 @@ def driver_dataset(
             "grid": grid.name,
             "patch_deg": list(options.patch_deg),
             "seed": seed,
+            "max_infinite_share": options.max_infinite_share,
         },
     )
+    return validate.check_driver(dataset, name)
+
+
+def observed(values: np.ndarray, name: str, where: str, max_share: float) -> np.ndarray:
+    """An observation on the driver cells with infinite values as gaps (see validate)."""
+    data = xr.DataArray(values, dims=("cell", "time")[: np.ndim(values)])
+    return np.asarray(validate.infinite_observations(data, name, where, max_share).values)
 
 
 _FORCING_UNITS = {
@@ -435,10 +472,9 @@ def assemble_driver_file(
     seed: int,
 ) -> None:
     """Read the regridded products (named by file stem), assemble, write atomically."""
-    data = {Path(p).stem: xr.open_dataset(p).load() for p in regridded}
+    data = {Path(p).stem: open_netcdf(p) for p in regridded}
     table = pd.read_csv(co2)
-    with xr.open_dataset(sites) as site_data:
-        driver = assemble(data, table, site_data.load(), grid, options, period, seed)
+    driver = assemble(data, table, open_netcdf(sites), grid, options, period, seed)
     logger.info(
         "driver %s: %d cells in %d patches (%d test), %d months",
         grid.name,
@@ -448,3 +484,13 @@ def assemble_driver_file(
         driver.sizes["time"],
     )
     write_netcdf(driver, destination)
+
+
+def open_driver(path: str | Path) -> xr.Dataset:
+    """A driver file, loaded and checked (every reader goes through here, every time).
+
+    A damaged file, a missing variable, a NaN in forcing or predictors, a value outside
+    its physical range or too many infinite observations raise DriverError or
+    UnreadableFileError naming the file and the variable.
+    """
+    return validate.check_driver(open_netcdf(path), str(path))

@@ -156,6 +156,13 @@ def run_benchmark(
     """Time forward, value_and_grad and a full Adam step; returns the JSON-able figures."""
     if repeats < 7:
         raise ValueError(f"repeats must be at least 7, got {repeats}")
+    if cells < 1:
+        raise ValueError(f"cells must be at least 1, got {cells}")
+    if months < 12:
+        raise ValueError(
+            f"months must be at least 12 (the loss's annual terms and EDC need a whole year), "
+            f"got {months}"
+        )
     net, batch = synthetic_batch(seed, cells, months)
     config = published_config()
     optimiser = optax.adam(learning_rate)

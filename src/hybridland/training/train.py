@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 import optax
 import xarray as xr
 
+from hybridland.data.driver import open_driver
 from hybridland.io import atomic_path
 from hybridland.model import dalec, loss, network
 from hybridland.training import setups
@@ -347,9 +349,7 @@ def train_members(
 
     optimiser = optax.adam(options.learning_rate)
     epoch_fn, evaluate = make_epoch(options.loss, optimiser), make_evaluate(options.loss)
-    fingerprint = (
-        f"{options.fingerprint()}-{setup}-{members}-{seed}-{driver.sizes['cell']}-pad{FEATURE_PAD}"
-    )
+    fingerprint = checkpoint_fingerprint(driver, setup, members, seed, options)
     initial = [_initial(n_features, options, optimiser, seed, setup, m, 0) for m in members]
     state = _resume(checkpoint, fingerprint, _stack(initial), len(members))
     while min(state.epoch) < options.epochs:
@@ -519,14 +519,56 @@ def _initial(
     return net, optimiser.init(net)
 
 
-def _resume(path: Path, fingerprint: str, initial: tuple[Any, Any], n: int) -> _State:
+def driver_digest(driver: xr.Dataset) -> str:
+    """Digest of every value of the driver: predictors, forcing, targets, masks and split.
+
+    Names, types, shapes and values of all variables and coordinates; attributes are not
+    read (they do not enter training).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(map(str, driver.variables)):
+        values = np.ascontiguousarray(driver[name].values)
+        digest.update(f"{name}:{values.dtype.str}:{values.shape};".encode())
+        digest.update(values.astype(str) if values.dtype.kind == "O" else values)
+    return digest.hexdigest()[:16]
+
+
+def checkpoint_fingerprint(
+    driver: xr.Dataset, setup: str, members: list[int], seed: int, options: TrainOptions
+) -> dict[str, str]:
+    """Everything a training trajectory depends on, by part; a checkpoint resumes only
+    a run whose every part is the same."""
+    return {
+        "options": options.fingerprint(),  # training and loss settings
+        "driver": driver_digest(driver),
+        "setup": setup,
+        "members": json.dumps(members),
+        "seed": str(seed),
+        "feature_pad": str(FEATURE_PAD),
+    }
+
+
+def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any], n: int) -> _State:
     """State from the checkpoint when it matches this run, else the initial state."""
     fresh = _State(*initial, [0] * n, [0] * n, [[] for _ in range(n)])
     if not path.exists():
         return fresh
-    arrays = load_npz(path)
-    if str(arrays["fingerprint"]) != fingerprint:
-        logger.warning("%s belongs to another configuration; starting afresh", path)
+    try:
+        arrays = load_npz(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        logger.warning("not resuming from %s: it is unreadable (%s); starting afresh", path, error)
+        return fresh
+    written = _written_fingerprint(arrays)
+    if not written:
+        logger.warning("not resuming from %s: it has no fingerprint by part; starting afresh", path)
+        return fresh
+    differing = sorted(k for k in fingerprint if written.get(k) != fingerprint[k])
+    if differing:
+        logger.warning(
+            "not resuming from %s: it was written for a different %s; starting afresh",
+            path,
+            " and ".join(differing),
+        )
         return fresh
     logger.info("resuming from %s at epochs %s", path, arrays["epoch"].tolist())
     lengths = arrays["epoch"].tolist()
@@ -542,14 +584,23 @@ def _resume(path: Path, fingerprint: str, initial: tuple[Any, Any], n: int) -> _
     )
 
 
-def _save_checkpoint(path: Path, fingerprint: str, state: _State) -> None:
+def _written_fingerprint(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """The fingerprint a checkpoint holds; empty for one written before it had parts."""
+    try:
+        written = json.loads(str(arrays.get("fingerprint", "")))
+    except json.JSONDecodeError:
+        return {}
+    return written if isinstance(written, dict) else {}
+
+
+def _save_checkpoint(path: Path, fingerprint: Mapping[str, str], state: _State) -> None:
     longest = max(len(h) for h in state.history)
     history = np.full((len(state.history), longest, 2), np.nan)
     for i, h in enumerate(state.history):
         history[i, : len(h)] = np.reshape(h, (-1, 2))
     arrays = flatten(state.net, "net") | flatten(state.opt_state, "opt")
     arrays |= {
-        "fingerprint": np.array(fingerprint),
+        "fingerprint": np.array(json.dumps(fingerprint, sort_keys=True)),
         "epoch": np.array(state.epoch),
         "attempt": np.array(state.attempt),
         "history": history,
@@ -598,11 +649,16 @@ def train_member_files(
     info: Path,
 ) -> None:
     """Entry point of the train_member rule: train (resuming if possible) and write the member."""
-    checkpoint = Path(weights).with_name("checkpoint.npz")
-    with xr.open_dataset(driver_path) as driver:
-        result = train_member(driver.load(), setup, member, seed, options, checkpoint)
+    checkpoint = Path(weights).with_name("checkpoint.npz")  # the member's own directory
+    result = train_member(open_driver(driver_path), setup, member, seed, options, checkpoint)
     save_member(result, Path(weights), Path(info))
     checkpoint.unlink(missing_ok=True)
+
+
+def setup_checkpoint(setup_dir: Path, members: list[int]) -> Path:
+    """The checkpoint of the job that trains ``members`` of a setup: one per job, so two
+    jobs of one setup (train_setup, train_extra_members) never share one."""
+    return setup_dir / f"checkpoint.members{'-'.join(f'{m:02d}' for m in members)}.npz"
 
 
 def select_members(infos: list[Mapping[str, Any]], keep: int) -> list[int]:
@@ -633,9 +689,8 @@ def train_setup_files(
     infos: list[Path],
 ) -> None:
     """Entry point of the train_setup rule: all members of a setup in one program, one file pair each."""
-    checkpoint = Path(weights[0]).parent.parent / "checkpoint.npz"
-    with xr.open_dataset(driver_path) as driver:
-        results = train_members(driver.load(), setup, members, seed, options, checkpoint)
+    checkpoint = setup_checkpoint(Path(weights[0]).parent.parent, members)
+    results = train_members(open_driver(driver_path), setup, members, seed, options, checkpoint)
     for result, weight, info in zip(results, weights, infos):
         save_member(result, Path(weight), Path(info))
     checkpoint.unlink(missing_ok=True)
