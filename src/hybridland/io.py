@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 
@@ -48,3 +49,11 @@ def atomic_path(destination: Path | str) -> Iterator[Path]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_csv(
+    table: pd.DataFrame, destination: Path | str, float_format: str | None = None
+) -> None:
+    """Write ``table`` without its index as CSV, atomically; floats as ``float_format`` if given."""
+    with atomic_path(destination) as temporary:
+        table.to_csv(temporary, index=False, float_format=float_format)

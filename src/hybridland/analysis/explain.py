@@ -81,7 +81,7 @@ import xarray as xr
 from hybridland.analysis import plots
 from hybridland.contract import PFT, PREDICTOR_GROUPS
 from hybridland.data import twin
-from hybridland.io import atomic_path, write_netcdf
+from hybridland.io import write_csv, write_netcdf
 from hybridland.model import network, parameters
 from hybridland.training import setups, train
 
@@ -617,11 +617,6 @@ def kept_members(
     return loaded
 
 
-def _write_csv(table: pd.DataFrame, destination: Path) -> None:
-    with atomic_path(destination) as temporary:
-        table.to_csv(temporary, index=False)
-
-
 def conditional_table(
     function: Function,
     table: np.ndarray,
@@ -749,7 +744,7 @@ def explain_files(
         nsamples=nsamples,
         seed=seed,
     )
-    _write_csv(conditional, outputs["conditional"])
+    write_csv(conditional, outputs["conditional"])
     if truth:
         _explain_truth(run, importance, outputs)
 
@@ -793,9 +788,9 @@ def _explain_members(
     flat = run.shap(stacked(member_function(members, run.names, run.layout)), f"{grid} {run.setup}")
     values = flat.reshape(run.explained.size, len(run.features), len(members), len(run.names))
     importance = importance_table(values.mean(axis=2), run.features, run.names, run.setup)
-    _write_csv(importance, out_csv)
-    _write_csv(group_table(importance), outputs["groups"])
-    _write_csv(_member_table(values, run, members), outputs["members"])
+    write_csv(importance, out_csv)
+    write_csv(group_table(importance), outputs["groups"])
+    write_csv(_member_table(values, run, members), outputs["members"])
     rows = run.table[run.explained, : len(run.features)]
     attrs = {"grid": grid, "setup": run.setup, "seed": run.seed}
     write_netcdf(_values_dataset(values, rows, run, members, attrs), outputs["values"])
@@ -841,15 +836,15 @@ def _explain_truth(run: Run, learned: pd.DataFrame, outputs: Mapping[str, Path])
     """The same Kernel SHAP procedure on the twin's true functions, and its agreement with ``learned``."""
     values = run.shap(true_function(run.names, run.layout), f"{run.setup} truth")
     true = importance_table(values, run.features, run.names, run.setup)
-    _write_csv(true, outputs["truth"])
-    _write_csv(group_table(true), outputs["truth_groups"])
+    write_csv(true, outputs["truth"])
+    write_csv(group_table(true), outputs["truth_groups"])
     ranks = rank_correlations(learned, true)
     logger.info(
         "%s: Spearman of learned vs true shares: %s",
         run.setup,
         ", ".join(f"{r.parameter} {r.spearman:.2f}" for r in ranks.itertuples()),
     )
-    _write_csv(ranks, outputs["truth_rank"])
+    write_csv(ranks, outputs["truth_rank"])
 
 
 def _import(name: str) -> Any:
@@ -909,7 +904,7 @@ def gather_files(
 ) -> None:
     """Entry point of the gather_shap rule: one importance table and one group-share figure per grid."""
     table = pd.concat([pd.read_csv(p) for p in importance], ignore_index=True)[IMPORTANCE_COLUMNS]
-    _write_csv(table, Path(out_csv))
+    write_csv(table, Path(out_csv))
     plots.save_figure(
         group_shares_figure(pd.concat([pd.read_csv(p) for p in groups], ignore_index=True)),
         figure_stem,

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland.analysis import plots
-from hybridland.io import atomic_path, write_netcdf
+from hybridland.io import write_csv, write_netcdf
 from hybridland.model import parameters
 
 if TYPE_CHECKING:
@@ -232,8 +232,7 @@ def identifiability_files(
         if out_cv_nc is not None:
             maps.append(cv_maps(cv, driver).expand_dims(setup=[setup]))
     table = pd.concat(tables, ignore_index=True)
-    with atomic_path(out_csv) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(table, out_csv)
     if out_cv_nc is not None:
         cvs = xr.concat(maps, dim="setup")
         cvs.attrs = {

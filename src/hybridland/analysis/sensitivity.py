@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.io import atomic_path
+from hybridland.io import write_csv
 from hybridland.model import parameters
 from hybridland.training import evaluate
 
@@ -122,8 +122,7 @@ def sensitivity_file(
         cells.size,
     )
     table = sensitivities(driver.isel(cell=cells), {k: v[cells] for k, v in truth.items()}, step)
-    with atomic_path(out_csv) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(table, out_csv)
     shown = visible(table)
     logger.info(
         "visible at %g: %d of %d (%s)",

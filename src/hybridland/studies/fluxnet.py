@@ -40,7 +40,7 @@ import xarray as xr
 
 from hybridland import contract
 from hybridland.data import driver, regrid
-from hybridland.io import atomic_path, write_netcdf
+from hybridland.io import atomic_path, write_csv, write_netcdf
 from hybridland.model import loss, network, parameters
 from hybridland.training import evaluate, train
 
@@ -776,9 +776,8 @@ def pooled_metrics(
     return pd.DataFrame(rows, columns=list(evaluate.METRIC_COLUMNS))
 
 
-def write_csv(table: pd.DataFrame, destination: Path | str) -> None:
-    with atomic_path(destination) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+# Scores are written to six significant digits.
+FLOAT_FORMAT = "%.6g"
 
 
 def evaluate_files(
@@ -796,9 +795,9 @@ def evaluate_files(
     with xr.open_dataset(calibration) as data:
         upper = data.load()
     table = heldout_table(drv, predictions + [upper])
-    write_csv(table, heldout)
-    write_csv(medians(table), median_table)
-    write_csv(pooled_metrics(drv, predictions), metrics)
+    write_csv(table, heldout, FLOAT_FORMAT)
+    write_csv(medians(table), median_table, FLOAT_FORMAT)
+    write_csv(pooled_metrics(drv, predictions), metrics, FLOAT_FORMAT)
     logger.info("scored %d (scheme, setup, site, variable) rows", len(table))
 
 

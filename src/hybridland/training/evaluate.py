@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.io import atomic_path, write_netcdf
+from hybridland.io import atomic_path, write_csv, write_netcdf
 from hybridland.model import dalec, parameters
 from hybridland.training import train
 
@@ -523,11 +523,6 @@ def truth_at_cells(
     }
 
 
-def _write_csv(table: pd.DataFrame, destination: Path | str) -> None:
-    with atomic_path(destination) as temporary:
-        table.to_csv(temporary, index=False)
-
-
 def _check_member(info: Mapping[str, Any], setup: str, source: Path | str) -> None:
     missing = [k for k in ("setup", "member", "train_patches", "dev_patches") if k not in info]
     if missing:
@@ -626,7 +621,7 @@ def evaluate_setup(
     # member rows count pairs; ensemble rows average counts, which need not be whole
     whole = [int(v) if float(v).is_integer() else float(v) for v in metrics["n"]]
     metrics["n"] = pd.Series(whole, index=metrics.index, dtype=object)
-    _write_csv(metrics[list(METRIC_COLUMNS)], metrics_csv)
+    write_csv(metrics[list(METRIC_COLUMNS)], metrics_csv)
     attrs = {"grid": grid, "setup": setup, "members": " ".join(map(str, ensemble.numbers))}
     _write_maps(driver, ensemble, attrs, Path(params_nc), Path(simulated_nc), Path(maps_nc))
     if truth_nc is not None and recovery_csv is not None:
@@ -634,7 +629,7 @@ def evaluate_setup(
             true = truth_at_cells(truth.load(), driver, truth_nc)
         estimate = {n: np.mean([p[n] for p in ensemble.params], axis=0) for n in parameters.NAMES}
         recovery = parameter_recovery(estimate, true).assign(grid=grid, setup=setup)
-        _write_csv(recovery[list(RECOVERY_COLUMNS)], recovery_csv)
+        write_csv(recovery[list(RECOVERY_COLUMNS)], recovery_csv)
     logger.info("%s/%s: evaluated members %s", grid, setup, attrs["members"])
 
 
@@ -683,7 +678,7 @@ def evaluate_selected(
         recovery_csv=out["recovery"] if truth else None,
     )
     if not truth:
-        _write_csv(pd.DataFrame(columns=list(RECOVERY_COLUMNS)), out["recovery"])
+        write_csv(pd.DataFrame(columns=list(RECOVERY_COLUMNS)), out["recovery"])
 
 
 def _write_maps(
@@ -724,7 +719,7 @@ def _gather(
         if list(table.columns) != list(columns):
             raise ValueError(f"{path}: columns {list(table.columns)} differ from {list(columns)}")
         tables.append(table)
-    _write_csv(_sort_rows(pd.concat(tables, ignore_index=True), by), destination)
+    write_csv(_sort_rows(pd.concat(tables, ignore_index=True), by), destination)
 
 
 def gather_metrics(paths: Iterable[Path | str], destination: Path | str) -> None:
