@@ -498,7 +498,7 @@ def test_evaluate_setup_parameter_maps(evaluated):
             maps.lat.attrs["units"] == "degrees_north" and maps.lon.attrs["units"] == "degrees_east"
         )
         assert maps.attrs["Conventions"].startswith("CF")
-    for name in evaluate.KEY_PARAMETERS:
+    for name in parameters.KEY_PARAMETERS:
         assert evaluated["params"].with_suffix(f".{name}.tif").exists()
 
 

@@ -220,12 +220,14 @@ def test_derived_quantities_use_flab_and_conventional_q10():
         "root_allocation",
         "wood_allocation",
     ]
-    fractions = explain.quantities(p, names)
+    fractions = parameters.quantities(p, names)
     np.testing.assert_allclose(fractions, [0.4, 0.18, 0.042, 0.189, 0.189])
     assert fractions.sum() == pytest.approx(1.0)
-    assert explain.quantities(p, ["Q10", "Bday_doy"]) == pytest.approx([np.exp(0.7), 800.0 - 730.5])
+    assert parameters.quantities(p, ["Q10", "Bday_doy"]) == pytest.approx(
+        [np.exp(0.7), 800.0 - 730.5]
+    )
     with pytest.raises(ValueError, match="unknown quantities"):
-        explain.check_quantities(["canopy"])
+        parameters.check_quantities(["canopy"])
 
 
 def test_true_function_gives_soil_no_share():
@@ -305,7 +307,7 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
     )
     importance = pd.read_csv(out)
     assert list(importance.columns) == ["setup", "parameter", "feature", "share"]
-    assert list(importance.parameter.unique()) == [*explain.KEY_PARAMETERS, "Bday"]
+    assert list(importance.parameter.unique()) == [*parameters.KEY_QUANTITIES, "Bday"]
     assert set(importance.feature) == set(CLIM + AGE)
     np.testing.assert_allclose(importance.groupby("parameter").share.sum(), 1.0)
     siblings = explain.sibling_paths(out)

@@ -82,7 +82,8 @@ from hybridland.analysis import plots
 from hybridland.contract import PFT, PREDICTOR_GROUPS
 from hybridland.data import twin
 from hybridland.io import write_csv, write_netcdf
-from hybridland.model import network, parameters
+from hybridland.model import network
+from hybridland.model.parameters import KEY_QUANTITIES, check_quantities, quantities
 from hybridland.training import setups, train
 
 if TYPE_CHECKING:
@@ -93,10 +94,8 @@ logger = logging.getLogger(__name__)
 Function = Callable[[np.ndarray], np.ndarray]
 """Raw input rows (n, len(layout)) -> quantities (n, k)."""
 
-KEY_PARAMETERS = ("canopy_efficiency", "f_gpp", "Q10", "root_allocation", "leaf_lifespan", "LCMA")
 LATITUDE = "lat"  # held column: latitude in degrees, for LAT_SIGMOID
 TWIN_COLUMNS = PREDICTOR_GROUPS["PFT"] + PREDICTOR_GROUPS["CLIM"] + PREDICTOR_GROUPS["AGE"]
-DAYS_PER_YEAR = 365.25
 IMPORTANCE_COLUMNS = ["setup", "parameter", "feature", "share"]
 GROUP_COLUMNS = ["setup", "parameter", "group", "share"]
 MEMBER_COLUMNS = ["setup", "member", "parameter", "feature", "share"]
@@ -115,61 +114,9 @@ _SMALL = 256  # calls with at most this many rows are padded to it (one compiled
 _BLOCK = 16384  # larger calls run in blocks of this many rows (a second compiled shape)
 
 
-# ---- quantities: raw parameters and the derived ones of spec 13
-
-
-def _allocation(p: Mapping[str, Any]) -> dict[str, Any]:
-    """Whole-GPP allocation fractions (spec 13), with f_lab where the released script had f_fol."""
-    autotrophic = p["f_gpp"]
-    foliar = (1.0 - autotrophic) * p["f_fol"]
-    labile = (1.0 - autotrophic - foliar) * p["flab"]
-    root = (1.0 - autotrophic - foliar - labile) * p["f_root"]
-    wood = 1.0 - autotrophic - foliar - labile - root
-    return {
-        "autotrophic": autotrophic,
-        "foliar": foliar,
-        "labile": labile,
-        "root": root,
-        "wood": wood,
-    }
-
-
-def _allocation_fraction(kind: str, p: Mapping[str, Any], xp: Any) -> Any:
-    return _allocation(p)[kind]
-
-
-DERIVED: dict[str, Callable[[Mapping[str, Any], Any], Any]] = {
-    "Q10": lambda p, xp: xp.exp(10.0 * p["Q10"]),  # conventional Q10 from theta_T
-    **{
-        f"{kind}_allocation": functools.partial(_allocation_fraction, kind)
-        for kind in ("autotrophic", "foliar", "labile", "root", "wood")
-    },
-    "Bday_doy": lambda p, xp: p["Bday"] % DAYS_PER_YEAR,
-    "Fday_doy": lambda p, xp: p["Fday"] % DAYS_PER_YEAR,
-}
-
-
-def check_quantities(names: Sequence[str]) -> None:
-    """Raise for names that are neither a spec-4.1 parameter nor a derived quantity."""
-    unknown = [n for n in names if n not in DERIVED and n not in parameters.BY_NAME]
-    if unknown or not names:
-        known = sorted(set(parameters.NAMES) | set(DERIVED))
-        raise ValueError(f"unknown quantities {unknown or list(names)} to explain; known: {known}")
-
-
-def quantities(params: Mapping[str, Any], names: Sequence[str], xp: Any = np) -> Any:
-    """Stack the named quantities, (..., k). ``Q10`` is the conventional exp(10 theta_T).
-
-    Names: any parameter of spec 4.1 (its physical value), ``Q10`` (e^{10 theta_T}),
-    ``{autotrophic,foliar,labile,root,wood}_allocation`` (fractions of GPP, spec 13),
-    ``Bday_doy``/``Fday_doy`` (phases modulo 365.25 d). ``xp``: numpy or jax.numpy.
-    """
-    return xp.stack([DERIVED[n](params, xp) if n in DERIVED else params[n] for n in names], axis=-1)
-
-
 def key_parameters(extra: Sequence[str] = ()) -> tuple[str, ...]:
-    """The key parameters of the reference study, then any others named (order kept, no repeats)."""
-    return tuple(dict.fromkeys((*KEY_PARAMETERS, *extra)))
+    """The key quantities of the reference study, then any others named (order kept, no repeats)."""
+    return tuple(dict.fromkeys((*KEY_QUANTITIES, *extra)))
 
 
 # ---- the input matrix: explained columns, then held ones

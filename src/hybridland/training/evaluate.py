@@ -59,7 +59,6 @@ METRIC_COLUMNS = (
     "n",
 )
 RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
-KEY_PARAMETERS = ("canopy_efficiency", "f_gpp", "Q10", "f_root", "leaf_lifespan", "LCMA")
 SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
 MIN_PAIRS = 3
 
@@ -693,7 +692,7 @@ def _write_maps(
     maps = parameter_maps(driver, ensemble.params)
     maps.attrs |= attrs | {"title": f"hybridland parameters, {where}"}
     write_netcdf(maps, params_nc)
-    for name in KEY_PARAMETERS:
+    for name in parameters.KEY_PARAMETERS:
         write_geotiff(maps[name], params_nc.with_suffix(f".{name}.tif"))
     simulated = simulated_dataset(driver, ensemble.mean_sim, driver.test.values)
     simulated.attrs |= attrs | {
