@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from drivers import tiny_driver
 
-from hybridland.training import setups, train
+from hybridland.training import members, setups, train
 
 WEIGHTS = {
     "lai": 1.0,
@@ -161,9 +161,9 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
 
 def test_select_keeps_lowest_final_training_loss():
     infos = [{"member": m, "final_train_loss": loss} for m, loss in enumerate([3.0, 1.0, 2.0, 1.0])]
-    assert train.select_members(infos, 2) == [1, 3]
+    assert members.select_members(infos, 2) == [1, 3]
     with pytest.raises(ValueError, match="cannot keep 5 of 4 members"):
-        train.select_members(infos, 5)
+        members.select_members(infos, 5)
 
 
 def test_members_trained_together_match_members_trained_alone(tmp_path):

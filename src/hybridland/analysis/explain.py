@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -85,6 +84,7 @@ from hybridland.io import write_csv, write_netcdf
 from hybridland.model import network
 from hybridland.model.parameters import KEY_QUANTITIES, check_quantities, quantities
 from hybridland.training import setups, train
+from hybridland.training.members import load_kept
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -546,24 +546,6 @@ def sibling_paths(out_csv: Path | str) -> dict[str, Path]:
     return {key: Path(out_csv).with_name(name) for key, name in SIBLINGS.items()}
 
 
-def kept_members(
-    members: Sequence[tuple[Path, Path]], selected_json: Path | str
-) -> list[train.Member]:
-    """Load the members listed as kept in ``selected_json`` ({"kept": [...]}); all must be given."""
-    kept = set(json.loads(Path(selected_json).read_text())["kept"])
-    loaded = [
-        train.load_member(Path(w), Path(i))
-        for w, i in members
-        if json.loads(Path(i).read_text())["member"] in kept
-    ]
-    found = {int(m.info["member"]) for m in loaded}
-    if found != kept:
-        raise ValueError(
-            f"{selected_json}: kept members {sorted(kept - found)} are not among the members given"
-        )
-    return loaded
-
-
 def conditional_table(
     function: Function,
     table: np.ndarray,
@@ -648,7 +630,7 @@ def explain_files(
     """
     names = key_parameters(parameters)
     check_quantities(names)
-    loaded = kept_members([(Path(w), Path(i)) for w, i in members], selected_json)
+    loaded = load_kept(selected_json, members)
     if loaded[0].info["setup"] != setup:
         raise ValueError(
             f"{selected_json}: members belong to setup {loaded[0].info['setup']}, not {setup}"

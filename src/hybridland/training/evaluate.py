@@ -16,7 +16,6 @@ while the driver holds (cell, time) and coarse targets (patch_id, time).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ import xarray as xr
 from hybridland.io import atomic_path, write_csv, write_netcdf
 from hybridland.model import dalec, parameters
 from hybridland.training import train
+from hybridland.training.members import kept_files
 
 logger = logging.getLogger(__name__)
 
@@ -654,19 +654,14 @@ def evaluate_selected(
     """
     if len(weights) != len(infos):
         raise ValueError(f"{selected}: {len(weights)} weight files but {len(infos)} info files")
-    kept = {int(m) for m in json.loads(Path(selected).read_text())["kept"]}
-    numbers = [int(json.loads(Path(i).read_text())["member"]) for i in infos]
-    absent = sorted(kept - set(numbers))
-    if absent:
-        raise ValueError(f"{selected}: kept members {absent} have no info file among the inputs")
-    members = [(w, i) for w, i, n in zip(weights, infos, numbers) if n in kept]
+    kept = kept_files(selected, list(zip(weights, infos)))
     out = {
         k: Path(getattr(outputs, k) if hasattr(outputs, k) else outputs[k])
         for k in ("metrics", "recovery", "maps", "simulated", "params")
     }
     evaluate_setup(
         driver_path,
-        members,
+        kept,
         grid,
         setup,
         metrics_csv=out["metrics"],

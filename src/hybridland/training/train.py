@@ -605,24 +605,6 @@ def train_member_files(
     checkpoint.unlink(missing_ok=True)
 
 
-def select_members(infos: list[Mapping[str, Any]], keep: int) -> list[int]:
-    """Numbers of the ``keep`` members with the lowest final training loss (ties by number)."""
-    if keep > len(infos):
-        raise ValueError(f"cannot keep {keep} of {len(infos)} members")
-    ranked = sorted(infos, key=lambda i: (i["final_train_loss"], i["member"]))
-    return sorted(int(i["member"]) for i in ranked[:keep])
-
-
-def select_members_file(infos: list[Path], keep: int, destination: Path) -> None:
-    """Entry point of the select_members rule: write the kept members and every loss as JSON."""
-    members = [json.loads(Path(p).read_text()) for p in infos]
-    kept = select_members(members, keep)
-    losses = {str(m["member"]): m["final_train_loss"] for m in members}
-    logger.info("kept members %s of %d by final training loss", kept, len(members))
-    with atomic_path(destination) as tmp:
-        tmp.write_text(json.dumps({"kept": kept, "final_train_loss": losses}, indent=1))
-
-
 def train_setup_files(
     driver_path: Path,
     setup: str,
