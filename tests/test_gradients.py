@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from hybridland.model import dalec, loss, network, parameters
-from hybridland.model.forward import prepare_forcing
+from hybridland.model.forward import forcing_arrays
 from hybridland.training import bench
 
 
@@ -25,7 +25,7 @@ def test_gradients_finite_for_every_reference_case(reference_path, reference_cas
     ds = xr.open_dataset(reference_path)
     grad = jax.jit(jax.grad(reference_loss))
     for i, case in enumerate(reference_cases):
-        met, climate, _ = prepare_forcing(case.forcing, jnp.float32)
+        met, climate = forcing_arrays(case.forcing, np.float32)
         real = dict(zip(ds.param.values, ds.parameters_real.values[i]))
         x = {
             g: jnp.asarray([real[n] for n in parameters.group_names(g)], jnp.float32)

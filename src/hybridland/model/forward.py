@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
+from numpy.typing import DTypeLike
 
 from hybridland.model import dalec, parameters
 from hybridland.model.units import InputError, to_canonical_units
@@ -30,7 +31,9 @@ def _first_bad(values: np.ndarray, dims: Sequence[str]) -> str:
     return ", ".join(f"{d}={int(i)}" for d, i in zip(dims, index))
 
 
-def _forcing_variable(forcing: xr.Dataset, name: str, cell_dims: tuple[str, ...]) -> np.ndarray:
+def _forcing_variable(
+    forcing: xr.Dataset, name: str, cell_dims: tuple[str, ...], dtype: DTypeLike
+) -> np.ndarray:
     """One variable, checked and converted, broadcast to (time?, *cells) in that order."""
     var = forcing[name]
     wanted = ((TIME,) if name in MET_VARIABLES else ()) + cell_dims
@@ -50,12 +53,16 @@ def _forcing_variable(forcing: xr.Dataset, name: str, cell_dims: tuple[str, ...]
         if not bool((var == var.isel({TIME: 0})).all()):
             raise InputError(f"forcing variable '{name}' must be constant in time")
         var = var.isel({TIME: 0}, drop=True)
-    template = xr.DataArray(np.zeros([forcing.sizes[d] for d in wanted]), dims=wanted)
-    return xr.broadcast(var, template)[0].transpose(*wanted).values
+    full = var.variable.set_dims({d: forcing.sizes[d] for d in wanted}).transpose(*wanted)
+    return np.asarray(full.values, dtype)
 
 
 def check_forcing(forcing: xr.Dataset) -> tuple[str, ...]:
-    """Raise on missing variables or time axis; return the cell dims."""
+    """Raise on missing variables or time axis; return the cell dims.
+
+    The cell dims are the dataset's dims, other than time, that a forcing variable
+    has; other variables (a driver's predictors and targets) do not count.
+    """
     missing = [v for v in MET_VARIABLES + STATIC_VARIABLES if v not in forcing.data_vars]
     if missing:
         raise InputError(
@@ -63,19 +70,28 @@ def check_forcing(forcing: xr.Dataset) -> tuple[str, ...]:
         )
     if TIME not in forcing.dims or forcing.sizes[TIME] == 0:
         raise InputError("forcing needs a non-empty 'time' dimension")
-    return tuple(d for d in forcing.dims if d != TIME)
+    used = {d for v in MET_VARIABLES + STATIC_VARIABLES for d in forcing[v].dims}
+    return tuple(d for d in forcing.dims if d != TIME and d in used)
 
 
-def prepare_forcing(forcing: xr.Dataset, dtype) -> tuple[dalec.Met, dalec.Climate, tuple[str, ...]]:
-    """Checked, converted, time-major arrays from a forcing dataset."""
+def forcing_arrays(
+    forcing: xr.Dataset, dtype: DTypeLike = np.float32
+) -> tuple[dalec.Met, dalec.Climate]:
+    """DALEC forcing as time-major NumPy arrays: Met (time, *cells), Climate (*cells).
+
+    The one route from a forcing dataset or a model driver to the model's arrays.
+    Variables are checked (present, finite, known units), converted to the units of
+    spec 3.1 and broadcast over the cell dims (:func:`check_forcing`); time-only
+    variables (calendar, CO2) are shared by every cell.
+    """
     cell_dims = check_forcing(forcing)
 
-    def load(name: str) -> jax.Array:
-        return jnp.asarray(_forcing_variable(forcing, name, cell_dims), dtype)
+    def load(name: str) -> np.ndarray:
+        return _forcing_variable(forcing, name, cell_dims, dtype)
 
     met = dalec.Met(*(load(v) for v in MET_VARIABLES))
     climate = dalec.Climate(*(load(v) for v in STATIC_VARIABLES))
-    return met, climate, cell_dims
+    return met, climate
 
 
 def prepare_parameters(
@@ -104,7 +120,13 @@ def prepare_parameters(
 
 
 @functools.partial(jax.jit, static_argnames=("outputs",))
-def _simulate(params, met, climate, outputs):
+def simulate(
+    params: Mapping[str, ArrayLike],
+    met: dalec.Met,
+    climate: dalec.Climate,
+    outputs: tuple[str, ...],
+) -> dict[str, jax.Array]:
+    """The jitted DALEC993 run: ``outputs`` (names), each (time, *cells)."""
     return dalec.simulate(params, met, climate, outputs=outputs).outputs
 
 
@@ -137,9 +159,10 @@ def run(
             f"unknown outputs {unknown}; known: {list(dalec.OUTPUTS + dalec.DIAGNOSTICS)}"
         )
     dtype = jnp.zeros(()).dtype  # float32, or float64 when JAX x64 is on
-    met, climate, cell_dims = prepare_forcing(forcing, dtype)
+    met, climate = forcing_arrays(forcing, dtype)
+    cell_dims = check_forcing(forcing)
     params = prepare_parameters(parameter_values, cell_dims, dtype)
-    result = _simulate(params, met, climate, names)
+    result = simulate(params, met, climate, names)
     dims = (TIME,) + cell_dims
     coords = {d: forcing.coords[d] for d in dims if d in forcing.coords}
     data = {
