@@ -139,7 +139,7 @@ def test_metric_formulas_against_hand_computed_numbers():
 def fake_predictions(sites: xr.Dataset, setup: str, offset: float) -> xr.Dataset:
     values = {
         t: (("scheme", "cell", "time"), np.stack([sites[t].values + offset] * 2))
-        for t in fluxnet.TARGETS
+        for t in fluxnet.MONTHLY_TARGETS
     }
     return xr.Dataset(values, coords={"scheme": list(fluxnet.SCHEMES)}, attrs={"setup": setup})
 

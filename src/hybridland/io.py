@@ -1,4 +1,4 @@
-"""Writing outputs atomically: a temporary file beside the destination, then a rename."""
+"""Atomic writers (a temporary file beside the destination, then a rename); CF grid coordinates."""
 
 from __future__ import annotations
 
@@ -57,3 +57,11 @@ def write_csv(
     """Write ``table`` without its index as CSV, atomically; floats as ``float_format`` if given."""
     with atomic_path(destination) as temporary:
         table.to_csv(temporary, index=False, float_format=float_format)
+
+
+def grid_coords(lat: np.ndarray, lon: np.ndarray) -> dict[str, Any]:
+    """CF latitude and longitude coordinates of a regular grid from its cell centres."""
+    return {
+        "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+        "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+    }

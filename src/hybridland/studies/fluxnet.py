@@ -54,8 +54,8 @@ CALIBRATION = "per_site_calibration"
 CALIBRATION_SETUP = "per_site"
 HELDOUT_COLUMNS = ("scheme", "setup", "site", "variable", "nse", "r", "rmse")
 MEDIAN_COLUMNS = ("scheme", "setup", "variable", "median_nse", "median_r", "median_rmse", "sites")
-# Driver target -> variable of the monthly file (its uncertainty is <variable>_unc).
-TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "nbe": "nbe", "et_ec": "et", "lai": "lai"}
+# The study's targets: driver target -> variable of the monthly file (uncertainty <variable>_unc).
+MONTHLY_TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "nbe": "nbe", "et_ec": "et", "lai": "lai"}
 FORCING = {"t_min": "t2m_min", "t_max": "t2m_max", "rad": "ssrd", "vpd": "vpd", "precip": "precip"}
 # IGBP abbreviations of the site table -> MCD12C1 codes (regrid.IGBP_CLASSES).
 IGBP_CODES = {
@@ -187,8 +187,12 @@ def assemble(
     }
     columns = contract.PFT + contract.CLIM
     matrix = np.stack([predictors[p] for p in columns], axis=-1)
-    targets = {t: observed(monthly, v, index, min_valid_fraction) for t, v in TARGETS.items()}
-    weights = {t: uncertainty_weight(targets[t], take(f"{v}_unc")) for t, v in TARGETS.items()}
+    targets = {
+        t: observed(monthly, v, index, min_valid_fraction) for t, v in MONTHLY_TARGETS.items()
+    }
+    weights = {
+        t: uncertainty_weight(targets[t], take(f"{v}_unc")) for t, v in MONTHLY_TARGETS.items()
+    }
     split = np.take_along_axis(monthly.split.values, index, axis=1)
     dates = monthly.time.values[index]
     cell = np.arange(len(names))
@@ -275,7 +279,7 @@ def assemble(
                 t: (
                     ("cell", "time"),
                     v.astype(np.float32),
-                    {"units": monthly[TARGETS[t]].attrs.get("units", "")},
+                    {"units": monthly[MONTHLY_TARGETS[t]].attrs.get("units", "")},
                 )
                 for t, v in targets.items()
                 if t != "nbe"
@@ -364,7 +368,7 @@ def training_cells(held_out: np.ndarray) -> np.ndarray:
 # ---- cross-validated network training
 
 
-class Run(NamedTuple):
+class FoldRun(NamedTuple):
     """One (scheme, fold, member) of a setup."""
 
     scheme: str
@@ -373,11 +377,13 @@ class Run(NamedTuple):
     held_out: np.ndarray  # (cell,) bool
 
 
-def fold_runs(drv: xr.Dataset, schemes: Sequence[str], members: Sequence[int]) -> list[Run]:
-    return [Run(s, f, m, h) for s in schemes for f, h in folds(drv, s).items() for m in members]
+def fold_runs(drv: xr.Dataset, schemes: Sequence[str], members: Sequence[int]) -> list[FoldRun]:
+    return [FoldRun(s, f, m, h) for s in schemes for f, h in folds(drv, s).items() for m in members]
 
 
-def run_orders(runs: Sequence[Run], seed: int, setup: str, per_step: int, epoch: int) -> np.ndarray:
+def run_orders(
+    runs: Sequence[FoldRun], seed: int, setup: str, per_step: int, epoch: int
+) -> np.ndarray:
     """Shuffled training cells of every run for one epoch, (run, steps, per_step), wrapped to a common length."""
     counts = [int(training_cells(r.held_out).sum()) for r in runs]
     steps = math.ceil(max(counts) / per_step)
@@ -397,7 +403,7 @@ def run_orders(runs: Sequence[Run], seed: int, setup: str, per_step: int, epoch:
 
 
 def train_folds(
-    drv: xr.Dataset, setup: str, runs: Sequence[Run], seed: int, options: train.TrainOptions
+    drv: xr.Dataset, setup: str, runs: Sequence[FoldRun], seed: int, options: train.TrainOptions
 ) -> tuple[list[network.Network], list[network.Standardizer], np.ndarray]:
     """Train every run in one vmapped program; returns nets, standardisers and final training losses.
 
@@ -461,7 +467,7 @@ def train_folds(
     return [unstack(i) for i in range(len(runs))], standardizers, final
 
 
-def kept_runs(runs: Sequence[Run], final: np.ndarray, keep: int) -> list[int]:
+def kept_runs(runs: Sequence[FoldRun], final: np.ndarray, keep: int) -> list[int]:
     """Indices of the ``keep`` runs of each (scheme, fold) with the lowest final training loss."""
     kept = []
     for key in dict.fromkeys((r.scheme, r.fold) for r in runs):
@@ -476,7 +482,7 @@ def kept_runs(runs: Sequence[Run], final: np.ndarray, keep: int) -> list[int]:
 def target_series(sim: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Model counterparts of the targets from DALEC outputs, each (cell, time)."""
     model = {t: f(sim) for t, f in evaluate.SITES.items()} | {"lai": sim["lai"], "nbe": sim["nbe"]}
-    return {t: np.asarray(model[t]).T for t in TARGETS}
+    return {t: np.asarray(model[t]).T for t in MONTHLY_TARGETS}
 
 
 def simulate_targets(drv: xr.Dataset, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -488,7 +494,7 @@ def simulate_targets(drv: xr.Dataset, params: Mapping[str, np.ndarray]) -> dict[
 def predict_heldout(
     drv: xr.Dataset,
     setup: str,
-    runs: Sequence[Run],
+    runs: Sequence[FoldRun],
     nets: Sequence[network.Network],
     standardizers: Sequence[network.Standardizer],
     kept: Sequence[int],
@@ -498,7 +504,7 @@ def predict_heldout(
     raw = train.raw_features(drv, setup, seed)
     schemes = list(dict.fromkeys(r.scheme for r in runs))
     shape = (len(schemes), drv.sizes["cell"])
-    series = {t: np.zeros(shape + (drv.sizes["time"],)) for t in TARGETS}
+    series = {t: np.zeros(shape + (drv.sizes["time"],)) for t in MONTHLY_TARGETS}
     params = {p: np.zeros(shape) for p in parameters.NAMES}
     count = np.zeros(shape)
     for i in kept:
@@ -510,7 +516,7 @@ def predict_heldout(
         }
         sim = simulate_targets(drv, p)
         s, h = schemes.index(run.scheme), run.held_out
-        for t in TARGETS:
+        for t in MONTHLY_TARGETS:
             series[t][s, h] += sim[t][h]
         for k in parameters.NAMES:
             params[k][s, h] += p[k][h]
@@ -717,7 +723,7 @@ def site_scores(obs: np.ndarray, sim: np.ndarray) -> dict[str, float]:
 def test_observations(drv: xr.Dataset) -> dict[str, np.ndarray]:
     """Observed targets on test months only, (cell, time); NaN elsewhere."""
     test = drv.test_month.values
-    return {t: np.where(test, drv[t].values, np.nan) for t in TARGETS}
+    return {t: np.where(test, drv[t].values, np.nan) for t in MONTHLY_TARGETS}
 
 
 def heldout_table(drv: xr.Dataset, predictions: Sequence[xr.Dataset]) -> pd.DataFrame:
@@ -727,7 +733,7 @@ def heldout_table(drv: xr.Dataset, predictions: Sequence[xr.Dataset]) -> pd.Data
     for pred in predictions:
         for scheme in pred.scheme.values:
             for c, site in enumerate(drv.site.values):
-                for t in TARGETS:
+                for t in MONTHLY_TARGETS:
                     scores = site_scores(obs[t][c], pred[t].sel(scheme=scheme).values[c])
                     rows.append(
                         {
@@ -758,7 +764,7 @@ def pooled_metrics(
     for pred in predictions:
         if scheme not in pred.scheme.values:
             continue
-        for t in TARGETS:
+        for t in MONTHLY_TARGETS:
             o, s = obs[t], pred[t].sel(scheme=scheme).values
             n = int(np.sum(np.isfinite(o) & np.isfinite(s)))
             rows.append(
@@ -808,11 +814,11 @@ def figure(median_table: pd.DataFrame, table: pd.DataFrame):
     """Held-out NSE per setup and scheme (site values and medians), per-site calibration as the reference line."""
     from hybridland.analysis import plots
 
-    fig, axes = plots.new_figure(1, len(TARGETS), panel=(3.0, 3.4), sharey=True)
+    fig, axes = plots.new_figure(1, len(MONTHLY_TARGETS), panel=(3.0, 3.4), sharey=True)
     networks = table[table.scheme != CALIBRATION]
     setups = list(dict.fromkeys(networks.setup))
     colours = {"leave_cluster_out": "tab:orange", "leave_site_out": "tab:blue"}
-    for ax, target in zip(axes[0], TARGETS):
+    for ax, target in zip(axes[0], MONTHLY_TARGETS):
         for k, scheme in enumerate(SCHEMES):
             for j, setup in enumerate(setups):
                 x = j + (k - 0.5) * 0.3

@@ -21,14 +21,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.io import atomic_path, write_csv, write_netcdf
-from hybridland.model import dalec, parameters
+from hybridland.io import atomic_path, grid_coords, write_csv, write_netcdf
+from hybridland.model import dalec, forward, parameters
 from hybridland.training import train
 from hybridland.training.members import kept_files
 
@@ -160,28 +159,6 @@ def parameter_recovery(
 # ---- simulation
 
 
-def forcing(driver: xr.Dataset) -> tuple[dalec.Met, dalec.Climate]:
-    """DALEC forcing of every driver cell as float32: Met (time, cell), Climate (cell,)."""
-    n_time, n_cell = driver.sizes["time"], driver.sizes["cell"]
-
-    def time_cells(name: str) -> np.ndarray:
-        if name not in driver:
-            raise ValueError(f"driver lacks forcing variable '{name}'")
-        v = np.asarray(driver[name].transpose("time", ...).values, np.float32)
-        return np.ascontiguousarray(
-            np.broadcast_to(v if v.ndim == 2 else v[:, None], (n_time, n_cell))
-        )
-
-    met = dalec.Met(*(time_cells(f) for f in dalec.Met._fields))
-    climate = dalec.Climate(
-        *(np.asarray(driver[v].values, np.float32) for v in ("lat", "t_mean", "p_mean"))
-    )
-    return met, climate
-
-
-_simulate = jax.jit(dalec.simulate, static_argnames=("outputs", "totals"))
-
-
 def simulate_cells(
     driver: xr.Dataset,
     params: Mapping[str, np.ndarray],
@@ -204,21 +181,21 @@ def simulate_cells(
     problem = parameters.out_of_bounds({k: np.asarray(v) for k, v in params.items()})
     if problem:
         raise ValueError(f"simulate_cells: {problem}")
-    met, climate = forcing(driver)
+    met, climate = forward.forcing_arrays(driver, np.float32)
     n_cell = driver.sizes["cell"]
     size = max(1, min(chunk, n_cell))
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
     for start in range(0, n_cell, size):
         index = np.minimum(np.arange(start, start + size), n_cell - 1)  # pads with the last cell
         keep = min(size, n_cell - start)
-        run = _simulate(
+        run = forward.simulate(
             {k: jnp.asarray(np.asarray(v)[index], jnp.float32) for k, v in params.items()},
             dalec.Met(*(jnp.asarray(x[:, index]) for x in met)),
             dalec.Climate(*(jnp.asarray(x[index]) for x in climate)),
-            outputs=tuple(outputs),
+            tuple(outputs),
         )
         for name in outputs:
-            pieces[name].append(np.asarray(run.outputs[name])[:, :keep])
+            pieces[name].append(np.asarray(run[name])[:, :keep])
     return {name: np.concatenate(p, axis=1) for name, p in pieces.items()}
 
 
@@ -361,22 +338,6 @@ def to_grid(driver: xr.Dataset, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def grid_coords(driver: xr.Dataset) -> dict[str, Any]:
-    """CF latitude and longitude coordinates of the driver's grid."""
-    return {
-        "lat": (
-            "lat",
-            driver.grid_lat.values,
-            {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
-        ),
-        "lon": (
-            "lon",
-            driver.grid_lon.values,
-            {"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
-        ),
-    }
-
-
 def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> xr.Dataset:
     """Per-cell skill over time of the fine targets, as (lat, lon) maps.
 
@@ -398,7 +359,11 @@ def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> x
                 to_grid(driver, values).astype(np.float32),
                 {"units": "1", "long_name": f"{name}: {long_name}"},
             )
-    return xr.Dataset(data, coords=grid_coords(driver), attrs={"Conventions": "CF-1.8"})
+    return xr.Dataset(
+        data,
+        coords=grid_coords(driver.grid_lat.values, driver.grid_lon.values),
+        attrs={"Conventions": "CF-1.8"},
+    )
 
 
 def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray]]) -> xr.Dataset:
@@ -424,7 +389,7 @@ def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray
     )
     return xr.Dataset(
         data,
-        coords=grid_coords(driver),
+        coords=grid_coords(driver.grid_lat.values, driver.grid_lon.values),
         attrs={"Conventions": "CF-1.8", "ensemble_size": len(members)},
     )
 

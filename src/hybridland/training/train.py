@@ -30,15 +30,12 @@ import numpy as np
 import optax
 import xarray as xr
 
+from hybridland.contract import COARSE_TARGETS, SITE_TARGETS, TARGETS
 from hybridland.io import atomic_path
-from hybridland.model import dalec, loss, network
+from hybridland.model import dalec, forward, loss, network
 from hybridland.training import setups
 
 logger = logging.getLogger(__name__)
-
-FINE = ("lai", "sif", "et", "biomass")
-COARSE = ("nbe", "ewt")
-SITES = ("gpp_ec", "reco_ec", "et_ec")
 
 
 @dataclass(frozen=True)
@@ -117,15 +114,15 @@ def observations(driver: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]
     cell_patch = driver.patch.values
     patch_index = {int(p): i for i, p in enumerate(driver.patch_id.values)}
     rows = np.array([patch_index[int(p)] for p in cell_patch])
-    for name in FINE + COARSE + ("som",) + SITES:
+    for name in TARGETS | SITE_TARGETS:
         if name not in driver:
             continue
         values = driver[name].values.astype(np.float64)
-        if name in COARSE:
+        if name in COARSE_TARGETS:
             values = values[rows]  # the patch value on each of its cells
         values = values.T if values.ndim == 2 else values[None, :]
         mask = np.isfinite(values).astype(np.float32)
-        if name in SITES:
+        if name in SITE_TARGETS:
             mask = mask * driver.ec_weight.values[None, :]
         if f"{name}_weight" in driver:
             mask = mask * np.nan_to_num(driver[f"{name}_weight"].values.T.astype(np.float32))
@@ -157,16 +154,9 @@ def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
     def time_cells(x: np.ndarray) -> jax.Array:  # (time, cell) -> (time, patch, slot)
         return jnp.asarray(x[:, index], jnp.float32)
 
-    def forcing(name: str) -> jax.Array:
-        v = driver[name].values
-        return time_cells(
-            v.T if v.ndim == 2 else np.repeat(v[:, None], driver.sizes["cell"], axis=1)
-        )
-
-    met = dalec.Met(*(forcing(f) for f in dalec.Met._fields))
-    climate = dalec.Climate(
-        cells(driver.lat.values), cells(driver.t_mean.values), cells(driver.p_mean.values)
-    )
+    met, climate = forward.forcing_arrays(driver, np.float32)
+    met = dalec.Met(*(time_cells(x) for x in met))
+    climate = dalec.Climate(*(cells(x) for x in climate))
     obs = {
         name: loss.Observation(
             time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32)
