@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,90 +380,42 @@ def fold_runs(drv: xr.Dataset, schemes: Sequence[str], members: Sequence[int]) -
     return [FoldRun(s, f, m, h) for s in schemes for f, h in folds(drv, s).items() for m in members]
 
 
-def run_orders(
-    runs: Sequence[FoldRun], seed: int, setup: str, per_step: int, epoch: int
-) -> np.ndarray:
-    """Shuffled training cells of every run for one epoch, (run, steps, per_step), wrapped to a common length."""
-    counts = [int(training_cells(r.held_out).sum()) for r in runs]
-    steps = math.ceil(max(counts) / per_step)
-    orders = []
-    for r in runs:
-        cells = np.flatnonzero(training_cells(r.held_out))
-        rng = np.random.default_rng(
-            [train.member_seed(seed, f"{setup}:{r.scheme}:{r.fold}", r.member), epoch]
+def training_runs(drv: xr.Dataset, setup: str, runs: Sequence[FoldRun]) -> list[train.TrainingRun]:
+    """The runs as the training loop takes them: seeds labelled by fold, the fold's sites train, no dev."""
+    patch_ids = drv.patch_id.values
+    if not np.array_equal(drv.patch.values, patch_ids):
+        raise FluxnetError("the FLUXNET driver must hold one site per patch, in cell order")
+    return [
+        train.TrainingRun(
+            f"{setup}:{r.scheme}:{r.fold}",
+            r.member,
+            patch_ids[training_cells(r.held_out)],
+            patch_ids[:0],
         )
-        orders.append(np.resize(rng.permutation(cells), steps * per_step).reshape(steps, per_step))
-    order = np.stack(orders)
-    for r, o in zip(runs, order):
-        assert not np.isin(o, np.flatnonzero(r.held_out)).any(), (
-            f"{r.fold}: held-out site in the training order"
-        )
-    return order
+        for r in runs
+    ]
 
 
 def train_folds(
     drv: xr.Dataset, setup: str, runs: Sequence[FoldRun], seed: int, options: train.TrainOptions
 ) -> tuple[list[network.Network], list[network.Standardizer], np.ndarray]:
-    """Train every run in one vmapped program; returns nets, standardisers and final training losses.
+    """Train every run with :func:`hybridland.training.train.train_runs`, all in one program.
 
-    A run whose loss turns non-finite stops training and gets an infinite final loss.
+    Returns nets, standardisers and final training losses. Features are not padded
+    (FLUXNET trains one program per setup), and a run whose loss turns non-finite
+    stops training and gets an infinite final loss.
     """
-    patch_ids = drv.patch_id.values
-    if not np.array_equal(drv.patch.values, patch_ids):
-        raise FluxnetError("the FLUXNET driver must hold one site per patch, in cell order")
-    shared = train.pack(drv, patch_ids)
-    loss.check_observations(shared.observations, options.loss)
-    raw = train.raw_features(drv, setup, seed)
-    standardizers = [network.Standardizer.fit(raw[training_cells(r.held_out)]) for r in runs]
-    z = [s.apply(raw) for s in standardizers]
-    features = jnp.stack([train.pack_features(drv, x[:, :-1], patch_ids) for x in z])
-    lat_feature = jnp.stack([train.pack_features(drv, x[:, -1:], patch_ids)[..., 0] for x in z])
-    optimiser = optax.adam(options.learning_rate)
-    epoch_fn = train.make_epoch(options.loss, optimiser)
-    nets = [
-        network.init_network(
-            train.member_key(seed, f"{setup}:{r.scheme}:{r.fold}", r.member),
-            raw.shape[1] - 1,
-            width=options.width,
-            depth=options.depth,
-        )
-        for r in runs
-    ]
-    stack = lambda trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-    net, opt_state = stack(nets), stack([optimiser.init(n) for n in nets])
-    active = np.ones(len(runs), bool)
-    final = np.full(len(runs), np.inf)
-    for epoch in range(options.epochs):
-        order = jnp.asarray(run_orders(runs, seed, setup, options.patches_per_step, epoch))
-        net, opt_state, values = epoch_fn(
-            net, opt_state, features, lat_feature, shared, order, jnp.asarray(active)
-        )
-        losses = np.asarray(jnp.sum(values, axis=1), np.float64)
-        bad = active & ~np.isfinite(losses)
-        for i in np.flatnonzero(bad):
-            logger.warning(
-                "%s %s fold %s member %d: non-finite loss in epoch %d; the run stops",
-                setup,
-                runs[i].scheme,
-                runs[i].fold,
-                runs[i].member,
-                epoch + 1,
-            )
-        active &= ~bad
-        final = np.where(active, losses, np.where(bad, np.inf, final))
-        if (epoch + 1) % 10 == 0 or epoch + 1 == options.epochs:
-            logger.info(
-                "%s epoch %d/%d: median training loss over %d runs %.4g",
-                setup,
-                epoch + 1,
-                options.epochs,
-                len(runs),
-                float(np.median(final[np.isfinite(final)]))
-                if np.isfinite(final).any()
-                else math.nan,
-            )
-    unstack = lambda i: jax.tree_util.tree_map(lambda x: x[i], net)
-    return [unstack(i) for i in range(len(runs))], standardizers, final
+    trained = train.train_runs(
+        drv,
+        setup,
+        training_runs(drv, setup, runs),
+        seed,
+        options,
+        feature_pad=1,
+        diverged="stop",
+    )
+    final = np.array([np.inf if t.diverged else t.history[-1][0] for t in trained])
+    return [t.net for t in trained], [t.standardizer for t in trained], final
 
 
 def kept_runs(runs: Sequence[FoldRun], final: np.ndarray, keep: int) -> list[int]:
