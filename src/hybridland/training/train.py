@@ -428,8 +428,7 @@ def train_runs(
                 if diverged == "stop":
                     stopped[i] = True
                     logger.warning(
-                        "%s run %s member %d: non-finite loss in epoch %d; the run stops",
-                        setup,
+                        "%s member %d: non-finite loss in epoch %d; the run stops",
                         r.label,
                         r.member,
                         state.epoch[i] + 1,
