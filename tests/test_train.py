@@ -74,7 +74,7 @@ def test_same_seed_same_weights_and_losses(tmp_path):
 
 def run_member(driver_path: Path, out: Path, epochs: int) -> subprocess.Popen:
     script = (
-        "import sys, json; from hybridland import train;"
+        "import sys, json; from hybridland.training import train;"
         "o = train.TrainOptions.from_config(json.loads(sys.argv[1]), json.loads(sys.argv[2]));"
         "train.train_member_files(sys.argv[3], 'PFT', 0, 3, o, sys.argv[4] + '/weights.npz', sys.argv[4] + '/member.json')"
     )
