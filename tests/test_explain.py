@@ -149,7 +149,7 @@ def test_seed_makes_sampling_deterministic_and_leaves_numpy_state_alone():
 
 def test_progress_is_logged_at_a_steady_cadence(caplog):
     rng = np.random.default_rng(3)
-    with caplog.at_level("INFO", logger="hybridland.analysis.explain"):
+    with caplog.at_level("INFO", logger="hybridland.analysis.kernel_shap"):
         kernel_shap.kernel_shap(
             additive, rng.normal(size=(5, 4)), rng.normal(size=(20, 4)), nsamples=14, progress=0.25
         )
