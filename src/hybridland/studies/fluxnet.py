@@ -40,7 +40,7 @@ import xarray as xr
 from hybridland import contract
 from hybridland.data import driver, regrid
 from hybridland.io import atomic_path, write_csv, write_netcdf
-from hybridland.model import loss, network, parameters
+from hybridland.model import loss, network, parameters, targets
 from hybridland.training import evaluate, train
 
 logger = logging.getLogger(__name__)
@@ -432,8 +432,7 @@ def kept_runs(runs: Sequence[FoldRun], final: np.ndarray, keep: int) -> list[int
 
 def target_series(sim: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Model counterparts of the targets from DALEC outputs, each (cell, time)."""
-    model = {t: f(sim) for t, f in evaluate.SITES.items()} | {"lai": sim["lai"], "nbe": sim["nbe"]}
-    return {t: np.asarray(model[t]).T for t in MONTHLY_TARGETS}
+    return {t: np.asarray(targets.model_quantity(t, sim, None)).T for t in MONTHLY_TARGETS}
 
 
 def simulate_targets(drv: xr.Dataset, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -2,9 +2,10 @@
 
 A member's 40 parameters are predicted on every driver cell and DALEC993 is run
 on them (float32, jitted, in chunks of cells). Each target is compared with its
-model counterpart as training sees it: fine targets per cell and month, NBE
-and the EWT anomaly as patch means, biomass as annual means (one value per
-cell and year), soil carbon as the time mean (one value per cell), and the
+model counterpart exactly as the loss compares it (:mod:`hybridland.model.targets`,
+on the observations and weights of :func:`hybridland.training.train.observations`):
+fine targets per cell and month, NBE and the EWT anomaly as patch means, biomass
+as means over 12-month blocks, soil carbon as the time mean, and the
 eddy-covariance targets at the site cells only. Skill is the Nash-Sutcliffe
 efficiency (``r2_score``) and the squared Pearson correlation
 (``explained_variance``), per split: the member's training and dev patches and
@@ -17,7 +18,7 @@ while the driver holds (cell, time) and coarse targets (patch_id, time).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland.io import atomic_path, grid_coords, write_csv, write_netcdf
-from hybridland.model import dalec, forward, parameters
+from hybridland.model import dalec, forward, parameters, targets
 from hybridland.training import train
 from hybridland.training.members import kept_files
 
@@ -38,14 +39,7 @@ Pairs = dict[str, tuple[np.ndarray, np.ndarray]]  # target -> (observed, simulat
 
 POOL_OUTPUTS = tuple(f"next_{p}_pool" for p in parameters.POOLS)
 SIM_OUTPUTS: tuple[str, ...] = ("lai", "gpp", "ET", "nee", "nbe", "SIF") + POOL_OUTPUTS
-BIOMASS_POOLS = tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood"))
-FINE = {"lai": "lai", "sif": "SIF", "et": "ET"}
-SITES: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
-    "gpp_ec": lambda s: s["gpp"],
-    "reco_ec": lambda s: s["gpp"] + s["nee"],
-    "et_ec": lambda s: s["ET"],
-}
-TARGETS = ("lai", "sif", "et", "biomass", "som", "nbe", "ewt", "gpp_ec", "reco_ec", "et_ec")
+FINE = ("lai", "sif", "et")  # targets mapped per cell over time
 SPLITS = ("train", "dev", "test")
 METRIC_COLUMNS = (
     "grid",
@@ -202,30 +196,22 @@ def simulate_cells(
 # ---- targets and their model counterparts
 
 
-def patch_means(values: np.ndarray, cell_patch: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
-    """Mean over each patch's cells of a (time, cell) field, (time, patch); NaN for an empty patch."""
-    membership = (cell_patch[:, None] == patch_ids[None, :]).astype(np.float64)  # (cell, patch)
-    counts = membership.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.asarray(values, np.float64) @ membership) / counts
+def _patch_pairs(
+    driver: xr.Dataset, model: np.ndarray, value: np.ndarray, weight: np.ndarray, cells: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted means over each patch's cells of observation and model, as the loss forms them.
 
-
-def annual_means(values: np.ndarray, years: np.ndarray) -> np.ndarray:
-    """Mean over the steps of each calendar year of a (time, ...) field, (year, ...)."""
-    return np.stack([np.mean(values[years == y], axis=0) for y in np.unique(years)])
-
-
-def _pair(obs: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _finite_pairs(np.ravel(obs), np.ravel(sim))
-
-
-def _coarse_pairs(driver: xr.Dataset, name: str, model: np.ndarray, cells_mask: np.ndarray):
-    """Patch means of the model over all cells of the patches that have a cell in the mask."""
+    Patches: those with a cell among ``cells``, with all their cells; a (patch, time)
+    pair counts where the patch has observation weight.
+    """
     patch_ids, cell_patch = driver.patch_id.values, driver.patch.values
-    chosen = np.isin(patch_ids, cell_patch[cells_mask])
-    sim = patch_means(model, cell_patch, patch_ids[chosen])  # (time, patch)
-    obs = driver[name].transpose("patch_id", "time").values[chosen].T
-    return _pair(obs, sim)
+    chosen = patch_ids[np.isin(patch_ids, cell_patch[cells])]
+    membership = (cell_patch[:, None] == chosen[None, :]).astype(np.float64)  # (cell, patch)
+    total = weight @ membership
+    keep = total > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs, sim = ((weight * value) @ membership / total, (weight * model) @ membership / total)
+    return obs[keep], sim[keep]
 
 
 def target_pairs(
@@ -233,43 +219,37 @@ def target_pairs(
 ) -> Pairs:
     """Observed and simulated values of every target the driver holds, over the cells of the mask.
 
+    Each target is compared as the loss compares it (:mod:`hybridland.model.targets`), on
+    the observations and weights training sees (:func:`hybridland.training.train.observations`):
+    per cell and month (lai, sif, et; site targets where the site weight is positive), per
+    cell and block of 12 months with every month observed (biomass), per cell as the time
+    mean (som), and per patch and month as the weighted mean over the patch's cells (nbe;
+    ewt, the model as its anomaly from the mean over the observed months).
+
     Returns:
-        Target -> (observed, simulated), flat float64 arrays of the finite pairs:
-        per cell and month (lai, sif, et; site targets at site cells only), per
-        cell and year (biomass), per cell (som), per patch and month (nbe, ewt).
+        Target -> (observed, simulated), flat float64 arrays of the pairs with weight.
     """
     mask = np.asarray(cells_mask, bool)
     if mask.shape != (driver.sizes["cell"],):
         raise ValueError(
             f"cells_mask has shape {mask.shape}, the driver has {driver.sizes['cell']} cells"
         )
-    # (time, cell), or (cell,) for som
-    obs = {
-        n: driver[n].transpose(..., "cell").values
-        for n in TARGETS
-        if n in driver and "cell" in driver[n].dims
-    }
+    observations = train.observations(driver)
     out: Pairs = {}
-    for name, output in FINE.items():
-        if name in obs:
-            out[name] = _pair(obs[name][:, mask], sim[output][:, mask])
-    if "biomass" in obs:
-        years = driver.time.dt.year.values
-        model = sum(np.asarray(sim[p], np.float64) for p in BIOMASS_POOLS)
-        out["biomass"] = _pair(
-            annual_means(obs["biomass"][:, mask], years), annual_means(model[:, mask], years)
+    for name in targets.EVALUATED:
+        if name not in observations:
+            continue
+        value, weight = (np.asarray(x, np.float64) for x in observations[name])
+        outputs = {o: np.asarray(sim[o], np.float64) for o in targets.TERMS[name].outputs}
+        model = targets.model_quantity(name, outputs, weight)
+        model, value, weight = targets.on_timescale(
+            name, model, value, weight, targets.STEPS_PER_YEAR
         )
-    if "som" in obs:
-        out["som"] = _pair(obs["som"][mask], np.mean(sim["next_som_pool"][:, mask], axis=0))
-    if "nbe" in driver:
-        out["nbe"] = _coarse_pairs(driver, "nbe", sim["nbe"], mask)
-    if "ewt" in driver:
-        water = np.asarray(sim["next_water_pool"], np.float64)
-        out["ewt"] = _coarse_pairs(driver, "ewt", water - water.mean(axis=0), mask)
-    sites = mask & (driver.ec_weight.values > 0) if "ec_weight" in driver else mask
-    for name, counterpart in SITES.items():
-        if name in obs:
-            out[name] = _pair(obs[name][:, sites], counterpart(sim)[:, sites])
+        if targets.TERMS[name].aggregation == "patch":
+            out[name] = _patch_pairs(driver, model, value, weight, mask)
+        else:
+            keep = (weight > 0) & mask
+            out[name] = value[keep], model[keep]
     return out
 
 
@@ -305,7 +285,7 @@ def member_metrics(
 
 def _sort_rows(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Sort with targets, splits and parameters in their canonical order and members numerically."""
-    orders = {"variable": TARGETS, "split": SPLITS, "parameter": parameters.NAMES}
+    orders = {"variable": targets.EVALUATED, "split": SPLITS, "parameter": parameters.NAMES}
 
     def key(column: pd.Series) -> pd.Series:
         if column.name in orders:
@@ -346,7 +326,8 @@ def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> x
     the driver's cells and where a cell has fewer than 3 observed months.
     """
     data = {}
-    for name, output in FINE.items():
+    for name in FINE:
+        output = targets.TERMS[name].outputs[0]
         if name not in driver:
             continue
         nse, r2, _ = columnwise_scores(driver[name].transpose("time", "cell").values, sim[output])
