@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland.model import loss, parameters
+from hybridland.model import loss, parameters, targets
 from hybridland.training import evaluate, train
 
 N_TIME = 24
@@ -195,14 +196,17 @@ def test_target_pairs_coarse_targets_are_patch_means():
     assert np.allclose(obs, driver.nbe.sel(patch_id=[101, 103]).values.T.ravel())
 
 
-def test_target_pairs_ewt_is_the_patch_mean_of_cell_anomalies():
+def test_target_pairs_ewt_is_the_patch_mean_of_cell_anomalies_over_observed_months():
     driver, rng = tiny_driver(), np.random.default_rng(3)
+    driver["ewt"][2, :5] = np.nan  # patch 102
     sim = fake_sim(driver, rng)
     mask = driver.patch.values == 102
-    _, model = evaluate.target_pairs(driver, sim, mask)["ewt"]
-    water = sim["next_water_pool"][:, mask]
-    assert np.allclose(model, (water - water.mean(axis=0)).mean(axis=1), rtol=1e-6)
-    assert model.mean() == pytest.approx(0.0, abs=1e-9)
+    obs, model = evaluate.target_pairs(driver, sim, mask)["ewt"]
+    water = sim["next_water_pool"][5:, mask]
+    anomaly = water - water.sum(axis=0) / (water.shape[0] + targets.ANOMALY_EPS)
+    assert obs.size == N_TIME - 5
+    assert np.allclose(model, anomaly.mean(axis=1), rtol=1e-6)
+    assert np.allclose(obs, driver.ewt.values[2, 5:], rtol=1e-6)
 
 
 def test_target_pairs_biomass_is_annual_and_som_is_static():
@@ -231,6 +235,30 @@ def test_target_pairs_eddy_covariance_only_at_site_cells():
     assert without["gpp_ec"][0].size == 0
 
 
+def test_loss_terms_and_evaluation_pairs_agree_on_the_same_simulation():
+    """Per target, the loss's summed squared error equals that of the evaluation's pairs."""
+    driver = tiny_driver()
+    driver["biomass"][3, 14] = np.nan  # a year with a missing month drops out of both
+    driver["ewt"][1, :4] = np.nan
+    sim = fake_sim(driver, np.random.default_rng(7))
+    config = loss.LossConfig.from_mapping(
+        {name: 1.0 for name in targets.EVALUATED}, reduction="sum", coarse_min_valid=0.0
+    )
+    pairs = evaluate.target_pairs(driver, sim, np.ones(driver.sizes["cell"], bool))
+    assert sorted(pairs) == sorted(targets.EVALUATED)
+    for name in targets.EVALUATED:
+        total = 0.0
+        for patch in driver.patch_id.values:  # one patch at a time: no padded slots
+            cells = np.flatnonzero(driver.patch.values == patch)
+            packed = train.pack(driver, np.array([patch]))
+            out = {k: jnp.asarray(v[:, cells][:, None, :], jnp.float32) for k, v in sim.items()}
+            observation = packed.observations[targets.observed(name)]
+            total += float(loss.term_error(name, out, observation, config))
+        obs, model = pairs[name]
+        assert obs.size > 0, name
+        assert total == pytest.approx(np.sum((model - obs) ** 2), rel=2e-4), name
+
+
 def test_target_pairs_of_targets_absent_from_the_driver_are_omitted():
     driver = tiny_driver().drop_vars(["ewt", "som", "gpp_ec", "reco_ec", "et_ec"])
     pairs = evaluate.target_pairs(
@@ -246,7 +274,7 @@ def test_member_metrics_has_one_row_per_variable_and_split():
         driver, sim, {"train_patches": [100, 101, 102, 103], "dev_patches": [104]}
     )
     assert list(table.columns) == ["variable", "split", "r2_score", "explained_variance", "n"]
-    assert len(table) == len(evaluate.TARGETS) * 3
+    assert len(table) == len(targets.EVALUATED) * 3
     assert set(table.split) == {"train", "dev", "test"}
     assert table.set_index(["variable", "split"]).loc[("gpp_ec", "dev"), "n"] == 0
 
@@ -468,7 +496,7 @@ def test_evaluate_setup_metrics_table(evaluated):
     assert list(table.columns) == list(evaluate.METRIC_COLUMNS)
     assert set(table.member) == {"0", "3", "ensemble"}
     assert (table.grid == "tiny").all() and (table.setup == "CLIM").all()
-    assert len(table) == 3 * 3 * len(evaluate.TARGETS)
+    assert len(table) == 3 * 3 * len(targets.EVALUATED)
     members = (
         table[table.member != "ensemble"].groupby(["variable", "split"])[["r2_score", "n"]].mean()
     )
@@ -498,7 +526,7 @@ def test_evaluate_setup_parameter_maps(evaluated):
             maps.lat.attrs["units"] == "degrees_north" and maps.lon.attrs["units"] == "degrees_east"
         )
         assert maps.attrs["Conventions"].startswith("CF")
-    for name in evaluate.KEY_PARAMETERS:
+    for name in parameters.KEY_PARAMETERS:
         assert evaluated["params"].with_suffix(f".{name}.tif").exists()
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hybridland.analysis import explain
+from hybridland.analysis import explain, kernel_shap
 from hybridland.contract import AGE, CLIM, PFT, SOIL
 from hybridland.model import network, parameters
 from hybridland.training import setups, train
@@ -93,7 +93,7 @@ def additive(x: np.ndarray) -> np.ndarray:
 def test_kernel_shap_recovers_additive_contributions():
     rng = np.random.default_rng(0)
     background, explained = rng.normal(size=(20, 4)), rng.normal(size=(5, 4))
-    values = explain.kernel_shap(additive, background, explained, nsamples=100, seed=1)
+    values = kernel_shap.kernel_shap(additive, background, explained, nsamples=100, seed=1)
     assert values.shape == (5, 4, 2)
     np.testing.assert_allclose(
         values.sum(axis=1), additive(explained) - additive(background).mean(0), atol=1e-10
@@ -108,7 +108,7 @@ def test_kernel_shap_recovers_additive_contributions():
         values[:, 2, 1], -(explained[:, 2] ** 2) + (background[:, 2] ** 2).mean(), atol=1e-8
     )
     np.testing.assert_allclose(values[:, 3], 0.0, atol=1e-10)
-    share = explain.shares(values)
+    share = kernel_shap.shares(values)
     np.testing.assert_allclose(share.sum(axis=0), 1.0)
     assert share[3].max() < 1e-9  # the ignored feature
 
@@ -116,14 +116,14 @@ def test_kernel_shap_recovers_additive_contributions():
 def test_minmax_scale_bounds_keep_zero_and_sign():
     values = np.random.default_rng(1).normal(size=(30, 5, 3)) * np.array([1.0, 100.0, 1e-4])
     values[:, 2] = 0.0
-    scaled = explain.minmax_scale(values)
+    scaled = kernel_shap.minmax_scale(values)
     span = scaled.max(axis=(0, 1)) - scaled.min(axis=(0, 1))
     np.testing.assert_allclose(span, 1.0)
     assert np.all(np.abs(scaled) <= 1.0) and np.all(scaled[:, 2] == 0.0)
     np.testing.assert_array_equal(np.sign(scaled), np.sign(values))
-    np.testing.assert_allclose(explain.shares(scaled), explain.shares(values))
-    assert np.all(explain.minmax_scale(np.zeros((4, 2, 1))) == 0.0)
-    assert np.isnan(explain.shares(np.zeros((4, 2, 1)))).all()
+    np.testing.assert_allclose(kernel_shap.shares(scaled), kernel_shap.shares(values))
+    assert np.all(kernel_shap.minmax_scale(np.zeros((4, 2, 1))) == 0.0)
+    assert np.isnan(kernel_shap.shares(np.zeros((4, 2, 1)))).all()
 
 
 def test_seed_makes_sampling_deterministic_and_leaves_numpy_state_alone():
@@ -135,22 +135,22 @@ def test_seed_makes_sampling_deterministic_and_leaves_numpy_state_alone():
 
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
-    a = explain.kernel_shap(interacting, background, explained, nsamples=60, seed=5)
+    a = kernel_shap.kernel_shap(interacting, background, explained, nsamples=60, seed=5)
     np.testing.assert_array_equal(np.random.get_state()[1], before)
-    b = explain.kernel_shap(interacting, background, explained, nsamples=60, seed=5)
-    c = explain.kernel_shap(interacting, background, explained, nsamples=60, seed=6)
+    b = kernel_shap.kernel_shap(interacting, background, explained, nsamples=60, seed=5)
+    c = kernel_shap.kernel_shap(interacting, background, explained, nsamples=60, seed=6)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     # a row's values do not depend on which other rows are explained with it
     np.testing.assert_array_equal(
-        explain.kernel_shap(interacting, background, explained[:1], nsamples=60, seed=5), a[:1]
+        kernel_shap.kernel_shap(interacting, background, explained[:1], nsamples=60, seed=5), a[:1]
     )
 
 
 def test_progress_is_logged_at_a_steady_cadence(caplog):
     rng = np.random.default_rng(3)
-    with caplog.at_level("INFO", logger="hybridland.analysis.explain"):
-        explain.kernel_shap(
+    with caplog.at_level("INFO", logger="hybridland.analysis.kernel_shap"):
+        kernel_shap.kernel_shap(
             additive, rng.normal(size=(5, 4)), rng.normal(size=(20, 4)), nsamples=14, progress=0.25
         )
     lines = [r.getMessage() for r in caplog.records if "Kernel SHAP" in r.getMessage()]
@@ -161,24 +161,26 @@ def test_member_function_matches_training_parameters_with_standardised_lat_sigmo
     driver = small_driver()
     members = [tiny_member(driver, "PFT+CLIM", n) for n in (0, 1)]
     names = ["canopy_efficiency", "Bday", "Fday", "f_gpp"]
-    features, held = explain.input_layout(members[0].info["columns"])
-    assert held == (explain.LATITUDE,)
-    table = explain.input_table(driver, "PFT+CLIM", 3, features + held)
-    each = explain.member_function(members, names, features + held)(table)
+    features, held = kernel_shap.input_layout(members[0].info["columns"])
+    assert held == (kernel_shap.LATITUDE,)
+    table = kernel_shap.input_table(driver, "PFT+CLIM", 3, features + held)
+    each = kernel_shap.member_function(members, names, features + held)(table)
     for m, member in enumerate(members):
         expected = train.member_parameters(driver, member)
         for k, name in enumerate(names):
             np.testing.assert_allclose(each[:, m, k], expected[name], rtol=2e-6)
-    np.testing.assert_allclose(explain.ensemble_function(members, names)(table), each.mean(axis=1))
+    np.testing.assert_allclose(
+        kernel_shap.ensemble_function(members, names)(table), each.mean(axis=1)
+    )
 
 
 def test_latlon_setup_reads_the_hemisphere_flag_from_lat_deg():
     driver = small_driver()
     member = tiny_member(driver, "LATLON", 0)
-    features, held = explain.input_layout(member.info["columns"])
+    features, held = kernel_shap.input_layout(member.info["columns"])
     assert features == ("lat_deg", "lon_deg") and held == ()
-    table = explain.input_table(driver, "LATLON", 3, features)
-    out = explain.ensemble_function([member], ["Bday"], features)(table)
+    table = kernel_shap.input_table(driver, "LATLON", 3, features)
+    out = kernel_shap.ensemble_function([member], ["Bday"], features)(table)
     np.testing.assert_allclose(
         out[:, 0], train.member_parameters(driver, member)["Bday"], rtol=2e-6
     )
@@ -187,8 +189,8 @@ def test_latlon_setup_reads_the_hemisphere_flag_from_lat_deg():
 def test_ensemble_shap_is_the_mean_of_member_shap():
     driver = small_driver()
     members = [tiny_member(driver, "PFT+CLIM", n) for n in (0, 1, 2)]
-    features, held = explain.input_layout(members[0].info["columns"])
-    table = explain.input_table(driver, "PFT+CLIM", 3, features + held)
+    features, held = kernel_shap.input_layout(members[0].info["columns"])
+    table = kernel_shap.input_table(driver, "PFT+CLIM", 3, features + held)
     p, names = len(features), ["LCMA", "Q10"]
     args = {
         "background": table[:10, :p],
@@ -197,10 +199,10 @@ def test_ensemble_shap_is_the_mean_of_member_shap():
         "seed": 4,
         "held": table[20:23, p:],
     }
-    each = explain.kernel_shap(
-        explain.stacked(explain.member_function(members, names)), **args
+    each = kernel_shap.kernel_shap(
+        kernel_shap.stacked(kernel_shap.member_function(members, names)), **args
     ).reshape(3, p, 3, 2)
-    mean = explain.kernel_shap(explain.ensemble_function(members, names), **args)
+    mean = kernel_shap.kernel_shap(kernel_shap.ensemble_function(members, names), **args)
     np.testing.assert_allclose(each.mean(axis=2), mean, rtol=1e-6, atol=1e-9)
 
 
@@ -220,29 +222,31 @@ def test_derived_quantities_use_flab_and_conventional_q10():
         "root_allocation",
         "wood_allocation",
     ]
-    fractions = explain.quantities(p, names)
+    fractions = parameters.quantities(p, names)
     np.testing.assert_allclose(fractions, [0.4, 0.18, 0.042, 0.189, 0.189])
     assert fractions.sum() == pytest.approx(1.0)
-    assert explain.quantities(p, ["Q10", "Bday_doy"]) == pytest.approx([np.exp(0.7), 800.0 - 730.5])
+    assert parameters.quantities(p, ["Q10", "Bday_doy"]) == pytest.approx(
+        [np.exp(0.7), 800.0 - 730.5]
+    )
     with pytest.raises(ValueError, match="unknown quantities"):
-        explain.check_quantities(["canopy"])
+        parameters.check_quantities(["canopy"])
 
 
 def test_true_function_gives_soil_no_share():
     driver = small_driver()
-    features, held = explain.input_layout(setups.columns("CLIM+SOIL"), truth=True)
-    assert held == (explain.LATITUDE, *PFT, *AGE)
-    table = explain.input_table(driver, "CLIM+SOIL", 3, features + held)
+    features, held = kernel_shap.input_layout(setups.columns("CLIM+SOIL"), truth=True)
+    assert held == (kernel_shap.LATITUDE, *PFT, *AGE)
+    table = kernel_shap.input_table(driver, "CLIM+SOIL", 3, features + held)
     p, names = len(features), ["f_gpp", "LCMA", "Csom"]
-    values = explain.kernel_shap(
-        explain.true_function(names, features + held),
+    values = kernel_shap.kernel_shap(
+        kernel_shap.true_function(names, features + held),
         table[:10, :p],
         table[10:15, :p],
         nsamples=300,
         seed=0,
         held=table[10:15, p:],
     )
-    importance = explain.importance_table(values, features, names, "CLIM+SOIL")
+    importance = kernel_shap.importance_table(values, features, names, "CLIM+SOIL")
     soil = importance[importance.feature.isin(SOIL)]
     assert soil.share.max() < 1e-9
     assert importance[importance.parameter == "f_gpp"].set_index("feature").share[
@@ -250,27 +254,27 @@ def test_true_function_gives_soil_no_share():
     ] == pytest.approx(1.0)
     # LCMA depends on PFT only, held at each cell's value: nothing left to explain
     assert importance[importance.parameter == "LCMA"].share.isna().all()
-    groups = explain.group_table(importance)
-    assert list(groups.columns) == explain.GROUP_COLUMNS
+    groups = kernel_shap.group_table(importance)
+    assert list(groups.columns) == kernel_shap.GROUP_COLUMNS
     assert set(groups.group) == {"CLIM", "SOIL"}
 
 
 def test_rank_correlation():
     shares = pd.Series({"MAT": 0.5, "MAP": 0.3, "SAND": 0.2})
-    assert explain.rank_correlation(shares, shares) == pytest.approx(1.0)
-    assert explain.rank_correlation(shares, 1.0 - shares) == pytest.approx(-1.0)
-    assert np.isnan(explain.rank_correlation(shares, shares * 0.0))
+    assert kernel_shap.rank_correlation(shares, shares) == pytest.approx(1.0)
+    assert kernel_shap.rank_correlation(shares, 1.0 - shares) == pytest.approx(-1.0)
+    assert np.isnan(kernel_shap.rank_correlation(shares, shares * 0.0))
     table = pd.DataFrame(
         {"setup": "CLIM", "parameter": "Q10", "feature": shares.index, "share": shares.values}
     )
-    ranks = explain.rank_correlations(table, table)
-    assert list(ranks.columns) == explain.RANK_COLUMNS and ranks.spearman.tolist() == [
+    ranks = kernel_shap.rank_correlations(table, table)
+    assert list(ranks.columns) == kernel_shap.RANK_COLUMNS and ranks.spearman.tolist() == [
         pytest.approx(1.0)
     ]
 
 
 def test_dominant_pft_cells():
-    cells = explain.dominant_pft_cells(small_driver(), threshold=0.8)
+    cells = kernel_shap.dominant_pft_cells(small_driver(), threshold=0.8)
     assert list(cells) == ["NF"] and cells["NF"].tolist() == list(range(12))
 
 
@@ -305,7 +309,7 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
     )
     importance = pd.read_csv(out)
     assert list(importance.columns) == ["setup", "parameter", "feature", "share"]
-    assert list(importance.parameter.unique()) == [*explain.KEY_PARAMETERS, "Bday"]
+    assert list(importance.parameter.unique()) == [*parameters.KEY_QUANTITIES, "Bday"]
     assert set(importance.feature) == set(CLIM + AGE)
     np.testing.assert_allclose(importance.groupby("parameter").share.sum(), 1.0)
     siblings = explain.sibling_paths(out)
@@ -323,7 +327,7 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
     assert list(conditional.columns) == explain.CONDITIONAL_COLUMNS and set(conditional.pft) == {
         "NF"
     }
-    assert list(pd.read_csv(siblings["truth_rank"]).columns) == explain.RANK_COLUMNS
+    assert list(pd.read_csv(siblings["truth_rank"]).columns) == kernel_shap.RANK_COLUMNS
     with xr.open_dataset(siblings["values"]) as values:
         assert values.shap.dims == ("cell", "feature", "member", "parameter")
         assert values.shap.shape == (12, 5, 2, 7) and not values.cell.isin(np.arange(32, 40)).any()

@@ -118,8 +118,11 @@ def test_folds_keep_held_out_sites_out_of_training(sites, scheme):
     np.testing.assert_array_equal(held.sum(axis=0), 1)  # every site held out exactly once
     assert len(folds) == (4 if scheme == "leave_cluster_out" else 16)
     runs = fluxnet.fold_runs(sites, [scheme], [0, 1])
+    training = fluxnet.training_runs(sites, "PFT", runs)
+    seeds = [train.member_seed(1, r.label, r.member) for r in training]
+    position = {int(p): i for i, p in enumerate(sites.patch_id.values)}
     for epoch in range(3):
-        order = fluxnet.run_orders(runs, 1, "PFT", 4, epoch)
+        order = train.run_orders(training, seeds, [epoch] * len(runs), 4, position)
         for run, o in zip(runs, order):
             assert not np.isin(o, np.flatnonzero(run.held_out)).any()
             assert set(np.unique(o)) == set(np.flatnonzero(~run.held_out))
@@ -139,7 +142,7 @@ def test_metric_formulas_against_hand_computed_numbers():
 def fake_predictions(sites: xr.Dataset, setup: str, offset: float) -> xr.Dataset:
     values = {
         t: (("scheme", "cell", "time"), np.stack([sites[t].values + offset] * 2))
-        for t in fluxnet.TARGETS
+        for t in fluxnet.MONTHLY_TARGETS
     }
     return xr.Dataset(values, coords={"scheme": list(fluxnet.SCHEMES)}, attrs={"setup": setup})
 

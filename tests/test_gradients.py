@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hybridland.model import dalec, loss, network, parameters
-from hybridland.model.forward import prepare_forcing
+from hybridland.model import dalec, loss, network, parameters, targets
+from hybridland.model.forward import forcing_arrays
 from hybridland.training import bench
 
 
@@ -25,7 +25,7 @@ def test_gradients_finite_for_every_reference_case(reference_path, reference_cas
     ds = xr.open_dataset(reference_path)
     grad = jax.jit(jax.grad(reference_loss))
     for i, case in enumerate(reference_cases):
-        met, climate, _ = prepare_forcing(case.forcing, jnp.float32)
+        met, climate = forcing_arrays(case.forcing, np.float32)
         real = dict(zip(ds.param.values, ds.parameters_real.values[i]))
         x = {
             g: jnp.asarray([real[n] for n in parameters.group_names(g)], jnp.float32)
@@ -54,7 +54,7 @@ def tiny_problem():
             jnp.asarray(rng.uniform(0.1, 3.0, (months, cells))),
             jnp.asarray(rng.random((months, cells)) > 0.2, float),
         )
-        for name in loss.TERMS
+        for name in targets.TERMS
     }
     f64 = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
     batch = loss.Batch(features, lat_feature, f64(met), f64(climate), observations)
@@ -63,7 +63,7 @@ def tiny_problem():
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_loss_gradient_matches_finite_differences_float64(reduction):
-    weights = {name: 1.0 for name in (*loss.TERMS, *loss.CONSTRAINTS)}
+    weights = {name: 1.0 for name in (*targets.TERMS, *loss.CONSTRAINTS)}
     config = loss.LossConfig.from_mapping(weights, reduction=reduction, coarse_min_valid=0.5)
     with jax.enable_x64(True):
         net, batch = tiny_problem()

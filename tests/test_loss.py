@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybridland.model import loss
+from hybridland.model import loss, targets
 from hybridland.model.loss import LossConfig, Observation
 
 
@@ -38,9 +38,9 @@ def test_patch_error_uses_slot_means_and_the_valid_fraction_threshold():
 
 def test_annual_blocks_and_product_mask():
     x = jnp.arange(30.0)[:, None]
-    np.testing.assert_array_equal(loss.annual(x, 12)[:, 0], [5.5, 17.5])
+    np.testing.assert_array_equal(targets.annual(x, 12)[:, 0], [5.5, 17.5])
     mask = jnp.ones((24, 1)).at[13, 0].set(0.0)
-    np.testing.assert_array_equal(loss.annual_mask(mask, 12)[:, 0], [1.0, 0.0])
+    np.testing.assert_array_equal(targets.annual_mask(mask, 12)[:, 0], [1.0, 0.0])
 
 
 def test_edc_worked_example():

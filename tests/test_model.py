@@ -103,3 +103,25 @@ def test_wrong_shapes_are_rejected(case):
         )
     with pytest.raises(forward.InputError, match=re.escape("unknown outputs ['GPP']")):
         forward.run(case.parameters, case.forcing, outputs=("GPP",))
+
+
+def test_checking_the_default_config_does_not_import_jax():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import hybridland
+
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys, yaml\n"
+        "import hybridland.config as c\n"
+        f"c.check(yaml.safe_load(open({str(root / 'config/config.yaml')!r})))\n"
+        "print(sorted(m for m in sys.modules if m == 'jax' or m.startswith('jax.')))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(Path(hybridland.__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

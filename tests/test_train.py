@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from drivers import tiny_driver
 
-from hybridland.training import setups, train
+from hybridland.training import members, setups, train
 
 WEIGHTS = {
     "lai": 1.0,
@@ -159,11 +159,36 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
         train.train_member(broken, "PFT", 0, 3, options(), tmp_path / "d.npz")
 
 
+def test_a_diverged_run_stops_while_the_others_train_on(monkeypatch, caplog):
+    driver = tiny_driver()
+    real = train.make_epoch
+    calls = {"n": 0}
+
+    def flaky(config, optimiser):
+        epoch = real(config, optimiser)
+
+        def run(*args):
+            calls["n"] += 1
+            net, opt_state, values = epoch(*args)
+            poison = np.ones(values.shape[0])
+            poison[0] = np.nan if calls["n"] == 2 else 1.0  # run 0, epoch 2
+            return net, opt_state, values * poison[:, None]
+
+        return run
+
+    monkeypatch.setattr(train, "make_epoch", flaky)
+    runs = [train.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
+    stopped, going = train.train_runs(driver, "PFT", runs, 3, options(), diverged="stop")
+    assert stopped.diverged and len(stopped.history) == 1 and stopped.attempts == 1
+    assert not going.diverged and len(going.history) == 6
+    assert "PFT member 0: non-finite loss in epoch 2; the run stops" in caplog.text
+
+
 def test_select_keeps_lowest_final_training_loss():
     infos = [{"member": m, "final_train_loss": loss} for m, loss in enumerate([3.0, 1.0, 2.0, 1.0])]
-    assert train.select_members(infos, 2) == [1, 3]
+    assert members.select_members(infos, 2) == [1, 3]
     with pytest.raises(ValueError, match="cannot keep 5 of 4 members"):
-        train.select_members(infos, 5)
+        members.select_members(infos, 5)
 
 
 def test_members_trained_together_match_members_trained_alone(tmp_path):

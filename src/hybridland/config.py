@@ -231,7 +231,7 @@ def _check_analyses(config: Mapping[str, Any]) -> None:
             f"identifiability.keep_best ({identifiability['keep_best']}) exceeds "
             f"identifiability.members ({identifiability['members']})"
         )
-    from hybridland.analysis.explain import check_quantities  # imports JAX; only here
+    from hybridland.model.parameters import check_quantities
 
     try:
         check_quantities(["canopy_efficiency", *config["shap"]["parameters"]])
@@ -263,7 +263,7 @@ def _check_analyses(config: Mapping[str, Any]) -> None:
 
 
 def _check_bundle(config: Mapping[str, Any]) -> None:
-    from hybridland.data import bundle  # imported here: it pulls in the model
+    from hybridland.data import bundle
 
     period = config["period"]
     if period["first_year"] < bundle.FIRST_YEAR or period["last_year"] > bundle.LAST_YEAR:

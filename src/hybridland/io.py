@@ -1,5 +1,6 @@
 """Reading and writing files safely: outputs atomically (a temporary file beside the
-destination, then a rename), netCDF inputs through one opener whose errors name the file."""
+destination, then a rename), netCDF inputs through one opener whose errors name the file;
+CF grid coordinates."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 logger = logging.getLogger(__name__)
@@ -95,3 +97,19 @@ def atomic_path(destination: Path | str) -> Iterator[Path]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_csv(
+    table: pd.DataFrame, destination: Path | str, float_format: str | None = None
+) -> None:
+    """Write ``table`` without its index as CSV, atomically; floats as ``float_format`` if given."""
+    with atomic_path(destination) as temporary:
+        table.to_csv(temporary, index=False, float_format=float_format)
+
+
+def grid_coords(lat: np.ndarray, lon: np.ndarray) -> dict[str, Any]:
+    """CF latitude and longitude coordinates of a regular grid from its cell centres."""
+    return {
+        "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+        "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+    }

@@ -1,7 +1,7 @@
 """Rule select_members: keep the best members of a setup by final training loss."""
 
 from hybridland.logs import logging_to
-from hybridland.training import train
+from hybridland.training import members
 
 with logging_to(snakemake.log[0]):
-    train.select_members_file(snakemake.input.infos, snakemake.params.keep, snakemake.output[0])
+    members.select_members_file(snakemake.input.infos, snakemake.params.keep, snakemake.output[0])

@@ -10,7 +10,6 @@ trained from different initialisations and dev splits then agree on it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,8 +20,9 @@ import pandas as pd
 import xarray as xr
 
 from hybridland.analysis import plots
-from hybridland.io import atomic_path, write_netcdf
+from hybridland.io import write_csv, write_netcdf
 from hybridland.model import parameters
+from hybridland.training.members import MemberFiles, kept_files
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 COLUMNS = ("setup", "parameter", "median_cv", "identifiable")
 DEFAULT_THRESHOLD = 0.5
-MemberFiles = Sequence[tuple[Path | str, Path | str]]  # (weights.npz, member.json) per member
 
 
 def stack_parameters(
@@ -156,16 +155,6 @@ def cv_maps(cv: xr.Dataset, driver: xr.Dataset) -> xr.Dataset:
 # ---- entry point
 
 
-def kept_members(selected: Path | str, members: MemberFiles) -> list[tuple[Path | str, Path | str]]:
-    """The (weights, info) pairs of the members listed as kept in a select_members JSON."""
-    kept = {int(m) for m in json.loads(Path(selected).read_text())["kept"]}
-    numbers = [int(json.loads(Path(info).read_text())["member"]) for _, info in members]
-    absent = sorted(kept - set(numbers))
-    if absent:
-        raise ValueError(f"{selected}: kept members {absent} have no info file among the inputs")
-    return [pair for pair, n in zip(members, numbers) if n in kept]
-
-
 def setup_cv(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Dataset:
     """Load a setup's members, check they belong to it, and return their CV per cell."""
     from hybridland.training import train
@@ -226,14 +215,13 @@ def identifiability_files(
     tables, maps = [], []
     for setup, files in member_files_by_setup.items():
         if selected is not None:
-            files = kept_members(selected[setup], files)
+            files = kept_files(selected[setup], files)
         cv = setup_cv(driver, files, setup)
         tables.append(summary(cv, setup, threshold))
         if out_cv_nc is not None:
             maps.append(cv_maps(cv, driver).expand_dims(setup=[setup]))
     table = pd.concat(tables, ignore_index=True)
-    with atomic_path(out_csv) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(table, out_csv)
     if out_cv_nc is not None:
         cvs = xr.concat(maps, dim="setup")
         cvs.attrs = {

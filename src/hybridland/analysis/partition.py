@@ -29,7 +29,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from hybridland.analysis import plots
-from hybridland.io import atomic_path, write_netcdf
+from hybridland.io import write_csv, write_netcdf
 from hybridland.training import setups
 
 if TYPE_CHECKING:
@@ -426,8 +426,7 @@ def partition_files(
     """
     names = setups.factorial(groups)
     table = partition_table(read_metrics(metrics_csv), grid, groups)
-    with atomic_path(out_csv) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(table, out_csv)
     plots.save_figure(bars_figure(table), bars_stem)
     logger.info(
         "%s: partitioned %d variables over groups %s",

@@ -25,7 +25,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from hybridland.analysis import plots
-from hybridland.io import atomic_path, write_netcdf
+from hybridland.io import write_csv, write_netcdf
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -282,11 +282,6 @@ def score_maps_figure(scores: xr.Dataset, ratio: pd.Series, n: int = N_MAPPED) -
 # ---- entry point
 
 
-def _write_csv(table: pd.DataFrame, destination: Path) -> None:
-    with atomic_path(destination) as temporary:
-        table.to_csv(temporary, index=False)
-
-
 def _open(path: Path | str) -> xr.Dataset:
     with xr.open_dataset(path) as opened:
         return opened.load()
@@ -354,11 +349,11 @@ def pca_files(
         "quantities": " ".join(QUANTITIES),
         "title": f"hybridland PCA scores of the learned parameters, {setup} on {grid}",
     }
-    _write_csv(result.explained_variance_ratio.reset_index(), out / "explained_variance.csv")
-    _write_csv(result.loadings.reset_index(), out / "loadings.csv")
+    write_csv(result.explained_variance_ratio.reset_index(), out / "explained_variance.csv")
+    write_csv(result.loadings.reset_index(), out / "loadings.csv")
     write_netcdf(scores, out / "scores.nc")
     if truth_nc is not None:
-        _write_csv(truth_congruence(result, cells.index, truth_nc), out / "congruence.csv")
+        write_csv(truth_congruence(result, cells.index, truth_nc), out / "congruence.csv")
     plots.save_figure(biplot(result, flagged), out / "biplot")
     plots.save_figure(
         score_maps_figure(scores, result.explained_variance_ratio), out / "score_maps"

@@ -40,7 +40,7 @@ import pandas as pd
 
 from hybridland.analysis import plots, sensitivity
 from hybridland.data import twin
-from hybridland.io import atomic_path
+from hybridland.io import write_csv
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -205,8 +205,7 @@ def scorecard_files(
         rows += pca_checks(pd.read_csv(paths["congruence"]), grid)
         rows += partition_checks(pd.read_csv(paths["partition"]), groups, absent, grid)
     card = pd.DataFrame(rows, columns=COLUMNS)
-    with atomic_path(out_csv) as temporary:
-        card.to_csv(temporary, index=False)
+    write_csv(card, out_csv)
     plots.save_figure(figure(card), figure_stem)
     logger.info(
         "scorecard: %d of %d checks passed; failed: %s",

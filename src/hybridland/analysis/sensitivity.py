@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.io import atomic_path
+from hybridland.analysis.kernel_shap import sample_cells
+from hybridland.io import write_csv
 from hybridland.model import parameters
 from hybridland.training import evaluate
 
@@ -92,13 +93,6 @@ def visible(table: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.Ser
     return largest.reindex(list(parameters.NAMES)).fillna(0.0) >= threshold
 
 
-def sample_cells(driver: xr.Dataset, count: int, seed: int) -> np.ndarray:
-    """Up to ``count`` non-test cells, drawn with ``seed``, sorted."""
-    candidates = np.flatnonzero(~driver.test.values.astype(bool))
-    rng = np.random.default_rng([seed, 3])
-    return np.sort(rng.choice(candidates, size=min(count, candidates.size), replace=False))
-
-
 def sensitivity_file(
     driver_path: Path | str,
     truth_nc: Path | str,
@@ -113,7 +107,8 @@ def sensitivity_file(
         driver = opened.load()
     with xr.open_dataset(truth_nc) as opened:
         truth = evaluate.truth_at_cells(opened.load(), driver, truth_nc)
-    cells = sample_cells(driver, n_cells, seed)
+    candidates = np.flatnonzero(~driver.test.values.astype(bool))
+    cells = sample_cells(candidates, n_cells, np.random.default_rng([seed, 3]))
     logger.info(
         "%s: perturbing %d parameters by +-%g of their log range on %d cells",
         driver_path,
@@ -122,8 +117,7 @@ def sensitivity_file(
         cells.size,
     )
     table = sensitivities(driver.isel(cell=cells), {k: v[cells] for k, v in truth.items()}, step)
-    with atomic_path(out_csv) as temporary:
-        table.to_csv(temporary, index=False)
+    write_csv(table, out_csv)
     shown = visible(table)
     logger.info(
         "visible at %g: %d of %d (%s)",

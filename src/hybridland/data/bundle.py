@@ -58,7 +58,7 @@ from hybridland import contract
 from hybridland.data import driver, sources
 from hybridland.data.grids import Grid
 from hybridland.io import atomic_path, write_netcdf
-from hybridland.model import forward
+from hybridland.model.units import CANONICAL_UNITS, InputError, to_canonical_units
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ UNITS: dict[str, str] = {
 }
 # The bundle's unit where a file gives none (the published scripts use these).
 ASSUMED_UNITS: dict[str, str] = {p: "%" for p in contract.PFT}
-# Accepted units per contract unit, with the factor to it (MAT and forcing: forward.to_canonical_units).
+# Accepted units per contract unit, with the factor to it (MAT and forcing: model.units.to_canonical_units).
 FACTORS: dict[str, dict[str, float]] = {
     "1": {"1": 1.0, "": 1.0, "fraction": 1.0, "%": 0.01, "percent": 0.01},
     "mm yr-1": {"mm yr-1": 1.0, "mm/yr": 1.0, "mm year-1": 1.0, "m yr-1": 1000.0},
@@ -311,12 +311,10 @@ def convert(name: str, values: np.ndarray, units: str | None, where: str) -> tup
     """Values in the contract's unit, and that unit (the bundle's own where the contract fixes none)."""
     units = ASSUMED_UNITS.get(name) if units is None else units
     canonical = {"MAT": "t_mean"}.get(name, name)
-    if canonical in forward.CANONICAL_UNITS:
+    if canonical in CANONICAL_UNITS:
         try:
-            return forward.to_canonical_units(canonical, values, units), forward.CANONICAL_UNITS[
-                canonical
-            ]
-        except forward.InputError as error:
+            return to_canonical_units(canonical, values, units), CANONICAL_UNITS[canonical]
+        except InputError as error:
             raise BundleError(f"{where}: {error}") from None
     target = UNITS.get(name)
     if target is None:

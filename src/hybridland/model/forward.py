@@ -9,80 +9,21 @@ jitted core and returns every output as a named, CF-style ``xarray.Dataset``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax.typing import ArrayLike
+from numpy.typing import DTypeLike
 
 from hybridland.model import dalec, parameters
+from hybridland.model.units import InputError, to_canonical_units
 
 TIME = "time"
 MET_VARIABLES = dalec.Met._fields
 STATIC_VARIABLES = dalec.Climate._fields
-CANONICAL_UNITS = {
-    "days": "d",
-    "t_min": "degC",
-    "t_max": "degC",
-    "rad": "MJ m-2 d-1",
-    "co2": "ppm",
-    "doy": "d",
-    "burned_area": "1",
-    "vpd": "hPa",
-    "precip": "mm d-1",
-    "delta_t": "d",
-    "lat": "degrees_north",
-    "t_mean": "degC",
-    "p_mean": "mm d-1",
-}
-
-_Convert = Callable[[np.ndarray], np.ndarray]
-# Accepted units per canonical unit, with the conversion to it.
-_CONVERSIONS: dict[str, dict[str, _Convert]] = {
-    "degC": {"degC": lambda x: x, "C": lambda x: x, "K": lambda x: x - 273.15},
-    "hPa": {"hPa": lambda x: x, "kPa": lambda x: x * 10.0, "Pa": lambda x: x / 100.0},
-    "mm d-1": {
-        "mm d-1": lambda x: x,
-        "mm/day": lambda x: x,
-        "mm day-1": lambda x: x,
-        "kg m-2 s-1": lambda x: x * 86400.0,
-        "mm s-1": lambda x: x * 86400.0,
-    },
-    "MJ m-2 d-1": {
-        "MJ m-2 d-1": lambda x: x,
-        "MJ m-2 day-1": lambda x: x,
-        "W m-2": lambda x: x * 0.0864,
-        "J m-2 d-1": lambda x: x * 1e-6,
-    },
-    "ppm": {"ppm": lambda x: x, "umol mol-1": lambda x: x, "1e-6": lambda x: x},
-    "1": {"1": lambda x: x, "": lambda x: x, "fraction": lambda x: x, "%": lambda x: x / 100.0},
-    "d": {"d": lambda x: x, "day": lambda x: x, "days": lambda x: x},
-    "degrees_north": {
-        "degrees_north": lambda x: x,
-        "degree_north": lambda x: x,
-        "degrees": lambda x: x,
-    },
-}
-
-
-class InputError(ValueError):
-    """Bad parameters or forcing, found before any computation."""
-
-
-def to_canonical_units(name: str, values: np.ndarray, units: str | None) -> np.ndarray:
-    """Convert one forcing variable to the unit of spec 3.1; no ``units`` means canonical."""
-    target = CANONICAL_UNITS[name]
-    if units is None:
-        return values
-    table = _CONVERSIONS[target]
-    if units not in table:
-        raise InputError(
-            f"forcing variable '{name}' has units '{units}'; expected '{target}' "
-            f"or one of {sorted(table)}"
-        )
-    return table[units](values)
 
 
 def _first_bad(values: np.ndarray, dims: Sequence[str]) -> str:
@@ -90,7 +31,9 @@ def _first_bad(values: np.ndarray, dims: Sequence[str]) -> str:
     return ", ".join(f"{d}={int(i)}" for d, i in zip(dims, index))
 
 
-def _forcing_variable(forcing: xr.Dataset, name: str, cell_dims: tuple[str, ...]) -> np.ndarray:
+def _forcing_variable(
+    forcing: xr.Dataset, name: str, cell_dims: tuple[str, ...], dtype: DTypeLike
+) -> np.ndarray:
     """One variable, checked and converted, broadcast to (time?, *cells) in that order."""
     var = forcing[name]
     wanted = ((TIME,) if name in MET_VARIABLES else ()) + cell_dims
@@ -110,12 +53,16 @@ def _forcing_variable(forcing: xr.Dataset, name: str, cell_dims: tuple[str, ...]
         if not bool((var == var.isel({TIME: 0})).all()):
             raise InputError(f"forcing variable '{name}' must be constant in time")
         var = var.isel({TIME: 0}, drop=True)
-    template = xr.DataArray(np.zeros([forcing.sizes[d] for d in wanted]), dims=wanted)
-    return xr.broadcast(var, template)[0].transpose(*wanted).values
+    full = var.variable.set_dims({d: forcing.sizes[d] for d in wanted}).transpose(*wanted)
+    return np.asarray(full.values, dtype)
 
 
 def check_forcing(forcing: xr.Dataset) -> tuple[str, ...]:
-    """Raise on missing variables or time axis; return the cell dims."""
+    """Raise on missing variables or time axis; return the cell dims.
+
+    The cell dims are the dataset's dims, other than time, that a forcing variable
+    has; other variables (a driver's predictors and targets) do not count.
+    """
     missing = [v for v in MET_VARIABLES + STATIC_VARIABLES if v not in forcing.data_vars]
     if missing:
         raise InputError(
@@ -123,19 +70,28 @@ def check_forcing(forcing: xr.Dataset) -> tuple[str, ...]:
         )
     if TIME not in forcing.dims or forcing.sizes[TIME] == 0:
         raise InputError("forcing needs a non-empty 'time' dimension")
-    return tuple(d for d in forcing.dims if d != TIME)
+    used = {d for v in MET_VARIABLES + STATIC_VARIABLES for d in forcing[v].dims}
+    return tuple(d for d in forcing.dims if d != TIME and d in used)
 
 
-def prepare_forcing(forcing: xr.Dataset, dtype) -> tuple[dalec.Met, dalec.Climate, tuple[str, ...]]:
-    """Checked, converted, time-major arrays from a forcing dataset."""
+def forcing_arrays(
+    forcing: xr.Dataset, dtype: DTypeLike = np.float32
+) -> tuple[dalec.Met, dalec.Climate]:
+    """DALEC forcing as time-major NumPy arrays: Met (time, *cells), Climate (*cells).
+
+    The one route from a forcing dataset or a model driver to the model's arrays.
+    Variables are checked (present, finite, known units), converted to the units of
+    spec 3.1 and broadcast over the cell dims (:func:`check_forcing`); time-only
+    variables (calendar, CO2) are shared by every cell.
+    """
     cell_dims = check_forcing(forcing)
 
-    def load(name: str) -> jax.Array:
-        return jnp.asarray(_forcing_variable(forcing, name, cell_dims), dtype)
+    def load(name: str) -> np.ndarray:
+        return _forcing_variable(forcing, name, cell_dims, dtype)
 
     met = dalec.Met(*(load(v) for v in MET_VARIABLES))
     climate = dalec.Climate(*(load(v) for v in STATIC_VARIABLES))
-    return met, climate, cell_dims
+    return met, climate
 
 
 def prepare_parameters(
@@ -164,7 +120,13 @@ def prepare_parameters(
 
 
 @functools.partial(jax.jit, static_argnames=("outputs",))
-def _simulate(params, met, climate, outputs):
+def simulate(
+    params: Mapping[str, ArrayLike],
+    met: dalec.Met,
+    climate: dalec.Climate,
+    outputs: tuple[str, ...],
+) -> dict[str, jax.Array]:
+    """The jitted DALEC993 run: ``outputs`` (names), each (time, *cells)."""
     return dalec.simulate(params, met, climate, outputs=outputs).outputs
 
 
@@ -182,7 +144,7 @@ def run(
         forcing: variables ``days, t_min, t_max, rad, co2, doy, burned_area, vpd,
             precip, delta_t`` over ``time`` (and any cell dims) and ``lat,
             t_mean, p_mean`` over the cell dims (or constant in time), with
-            ``units`` attributes (see CANONICAL_UNITS; common alternatives are
+            ``units`` attributes (see units.CANONICAL_UNITS; common alternatives are
             converted).
         outputs: names to return (default: the 44 step outputs and the clip
             diagnostics).
@@ -197,9 +159,10 @@ def run(
             f"unknown outputs {unknown}; known: {list(dalec.OUTPUTS + dalec.DIAGNOSTICS)}"
         )
     dtype = jnp.zeros(()).dtype  # float32, or float64 when JAX x64 is on
-    met, climate, cell_dims = prepare_forcing(forcing, dtype)
+    met, climate = forcing_arrays(forcing, dtype)
+    cell_dims = check_forcing(forcing)
     params = prepare_parameters(parameter_values, cell_dims, dtype)
-    result = _simulate(params, met, climate, names)
+    result = simulate(params, met, climate, names)
     dims = (TIME,) + cell_dims
     coords = {d: forcing.coords[d] for d in dims if d in forcing.coords}
     data = {

@@ -17,8 +17,9 @@ from typing import Literal, NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from hybridland.model import dalec, network
+from hybridland.model import dalec, network, targets
 from hybridland.model.dalec import Climate, Met, Params
+from hybridland.model.targets import TERMS
 
 Reduction = Literal["sum", "mean"]
 
@@ -34,33 +35,8 @@ class Observation(NamedTuple):
     mask: Array
 
 
-class Term(NamedTuple):
-    outputs: tuple[str, ...]  # DALEC outputs the term needs
-    aggregation: Literal["cell", "patch"]
-    timescale: Literal["step", "annual", "static"]
-
-
-# Terms of spec 10 (model quantity in :func:`model_quantity`).
-TERMS: dict[str, Term] = {
-    "sif": Term(("SIF",), "cell", "step"),
-    "lai": Term(("lai",), "cell", "step"),
-    "et": Term(("ET",), "cell", "step"),
-    "biomass": Term(
-        tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood")), "cell", "annual"
-    ),
-    "som": Term(("next_som_pool",), "cell", "static"),
-    "nbe": Term(("nbe",), "patch", "step"),
-    "nbe_annual": Term(("nbe",), "patch", "annual"),
-    "fire": Term(("total_fire_combust",), "patch", "step"),
-    "ewt": Term(("next_water_pool",), "patch", "step"),
-    "vod": Term(("vod",), "cell", "annual"),
-    "gpp_ec": Term(("gpp",), "cell", "step"),
-    "reco_ec": Term(("gpp", "nee"), "cell", "step"),
-    "et_ec": Term(("ET",), "cell", "step"),
-}
+# Terms of spec 10: the targets (:data:`hybridland.model.targets.TERMS`) and the constraints.
 CONSTRAINTS = ("violation", "edc")
-# The observation each term is compared with: its own name, except the annual NBE term.
-OBSERVED = {name: ("nbe" if name == "nbe_annual" else name) for name in TERMS}
 
 # Weights of the published global training (spec 10).
 PUBLISHED_WEIGHTS: dict[str, float] = {
@@ -131,7 +107,7 @@ class LossConfig(NamedTuple):
     weights: tuple[tuple[str, float], ...]
     reduction: Reduction = "mean"
     coarse_min_valid: float = 0.8
-    steps_per_year: int = 12
+    steps_per_year: int = targets.STEPS_PER_YEAR
 
     @classmethod
     def from_mapping(cls, weights: Mapping[str, float], **options) -> LossConfig:
@@ -162,7 +138,7 @@ class LossConfig(NamedTuple):
 
     def observed(self) -> tuple[str, ...]:
         """Observation names the active terms need."""
-        return tuple(sorted({OBSERVED[t] for t in self.active if t in TERMS}))
+        return tuple(sorted({targets.observed(t) for t in self.active if t in TERMS}))
 
     def outputs(self) -> tuple[str, ...]:
         """DALEC outputs to stack over time for the active terms."""
@@ -186,30 +162,6 @@ def _masked_total(sq: Array, weight: Array, reduction: Reduction) -> Array:
     return total if reduction == "sum" else total / jnp.maximum(n, 1e-12)
 
 
-def annual(x: Array, steps_per_year: int) -> Array:
-    """Means over consecutive blocks of ``steps_per_year`` steps (a partial last block is dropped)."""
-    n = x.shape[0] // steps_per_year
-    return x[: n * steps_per_year].reshape(n, steps_per_year, *x.shape[1:]).mean(axis=1)
-
-
-def annual_mask(mask: Array, steps_per_year: int) -> Array:
-    """A year counts only when every step is observed: product of the step masks."""
-    n = mask.shape[0] // steps_per_year
-    return mask[: n * steps_per_year].reshape(n, steps_per_year, *mask.shape[1:]).prod(axis=1)
-
-
-def model_quantity(name: str, out: Mapping[str, Array], obs: Observation) -> Array:
-    """The model counterpart of observation term ``name``, (time, *cells)."""
-    if name == "biomass":
-        return sum(out[o] for o in TERMS[name].outputs)
-    if name == "reco_ec":
-        return out["gpp"] + out["nee"]
-    if name == "ewt":
-        w, m = out["next_water_pool"], obs.mask
-        return w - jnp.sum(m * w, axis=0) / (jnp.sum(m, axis=0) + 1e-3)
-    return out[TERMS[name].outputs[0]]
-
-
 def cell_error(model: Array, obs: Observation, reduction: Reduction) -> Array:
     """Masked squared error summed over cells and steps."""
     return _masked_total(obs.mask * (model - obs.value) ** 2, obs.mask, reduction)
@@ -224,16 +176,12 @@ def patch_error(model: Array, obs: Observation, config: LossConfig) -> Array:
 
 
 def term_error(name: str, out: Mapping[str, Array], obs: Observation, config: LossConfig) -> Array:
-    term = TERMS[name]
-    model = model_quantity(name, out, obs)
-    if term.timescale == "annual":
-        model = annual(model, config.steps_per_year)
-        obs = Observation(
-            annual(obs.value, config.steps_per_year), annual_mask(obs.mask, config.steps_per_year)
-        )
-    elif term.timescale == "static":
-        model, obs = jnp.mean(model, axis=0), Observation(obs.value[0], obs.mask[0])
-    if term.aggregation == "patch":
+    model = targets.model_quantity(name, out, obs.mask)
+    model, value, mask = targets.on_timescale(
+        name, model, obs.value, obs.mask, config.steps_per_year
+    )
+    obs = Observation(value, mask)
+    if TERMS[name].aggregation == "patch":
         return patch_error(model, obs, config)
     return cell_error(model, obs, config.reduction)
 
@@ -264,7 +212,7 @@ def loss_terms(
     run = dalec.simulate(params, met, climate, outputs=config.outputs(), totals=config.totals())
     out = run.outputs
     terms = {
-        name: term_error(name, out, observations[OBSERVED[name]], config)
+        name: term_error(name, out, observations[targets.observed(name)], config)
         for name in config.active
         if name in TERMS
     }

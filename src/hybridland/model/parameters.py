@@ -3,17 +3,23 @@
 The 40 parameters fall into three groups, each emitted by one head of the
 spatialization network: 31 process parameters, 7 initial pools and 2 phenology
 phases (spec sections 4 and 5). Group order is the order of the head's outputs.
+It also defines the quantities derived from them that the analyses report.
+
+The table is read without JAX (the config check uses it); only the transforms
+to and from the network's unbounded reals import JAX, when called.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal, NamedTuple
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
-from jax import Array
-from jax.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from jax import Array
+    from jax.typing import ArrayLike
 
 Group = Literal["process", "initial_pool", "phenology"]
 GROUPS: tuple[Group, ...] = ("process", "initial_pool", "phenology")
@@ -114,6 +120,8 @@ def to_physical(x: ArrayLike, group: Group) -> Array:
     working precision of ``x``. The final clip only catches rounding past a
     bound for huge |x|; it never moves an interior value.
     """
+    import jax.numpy as jnp
+
     x = jnp.asarray(x)
     lo, hi, ratio = (jnp.asarray(v, x.dtype) for v in _bounds_and_ratio(group))
     s = jnp.arctan(x) / jnp.pi + 0.5
@@ -122,6 +130,8 @@ def to_physical(x: ArrayLike, group: Group) -> Array:
 
 def to_real(theta: ArrayLike, group: Group) -> Array:
     """Inverse of :func:`to_physical`; values must lie strictly inside the bounds."""
+    import jax.numpy as jnp
+
     theta = jnp.asarray(theta)
     lo, _, ratio = (jnp.asarray(v, theta.dtype) for v in _bounds_and_ratio(group))
     s = jnp.log(theta / lo) / jnp.log(ratio)
@@ -130,6 +140,8 @@ def to_real(theta: ArrayLike, group: Group) -> Array:
 
 def merge_groups(stacked: Mapping[Group, ArrayLike]) -> dict[str, Array]:
     """One array per parameter name from one (..., n_group) array per group."""
+    import jax.numpy as jnp
+
     out: dict[str, Array] = {}
     for g in GROUPS:
         arr = jnp.asarray(stacked[g])
@@ -155,3 +167,62 @@ def out_of_bounds(values: Mapping[str, ArrayLike]) -> str | None:
                 f"is outside its bounds [{p.minimum:g}, {p.maximum:g}] {p.units}"
             )
     return None
+
+
+# ---- derived quantities (spec 13) and the key parameters of the reference study
+
+# Parameters mapped as GeoTIFFs by the evaluation.
+KEY_PARAMETERS = ("canopy_efficiency", "f_gpp", "Q10", "f_root", "leaf_lifespan", "LCMA")
+# The same six as the reference study's SHAP reports them: Q10 conventional, and the
+# root allocation as a fraction of the whole GPP (derived from f_root) instead of f_root.
+KEY_QUANTITIES = ("canopy_efficiency", "f_gpp", "Q10", "root_allocation", "leaf_lifespan", "LCMA")
+DAYS_PER_YEAR = 365.25
+
+
+def _allocation(p: Mapping[str, Any]) -> dict[str, Any]:
+    """Whole-GPP allocation fractions (spec 13), with f_lab where the released script had f_fol."""
+    autotrophic = p["f_gpp"]
+    foliar = (1.0 - autotrophic) * p["f_fol"]
+    labile = (1.0 - autotrophic - foliar) * p["flab"]
+    root = (1.0 - autotrophic - foliar - labile) * p["f_root"]
+    wood = 1.0 - autotrophic - foliar - labile - root
+    return {
+        "autotrophic": autotrophic,
+        "foliar": foliar,
+        "labile": labile,
+        "root": root,
+        "wood": wood,
+    }
+
+
+def _allocation_fraction(kind: str, p: Mapping[str, Any], xp: Any) -> Any:
+    return _allocation(p)[kind]
+
+
+DERIVED: dict[str, Callable[[Mapping[str, Any], Any], Any]] = {
+    "Q10": lambda p, xp: xp.exp(10.0 * p["Q10"]),  # conventional Q10 from theta_T
+    **{
+        f"{kind}_allocation": functools.partial(_allocation_fraction, kind)
+        for kind in ("autotrophic", "foliar", "labile", "root", "wood")
+    },
+    "Bday_doy": lambda p, xp: p["Bday"] % DAYS_PER_YEAR,
+    "Fday_doy": lambda p, xp: p["Fday"] % DAYS_PER_YEAR,
+}
+
+
+def check_quantities(names: Sequence[str]) -> None:
+    """Raise for names that are neither a spec-4.1 parameter nor a derived quantity."""
+    unknown = [n for n in names if n not in DERIVED and n not in BY_NAME]
+    if unknown or not names:
+        known = sorted(set(NAMES) | set(DERIVED))
+        raise ValueError(f"unknown quantities {unknown or list(names)} to explain; known: {known}")
+
+
+def quantities(params: Mapping[str, Any], names: Sequence[str], xp: Any = np) -> Any:
+    """Stack the named quantities, (..., k). ``Q10`` is the conventional exp(10 theta_T).
+
+    Names: any parameter of spec 4.1 (its physical value), ``Q10`` (e^{10 theta_T}),
+    ``{autotrophic,foliar,labile,root,wood}_allocation`` (fractions of GPP, spec 13),
+    ``Bday_doy``/``Fday_doy`` (phases modulo 365.25 d). ``xp``: numpy or jax.numpy.
+    """
+    return xp.stack([DERIVED[n](params, xp) if n in DERIVED else params[n] for n in names], axis=-1)

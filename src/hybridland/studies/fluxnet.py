@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +39,8 @@ import xarray as xr
 
 from hybridland import contract
 from hybridland.data import download, driver, landcover
-from hybridland.io import atomic_path, write_netcdf
-from hybridland.model import loss, network, parameters
+from hybridland.io import atomic_path, write_csv, write_netcdf
+from hybridland.model import loss, network, parameters, targets
 from hybridland.training import evaluate, train
 
 logger = logging.getLogger(__name__)
@@ -54,8 +53,8 @@ CALIBRATION = "per_site_calibration"
 CALIBRATION_SETUP = "per_site"
 HELDOUT_COLUMNS = ("scheme", "setup", "site", "variable", "nse", "r", "rmse")
 MEDIAN_COLUMNS = ("scheme", "setup", "variable", "median_nse", "median_r", "median_rmse", "sites")
-# Driver target -> variable of the monthly file (its uncertainty is <variable>_unc).
-TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "nbe": "nbe", "et_ec": "et", "lai": "lai"}
+# The study's targets: driver target -> variable of the monthly file (uncertainty <variable>_unc).
+MONTHLY_TARGETS = {"gpp_ec": "gpp", "reco_ec": "reco", "nbe": "nbe", "et_ec": "et", "lai": "lai"}
 FORCING = {"t_min": "t2m_min", "t_max": "t2m_max", "rad": "ssrd", "vpd": "vpd", "precip": "precip"}
 # IGBP abbreviations of the site table -> MCD12C1 codes (landcover.IGBP_CLASSES).
 IGBP_CODES = {
@@ -191,8 +190,12 @@ def assemble(
     }
     columns = contract.PFT + contract.CLIM
     matrix = np.stack([predictors[p] for p in columns], axis=-1)
-    targets = {t: observed(monthly, v, index, min_valid_fraction) for t, v in TARGETS.items()}
-    weights = {t: uncertainty_weight(targets[t], take(f"{v}_unc")) for t, v in TARGETS.items()}
+    targets = {
+        t: observed(monthly, v, index, min_valid_fraction) for t, v in MONTHLY_TARGETS.items()
+    }
+    weights = {
+        t: uncertainty_weight(targets[t], take(f"{v}_unc")) for t, v in MONTHLY_TARGETS.items()
+    }
     split = np.take_along_axis(monthly.split.values, index, axis=1)
     dates = monthly.time.values[index]
     cell = np.arange(len(names))
@@ -279,7 +282,7 @@ def assemble(
                 t: (
                     ("cell", "time"),
                     v.astype(np.float32),
-                    {"units": monthly[TARGETS[t]].attrs.get("units", "")},
+                    {"units": monthly[MONTHLY_TARGETS[t]].attrs.get("units", "")},
                 )
                 for t, v in targets.items()
                 if t != "nbe"
@@ -368,7 +371,7 @@ def training_cells(held_out: np.ndarray) -> np.ndarray:
 # ---- cross-validated network training
 
 
-class Run(NamedTuple):
+class FoldRun(NamedTuple):
     """One (scheme, fold, member) of a setup."""
 
     scheme: str
@@ -377,95 +380,49 @@ class Run(NamedTuple):
     held_out: np.ndarray  # (cell,) bool
 
 
-def fold_runs(drv: xr.Dataset, schemes: Sequence[str], members: Sequence[int]) -> list[Run]:
-    return [Run(s, f, m, h) for s in schemes for f, h in folds(drv, s).items() for m in members]
+def fold_runs(drv: xr.Dataset, schemes: Sequence[str], members: Sequence[int]) -> list[FoldRun]:
+    return [FoldRun(s, f, m, h) for s in schemes for f, h in folds(drv, s).items() for m in members]
 
 
-def run_orders(runs: Sequence[Run], seed: int, setup: str, per_step: int, epoch: int) -> np.ndarray:
-    """Shuffled training cells of every run for one epoch, (run, steps, per_step), wrapped to a common length."""
-    counts = [int(training_cells(r.held_out).sum()) for r in runs]
-    steps = math.ceil(max(counts) / per_step)
-    orders = []
-    for r in runs:
-        cells = np.flatnonzero(training_cells(r.held_out))
-        rng = np.random.default_rng(
-            [train.member_seed(seed, f"{setup}:{r.scheme}:{r.fold}", r.member), epoch]
-        )
-        orders.append(np.resize(rng.permutation(cells), steps * per_step).reshape(steps, per_step))
-    order = np.stack(orders)
-    for r, o in zip(runs, order):
-        assert not np.isin(o, np.flatnonzero(r.held_out)).any(), (
-            f"{r.fold}: held-out site in the training order"
-        )
-    return order
-
-
-def train_folds(
-    drv: xr.Dataset, setup: str, runs: Sequence[Run], seed: int, options: train.TrainOptions
-) -> tuple[list[network.Network], list[network.Standardizer], np.ndarray]:
-    """Train every run in one vmapped program; returns nets, standardisers and final training losses.
-
-    A run whose loss turns non-finite stops training and gets an infinite final loss.
-    """
+def training_runs(drv: xr.Dataset, setup: str, runs: Sequence[FoldRun]) -> list[train.TrainingRun]:
+    """The runs as the training loop takes them: seeds labelled by fold, the fold's sites train, no dev."""
     patch_ids = drv.patch_id.values
     if not np.array_equal(drv.patch.values, patch_ids):
         raise FluxnetError("the FLUXNET driver must hold one site per patch, in cell order")
-    shared = train.pack(drv, patch_ids)
-    loss.check_observations(shared.observations, options.loss)
-    raw = train.raw_features(drv, setup, seed)
-    standardizers = [network.Standardizer.fit(raw[training_cells(r.held_out)]) for r in runs]
-    z = [s.apply(raw) for s in standardizers]
-    features = jnp.stack([train.pack_features(drv, x[:, :-1], patch_ids) for x in z])
-    lat_feature = jnp.stack([train.pack_features(drv, x[:, -1:], patch_ids)[..., 0] for x in z])
-    optimiser = optax.adam(options.learning_rate)
-    epoch_fn = train.make_epoch(options.loss, optimiser)
-    nets = [
-        network.init_network(
-            train.member_key(seed, f"{setup}:{r.scheme}:{r.fold}", r.member),
-            raw.shape[1] - 1,
-            width=options.width,
-            depth=options.depth,
+    return [
+        train.TrainingRun(
+            f"{setup}:{r.scheme}:{r.fold}",
+            r.member,
+            patch_ids[training_cells(r.held_out)],
+            patch_ids[:0],
         )
         for r in runs
     ]
-    stack = lambda trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-    net, opt_state = stack(nets), stack([optimiser.init(n) for n in nets])
-    active = np.ones(len(runs), bool)
-    final = np.full(len(runs), np.inf)
-    for epoch in range(options.epochs):
-        order = jnp.asarray(run_orders(runs, seed, setup, options.patches_per_step, epoch))
-        net, opt_state, values = epoch_fn(
-            net, opt_state, features, lat_feature, shared, order, jnp.asarray(active)
-        )
-        losses = np.asarray(jnp.sum(values, axis=1), np.float64)
-        bad = active & ~np.isfinite(losses)
-        for i in np.flatnonzero(bad):
-            logger.warning(
-                "%s %s fold %s member %d: non-finite loss in epoch %d; the run stops",
-                setup,
-                runs[i].scheme,
-                runs[i].fold,
-                runs[i].member,
-                epoch + 1,
-            )
-        active &= ~bad
-        final = np.where(active, losses, np.where(bad, np.inf, final))
-        if (epoch + 1) % 10 == 0 or epoch + 1 == options.epochs:
-            logger.info(
-                "%s epoch %d/%d: median training loss over %d runs %.4g",
-                setup,
-                epoch + 1,
-                options.epochs,
-                len(runs),
-                float(np.median(final[np.isfinite(final)]))
-                if np.isfinite(final).any()
-                else math.nan,
-            )
-    unstack = lambda i: jax.tree_util.tree_map(lambda x: x[i], net)
-    return [unstack(i) for i in range(len(runs))], standardizers, final
 
 
-def kept_runs(runs: Sequence[Run], final: np.ndarray, keep: int) -> list[int]:
+def train_folds(
+    drv: xr.Dataset, setup: str, runs: Sequence[FoldRun], seed: int, options: train.TrainOptions
+) -> tuple[list[network.Network], list[network.Standardizer], np.ndarray]:
+    """Train every run with :func:`hybridland.training.train.train_runs`, all in one program.
+
+    Returns nets, standardisers and final training losses. Features are not padded
+    (FLUXNET trains one program per setup), and a run whose loss turns non-finite
+    stops training and gets an infinite final loss.
+    """
+    trained = train.train_runs(
+        drv,
+        setup,
+        training_runs(drv, setup, runs),
+        seed,
+        options,
+        feature_pad=1,
+        diverged="stop",
+    )
+    final = np.array([np.inf if t.diverged else t.history[-1][0] for t in trained])
+    return [t.net for t in trained], [t.standardizer for t in trained], final
+
+
+def kept_runs(runs: Sequence[FoldRun], final: np.ndarray, keep: int) -> list[int]:
     """Indices of the ``keep`` runs of each (scheme, fold) with the lowest final training loss."""
     kept = []
     for key in dict.fromkeys((r.scheme, r.fold) for r in runs):
@@ -479,8 +436,7 @@ def kept_runs(runs: Sequence[Run], final: np.ndarray, keep: int) -> list[int]:
 
 def target_series(sim: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Model counterparts of the targets from DALEC outputs, each (cell, time)."""
-    model = {t: f(sim) for t, f in evaluate.SITES.items()} | {"lai": sim["lai"], "nbe": sim["nbe"]}
-    return {t: np.asarray(model[t]).T for t in TARGETS}
+    return {t: np.asarray(targets.model_quantity(t, sim, None)).T for t in MONTHLY_TARGETS}
 
 
 def simulate_targets(drv: xr.Dataset, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -492,7 +448,7 @@ def simulate_targets(drv: xr.Dataset, params: Mapping[str, np.ndarray]) -> dict[
 def predict_heldout(
     drv: xr.Dataset,
     setup: str,
-    runs: Sequence[Run],
+    runs: Sequence[FoldRun],
     nets: Sequence[network.Network],
     standardizers: Sequence[network.Standardizer],
     kept: Sequence[int],
@@ -502,7 +458,7 @@ def predict_heldout(
     raw = train.raw_features(drv, setup, seed)
     schemes = list(dict.fromkeys(r.scheme for r in runs))
     shape = (len(schemes), drv.sizes["cell"])
-    series = {t: np.zeros(shape + (drv.sizes["time"],)) for t in TARGETS}
+    series = {t: np.zeros(shape + (drv.sizes["time"],)) for t in MONTHLY_TARGETS}
     params = {p: np.zeros(shape) for p in parameters.NAMES}
     count = np.zeros(shape)
     for i in kept:
@@ -514,7 +470,7 @@ def predict_heldout(
         }
         sim = simulate_targets(drv, p)
         s, h = schemes.index(run.scheme), run.held_out
-        for t in TARGETS:
+        for t in MONTHLY_TARGETS:
             series[t][s, h] += sim[t][h]
         for k in parameters.NAMES:
             params[k][s, h] += p[k][h]
@@ -721,7 +677,7 @@ def site_scores(obs: np.ndarray, sim: np.ndarray) -> dict[str, float]:
 def test_observations(drv: xr.Dataset) -> dict[str, np.ndarray]:
     """Observed targets on test months only, (cell, time); NaN elsewhere."""
     test = drv.test_month.values
-    return {t: np.where(test, drv[t].values, np.nan) for t in TARGETS}
+    return {t: np.where(test, drv[t].values, np.nan) for t in MONTHLY_TARGETS}
 
 
 def heldout_table(drv: xr.Dataset, predictions: Sequence[xr.Dataset]) -> pd.DataFrame:
@@ -731,7 +687,7 @@ def heldout_table(drv: xr.Dataset, predictions: Sequence[xr.Dataset]) -> pd.Data
     for pred in predictions:
         for scheme in pred.scheme.values:
             for c, site in enumerate(drv.site.values):
-                for t in TARGETS:
+                for t in MONTHLY_TARGETS:
                     scores = site_scores(obs[t][c], pred[t].sel(scheme=scheme).values[c])
                     rows.append(
                         {
@@ -762,7 +718,7 @@ def pooled_metrics(
     for pred in predictions:
         if scheme not in pred.scheme.values:
             continue
-        for t in TARGETS:
+        for t in MONTHLY_TARGETS:
             o, s = obs[t], pred[t].sel(scheme=scheme).values
             n = int(np.sum(np.isfinite(o) & np.isfinite(s)))
             rows.append(
@@ -780,9 +736,8 @@ def pooled_metrics(
     return pd.DataFrame(rows, columns=list(evaluate.METRIC_COLUMNS))
 
 
-def write_csv(table: pd.DataFrame, destination: Path | str) -> None:
-    with atomic_path(destination) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+# Scores are written to six significant digits.
+FLOAT_FORMAT = "%.6g"
 
 
 def evaluate_files(
@@ -800,9 +755,9 @@ def evaluate_files(
     with xr.open_dataset(calibration) as data:
         upper = data.load()
     table = heldout_table(drv, predictions + [upper])
-    write_csv(table, heldout)
-    write_csv(medians(table), median_table)
-    write_csv(pooled_metrics(drv, predictions), metrics)
+    write_csv(table, heldout, FLOAT_FORMAT)
+    write_csv(medians(table), median_table, FLOAT_FORMAT)
+    write_csv(pooled_metrics(drv, predictions), metrics, FLOAT_FORMAT)
     logger.info("scored %d (scheme, setup, site, variable) rows", len(table))
 
 
@@ -813,11 +768,11 @@ def figure(median_table: pd.DataFrame, table: pd.DataFrame):
     """Held-out NSE per setup and scheme (site values and medians), per-site calibration as the reference line."""
     from hybridland.analysis import plots
 
-    fig, axes = plots.new_figure(1, len(TARGETS), panel=(3.0, 3.4), sharey=True)
+    fig, axes = plots.new_figure(1, len(MONTHLY_TARGETS), panel=(3.0, 3.4), sharey=True)
     networks = table[table.scheme != CALIBRATION]
     setups = list(dict.fromkeys(networks.setup))
     colours = {"leave_cluster_out": "tab:orange", "leave_site_out": "tab:blue"}
-    for ax, target in zip(axes[0], TARGETS):
+    for ax, target in zip(axes[0], MONTHLY_TARGETS):
         for k, scheme in enumerate(SCHEMES):
             for j, setup in enumerate(setups):
                 x = j + (k - 0.5) * 0.3

@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import xarray as xr
 
-from hybridland.model import dalec, loss, network
+from hybridland.model import dalec, forward, loss, network
 
 logger = logging.getLogger(__name__)
 PATCH_SLOTS = 320
@@ -51,24 +52,26 @@ def synthetic_climate(
         rng.random((months, cells)) < 0.02, rng.uniform(0.0, 0.2, (months, cells)), 0.0
     )
     co2 = 370.0 + 2.1 * np.arange(months) / 12.0
-
-    def tc(x):
-        return jnp.asarray(np.broadcast_to(x, (months, cells)), jnp.float32)
-
-    met = dalec.Met(
-        days=tc(days[:, None]),
-        t_min=tc(t_air - t_range / 2),
-        t_max=tc(t_air + t_range / 2),
-        rad=tc(rad),
-        co2=tc(co2[:, None]),
-        doy=tc(doy[:, None]),
-        burned_area=tc(burned),
-        vpd=tc(vpd),
-        precip=tc(precip),
-        delta_t=tc(30.0),
+    step, cell = ("time",), ("time", "cell")
+    forcing = xr.Dataset(
+        {
+            "days": (step, days),
+            "t_min": (cell, t_air - t_range / 2),
+            "t_max": (cell, t_air + t_range / 2),
+            "rad": (cell, rad),
+            "co2": (step, co2),
+            "doy": (step, doy),
+            "burned_area": (cell, burned),
+            "vpd": (cell, vpd),
+            "precip": (cell, precip),
+            "delta_t": (step, np.full(months, 30.0)),
+            "lat": ("cell", lat),
+            "t_mean": ("cell", t_mean),
+            "p_mean": ("cell", p_mean),
+        }
     )
-    climate = dalec.Climate(*(jnp.asarray(v, jnp.float32) for v in (lat, t_mean, p_mean)))
-    return met, climate
+    met, climate = forward.forcing_arrays(forcing, np.float32)
+    return jax.tree_util.tree_map(jnp.asarray, (met, climate))
 
 
 def synthetic_batch(seed: int, cells: int, months: int) -> tuple[network.Network, loss.Batch]:

@@ -2,9 +2,10 @@
 
 A member's 40 parameters are predicted on every driver cell and DALEC993 is run
 on them (float32, jitted, in chunks of cells). Each target is compared with its
-model counterpart as training sees it: fine targets per cell and month, NBE
-and the EWT anomaly as patch means, biomass as annual means (one value per
-cell and year), soil carbon as the time mean (one value per cell), and the
+model counterpart exactly as the loss compares it (:mod:`hybridland.model.targets`,
+on the observations and weights of :func:`hybridland.training.train.observations`):
+fine targets per cell and month, NBE and the EWT anomaly as patch means, biomass
+as means over 12-month blocks, soil carbon as the time mean, and the
 eddy-covariance targets at the site cells only. Skill is the Nash-Sutcliffe
 efficiency (``r2_score``) and the squared Pearson correlation
 (``explained_variance``), per split: the member's training and dev patches and
@@ -16,21 +17,20 @@ while the driver holds (cell, time) and coarse targets (patch_id, time).
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.io import atomic_path, write_netcdf
-from hybridland.model import dalec, parameters
+from hybridland.io import atomic_path, grid_coords, write_csv, write_netcdf
+from hybridland.model import dalec, forward, parameters, targets
 from hybridland.training import train
+from hybridland.training.members import kept_files
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +39,7 @@ Pairs = dict[str, tuple[np.ndarray, np.ndarray]]  # target -> (observed, simulat
 
 POOL_OUTPUTS = tuple(f"next_{p}_pool" for p in parameters.POOLS)
 SIM_OUTPUTS: tuple[str, ...] = ("lai", "gpp", "ET", "nee", "nbe", "SIF") + POOL_OUTPUTS
-BIOMASS_POOLS = tuple(f"next_{p}_pool" for p in ("labile", "foliar", "root", "wood"))
-FINE = {"lai": "lai", "sif": "SIF", "et": "ET"}
-SITES: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
-    "gpp_ec": lambda s: s["gpp"],
-    "reco_ec": lambda s: s["gpp"] + s["nee"],
-    "et_ec": lambda s: s["ET"],
-}
-TARGETS = ("lai", "sif", "et", "biomass", "som", "nbe", "ewt", "gpp_ec", "reco_ec", "et_ec")
+FINE = ("lai", "sif", "et")  # targets mapped per cell over time
 SPLITS = ("train", "dev", "test")
 METRIC_COLUMNS = (
     "grid",
@@ -59,7 +52,6 @@ METRIC_COLUMNS = (
     "n",
 )
 RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
-KEY_PARAMETERS = ("canopy_efficiency", "f_gpp", "Q10", "f_root", "leaf_lifespan", "LCMA")
 SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
 MIN_PAIRS = 3
 
@@ -161,28 +153,6 @@ def parameter_recovery(
 # ---- simulation
 
 
-def forcing(driver: xr.Dataset) -> tuple[dalec.Met, dalec.Climate]:
-    """DALEC forcing of every driver cell as float32: Met (time, cell), Climate (cell,)."""
-    n_time, n_cell = driver.sizes["time"], driver.sizes["cell"]
-
-    def time_cells(name: str) -> np.ndarray:
-        if name not in driver:
-            raise ValueError(f"driver lacks forcing variable '{name}'")
-        v = np.asarray(driver[name].transpose("time", ...).values, np.float32)
-        return np.ascontiguousarray(
-            np.broadcast_to(v if v.ndim == 2 else v[:, None], (n_time, n_cell))
-        )
-
-    met = dalec.Met(*(time_cells(f) for f in dalec.Met._fields))
-    climate = dalec.Climate(
-        *(np.asarray(driver[v].values, np.float32) for v in ("lat", "t_mean", "p_mean"))
-    )
-    return met, climate
-
-
-_simulate = jax.jit(dalec.simulate, static_argnames=("outputs", "totals"))
-
-
 def simulate_cells(
     driver: xr.Dataset,
     params: Mapping[str, np.ndarray],
@@ -205,51 +175,43 @@ def simulate_cells(
     problem = parameters.out_of_bounds({k: np.asarray(v) for k, v in params.items()})
     if problem:
         raise ValueError(f"simulate_cells: {problem}")
-    met, climate = forcing(driver)
+    met, climate = forward.forcing_arrays(driver, np.float32)
     n_cell = driver.sizes["cell"]
     size = max(1, min(chunk, n_cell))
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
     for start in range(0, n_cell, size):
         index = np.minimum(np.arange(start, start + size), n_cell - 1)  # pads with the last cell
         keep = min(size, n_cell - start)
-        run = _simulate(
+        run = forward.simulate(
             {k: jnp.asarray(np.asarray(v)[index], jnp.float32) for k, v in params.items()},
             dalec.Met(*(jnp.asarray(x[:, index]) for x in met)),
             dalec.Climate(*(jnp.asarray(x[index]) for x in climate)),
-            outputs=tuple(outputs),
+            tuple(outputs),
         )
         for name in outputs:
-            pieces[name].append(np.asarray(run.outputs[name])[:, :keep])
+            pieces[name].append(np.asarray(run[name])[:, :keep])
     return {name: np.concatenate(p, axis=1) for name, p in pieces.items()}
 
 
 # ---- targets and their model counterparts
 
 
-def patch_means(values: np.ndarray, cell_patch: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
-    """Mean over each patch's cells of a (time, cell) field, (time, patch); NaN for an empty patch."""
-    membership = (cell_patch[:, None] == patch_ids[None, :]).astype(np.float64)  # (cell, patch)
-    counts = membership.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.asarray(values, np.float64) @ membership) / counts
+def _patch_pairs(
+    driver: xr.Dataset, model: np.ndarray, value: np.ndarray, weight: np.ndarray, cells: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted means over each patch's cells of observation and model, as the loss forms them.
 
-
-def annual_means(values: np.ndarray, years: np.ndarray) -> np.ndarray:
-    """Mean over the steps of each calendar year of a (time, ...) field, (year, ...)."""
-    return np.stack([np.mean(values[years == y], axis=0) for y in np.unique(years)])
-
-
-def _pair(obs: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _finite_pairs(np.ravel(obs), np.ravel(sim))
-
-
-def _coarse_pairs(driver: xr.Dataset, name: str, model: np.ndarray, cells_mask: np.ndarray):
-    """Patch means of the model over all cells of the patches that have a cell in the mask."""
+    Patches: those with a cell among ``cells``, with all their cells; a (patch, time)
+    pair counts where the patch has observation weight.
+    """
     patch_ids, cell_patch = driver.patch_id.values, driver.patch.values
-    chosen = np.isin(patch_ids, cell_patch[cells_mask])
-    sim = patch_means(model, cell_patch, patch_ids[chosen])  # (time, patch)
-    obs = driver[name].transpose("patch_id", "time").values[chosen].T
-    return _pair(obs, sim)
+    chosen = patch_ids[np.isin(patch_ids, cell_patch[cells])]
+    membership = (cell_patch[:, None] == chosen[None, :]).astype(np.float64)  # (cell, patch)
+    total = weight @ membership
+    keep = total > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        obs, sim = ((weight * value) @ membership / total, (weight * model) @ membership / total)
+    return obs[keep], sim[keep]
 
 
 def target_pairs(
@@ -257,43 +219,37 @@ def target_pairs(
 ) -> Pairs:
     """Observed and simulated values of every target the driver holds, over the cells of the mask.
 
+    Each target is compared as the loss compares it (:mod:`hybridland.model.targets`), on
+    the observations and weights training sees (:func:`hybridland.training.train.observations`):
+    per cell and month (lai, sif, et; site targets where the site weight is positive), per
+    cell and block of 12 months with every month observed (biomass), per cell as the time
+    mean (som), and per patch and month as the weighted mean over the patch's cells (nbe;
+    ewt, the model as its anomaly from the mean over the observed months).
+
     Returns:
-        Target -> (observed, simulated), flat float64 arrays of the finite pairs:
-        per cell and month (lai, sif, et; site targets at site cells only), per
-        cell and year (biomass), per cell (som), per patch and month (nbe, ewt).
+        Target -> (observed, simulated), flat float64 arrays of the pairs with weight.
     """
     mask = np.asarray(cells_mask, bool)
     if mask.shape != (driver.sizes["cell"],):
         raise ValueError(
             f"cells_mask has shape {mask.shape}, the driver has {driver.sizes['cell']} cells"
         )
-    # (time, cell), or (cell,) for som
-    obs = {
-        n: driver[n].transpose(..., "cell").values
-        for n in TARGETS
-        if n in driver and "cell" in driver[n].dims
-    }
+    observations = train.observations(driver)
     out: Pairs = {}
-    for name, output in FINE.items():
-        if name in obs:
-            out[name] = _pair(obs[name][:, mask], sim[output][:, mask])
-    if "biomass" in obs:
-        years = driver.time.dt.year.values
-        model = sum(np.asarray(sim[p], np.float64) for p in BIOMASS_POOLS)
-        out["biomass"] = _pair(
-            annual_means(obs["biomass"][:, mask], years), annual_means(model[:, mask], years)
+    for name in targets.EVALUATED:
+        if name not in observations:
+            continue
+        value, weight = (np.asarray(x, np.float64) for x in observations[name])
+        outputs = {o: np.asarray(sim[o], np.float64) for o in targets.TERMS[name].outputs}
+        model = targets.model_quantity(name, outputs, weight)
+        model, value, weight = targets.on_timescale(
+            name, model, value, weight, targets.STEPS_PER_YEAR
         )
-    if "som" in obs:
-        out["som"] = _pair(obs["som"][mask], np.mean(sim["next_som_pool"][:, mask], axis=0))
-    if "nbe" in driver:
-        out["nbe"] = _coarse_pairs(driver, "nbe", sim["nbe"], mask)
-    if "ewt" in driver:
-        water = np.asarray(sim["next_water_pool"], np.float64)
-        out["ewt"] = _coarse_pairs(driver, "ewt", water - water.mean(axis=0), mask)
-    sites = mask & (driver.ec_weight.values > 0) if "ec_weight" in driver else mask
-    for name, counterpart in SITES.items():
-        if name in obs:
-            out[name] = _pair(obs[name][:, sites], counterpart(sim)[:, sites])
+        if targets.TERMS[name].aggregation == "patch":
+            out[name] = _patch_pairs(driver, model, value, weight, mask)
+        else:
+            keep = (weight > 0) & mask
+            out[name] = value[keep], model[keep]
     return out
 
 
@@ -329,7 +285,7 @@ def member_metrics(
 
 def _sort_rows(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Sort with targets, splits and parameters in their canonical order and members numerically."""
-    orders = {"variable": TARGETS, "split": SPLITS, "parameter": parameters.NAMES}
+    orders = {"variable": targets.EVALUATED, "split": SPLITS, "parameter": parameters.NAMES}
 
     def key(column: pd.Series) -> pd.Series:
         if column.name in orders:
@@ -362,22 +318,6 @@ def to_grid(driver: xr.Dataset, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def grid_coords(driver: xr.Dataset) -> dict[str, Any]:
-    """CF latitude and longitude coordinates of the driver's grid."""
-    return {
-        "lat": (
-            "lat",
-            driver.grid_lat.values,
-            {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
-        ),
-        "lon": (
-            "lon",
-            driver.grid_lon.values,
-            {"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
-        ),
-    }
-
-
 def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> xr.Dataset:
     """Per-cell skill over time of the fine targets, as (lat, lon) maps.
 
@@ -386,7 +326,8 @@ def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> x
     the driver's cells and where a cell has fewer than 3 observed months.
     """
     data = {}
-    for name, output in FINE.items():
+    for name in FINE:
+        output = targets.TERMS[name].outputs[0]
         if name not in driver:
             continue
         nse, r2, _ = columnwise_scores(driver[name].transpose("time", "cell").values, sim[output])
@@ -399,7 +340,11 @@ def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> x
                 to_grid(driver, values).astype(np.float32),
                 {"units": "1", "long_name": f"{name}: {long_name}"},
             )
-    return xr.Dataset(data, coords=grid_coords(driver), attrs={"Conventions": "CF-1.8"})
+    return xr.Dataset(
+        data,
+        coords=grid_coords(driver.grid_lat.values, driver.grid_lon.values),
+        attrs={"Conventions": "CF-1.8"},
+    )
 
 
 def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray]]) -> xr.Dataset:
@@ -425,7 +370,7 @@ def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray
     )
     return xr.Dataset(
         data,
-        coords=grid_coords(driver),
+        coords=grid_coords(driver.grid_lat.values, driver.grid_lon.values),
         attrs={"Conventions": "CF-1.8", "ensemble_size": len(members)},
     )
 
@@ -521,11 +466,6 @@ def truth_at_cells(
         n: truth[n].transpose("lat", "lon").values[y, x].astype(np.float64)
         for n in parameters.NAMES
     }
-
-
-def _write_csv(table: pd.DataFrame, destination: Path | str) -> None:
-    with atomic_path(destination) as temporary:
-        table.to_csv(temporary, index=False)
 
 
 def _check_member(info: Mapping[str, Any], setup: str, source: Path | str) -> None:
@@ -626,7 +566,7 @@ def evaluate_setup(
     # member rows count pairs; ensemble rows average counts, which need not be whole
     whole = [int(v) if float(v).is_integer() else float(v) for v in metrics["n"]]
     metrics["n"] = pd.Series(whole, index=metrics.index, dtype=object)
-    _write_csv(metrics[list(METRIC_COLUMNS)], metrics_csv)
+    write_csv(metrics[list(METRIC_COLUMNS)], metrics_csv)
     attrs = {"grid": grid, "setup": setup, "members": " ".join(map(str, ensemble.numbers))}
     _write_maps(driver, ensemble, attrs, Path(params_nc), Path(simulated_nc), Path(maps_nc))
     if truth_nc is not None and recovery_csv is not None:
@@ -634,7 +574,7 @@ def evaluate_setup(
             true = truth_at_cells(truth.load(), driver, truth_nc)
         estimate = {n: np.mean([p[n] for p in ensemble.params], axis=0) for n in parameters.NAMES}
         recovery = parameter_recovery(estimate, true).assign(grid=grid, setup=setup)
-        _write_csv(recovery[list(RECOVERY_COLUMNS)], recovery_csv)
+        write_csv(recovery[list(RECOVERY_COLUMNS)], recovery_csv)
     logger.info("%s/%s: evaluated members %s", grid, setup, attrs["members"])
 
 
@@ -660,19 +600,14 @@ def evaluate_selected(
     """
     if len(weights) != len(infos):
         raise ValueError(f"{selected}: {len(weights)} weight files but {len(infos)} info files")
-    kept = {int(m) for m in json.loads(Path(selected).read_text())["kept"]}
-    numbers = [int(json.loads(Path(i).read_text())["member"]) for i in infos]
-    absent = sorted(kept - set(numbers))
-    if absent:
-        raise ValueError(f"{selected}: kept members {absent} have no info file among the inputs")
-    members = [(w, i) for w, i, n in zip(weights, infos, numbers) if n in kept]
+    kept = kept_files(selected, list(zip(weights, infos)))
     out = {
         k: Path(getattr(outputs, k) if hasattr(outputs, k) else outputs[k])
         for k in ("metrics", "recovery", "maps", "simulated", "params")
     }
     evaluate_setup(
         driver_path,
-        members,
+        kept,
         grid,
         setup,
         metrics_csv=out["metrics"],
@@ -683,7 +618,7 @@ def evaluate_selected(
         recovery_csv=out["recovery"] if truth else None,
     )
     if not truth:
-        _write_csv(pd.DataFrame(columns=list(RECOVERY_COLUMNS)), out["recovery"])
+        write_csv(pd.DataFrame(columns=list(RECOVERY_COLUMNS)), out["recovery"])
 
 
 def _write_maps(
@@ -698,7 +633,7 @@ def _write_maps(
     maps = parameter_maps(driver, ensemble.params)
     maps.attrs |= attrs | {"title": f"hybridland parameters, {where}"}
     write_netcdf(maps, params_nc)
-    for name in KEY_PARAMETERS:
+    for name in parameters.KEY_PARAMETERS:
         write_geotiff(maps[name], params_nc.with_suffix(f".{name}.tif"))
     simulated = simulated_dataset(driver, ensemble.mean_sim, driver.test.values)
     simulated.attrs |= attrs | {
@@ -724,7 +659,7 @@ def _gather(
         if list(table.columns) != list(columns):
             raise ValueError(f"{path}: columns {list(table.columns)} differ from {list(columns)}")
         tables.append(table)
-    _write_csv(_sort_rows(pd.concat(tables, ignore_index=True), by), destination)
+    write_csv(_sort_rows(pd.concat(tables, ignore_index=True), by), destination)
 
 
 def gather_metrics(paths: Iterable[Path | str], destination: Path | str) -> None:

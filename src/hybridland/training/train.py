@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,16 +31,13 @@ import numpy as np
 import optax
 import xarray as xr
 
+from hybridland.contract import COARSE_TARGETS, SITE_TARGETS, TARGETS
 from hybridland.data.driver import open_driver
 from hybridland.io import atomic_path
-from hybridland.model import dalec, loss, network
+from hybridland.model import dalec, forward, loss, network
 from hybridland.training import setups
 
 logger = logging.getLogger(__name__)
-
-FINE = ("lai", "sif", "et", "biomass")
-COARSE = ("nbe", "ewt")
-SITES = ("gpp_ec", "reco_ec", "et_ec")
 
 
 @dataclass(frozen=True)
@@ -119,15 +116,15 @@ def observations(driver: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]
     cell_patch = driver.patch.values
     patch_index = {int(p): i for i, p in enumerate(driver.patch_id.values)}
     rows = np.array([patch_index[int(p)] for p in cell_patch])
-    for name in FINE + COARSE + ("som",) + SITES:
+    for name in TARGETS | SITE_TARGETS:
         if name not in driver:
             continue
         values = driver[name].values.astype(np.float64)
-        if name in COARSE:
+        if name in COARSE_TARGETS:
             values = values[rows]  # the patch value on each of its cells
         values = values.T if values.ndim == 2 else values[None, :]
         mask = np.isfinite(values).astype(np.float32)
-        if name in SITES:
+        if name in SITE_TARGETS:
             mask = mask * driver.ec_weight.values[None, :]
         if f"{name}_weight" in driver:
             mask = mask * np.nan_to_num(driver[f"{name}_weight"].values.T.astype(np.float32))
@@ -159,16 +156,9 @@ def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
     def time_cells(x: np.ndarray) -> jax.Array:  # (time, cell) -> (time, patch, slot)
         return jnp.asarray(x[:, index], jnp.float32)
 
-    def forcing(name: str) -> jax.Array:
-        v = driver[name].values
-        return time_cells(
-            v.T if v.ndim == 2 else np.repeat(v[:, None], driver.sizes["cell"], axis=1)
-        )
-
-    met = dalec.Met(*(forcing(f) for f in dalec.Met._fields))
-    climate = dalec.Climate(
-        cells(driver.lat.values), cells(driver.t_mean.values), cells(driver.p_mean.values)
-    )
+    met, climate = forward.forcing_arrays(driver, np.float32)
+    met = dalec.Met(*(time_cells(x) for x in met))
+    climate = dalec.Climate(*(cells(x) for x in climate))
     obs = {
         name: loss.Observation(
             time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32)
@@ -233,10 +223,15 @@ def make_evaluate(config: loss.LossConfig):
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
 
 
-def epoch_order(n_patches: int, per_step: int, seed: int, epoch: int) -> np.ndarray:
-    """Shuffled patch indices for one epoch, (steps, per_step); the last step wraps around."""
+def epoch_order(
+    n_patches: int, per_step: int, seed: int, epoch: int, steps: int | None = None
+) -> np.ndarray:
+    """Shuffled patch indices for one epoch, (steps, per_step), wrapping around to fill them.
+
+    ``steps`` defaults to the fewest that visit every patch once.
+    """
     order = np.random.default_rng([seed, epoch]).permutation(n_patches)
-    steps = math.ceil(n_patches / per_step)
+    steps = math.ceil(n_patches / per_step) if steps is None else steps
     return np.resize(order, steps * per_step).reshape(steps, per_step)
 
 
@@ -279,33 +274,36 @@ def raw_features(driver: xr.Dataset, setup: str, seed: int) -> np.ndarray:
     )
 
 
-def standardizer_for(
-    driver: xr.Dataset, setup: str, seed: int, train_cells: np.ndarray
-) -> tuple[np.ndarray, network.Standardizer]:
-    """Raw features (with LAT_SIGMOID last) and their standardisation over the training cells."""
-    raw = raw_features(driver, setup, seed)
-    return raw, network.Standardizer.fit(raw[train_cells])
+class TrainingRun(NamedTuple):
+    """One network to train: its seed label and number, training and dev patch ids.
 
+    A setup's members are runs labelled with the setup; the network key and the
+    patch order come from ``member_seed(seed, label, member)``.
+    """
 
-class _Split(NamedTuple):
-    seed: int
+    label: str
+    member: int
     train: np.ndarray  # patch ids
-    dev: np.ndarray
+    dev: np.ndarray  # patch ids, possibly none
+
+
+class Trained(NamedTuple):
+    """A trained run: network (without padding rows), standardisation and record."""
+
+    net: network.Network
     standardizer: network.Standardizer
-    z: np.ndarray  # standardised features, LAT_SIGMOID last, (cell, n + 1)
+    attempts: int
+    history: list[tuple[float, float]]  # (train, dev) loss per epoch; dev NaN without dev
+    diverged: bool  # stopped on a non-finite loss (with diverged="stop")
 
 
-def _member_split(
+def member_run(
     driver: xr.Dataset, setup: str, member: int, seed: int, dev_fraction: float
-) -> _Split:
-    mseed = member_seed(seed, setup, member)
+) -> TrainingRun:
+    """A setup's member: its dev patches are a share of the non-test patches, the rest trains."""
     candidates = driver.patch_id.values[~driver.patch_test.values]
-    dev = dev_patches(candidates, dev_fraction, mseed)
-    train_ids = np.setdiff1d(candidates, dev)
-    raw, standardizer = standardizer_for(
-        driver, setup, seed, np.isin(driver.patch.values, train_ids)
-    )
-    return _Split(mseed, train_ids, dev, standardizer, standardizer.apply(raw))
+    dev = dev_patches(candidates, dev_fraction, member_seed(seed, setup, member))
+    return TrainingRun(setup, member, np.setdiff1d(candidates, dev), dev)
 
 
 def train_member(
@@ -328,75 +326,144 @@ def train_members(
     Every member keeps its own seed, split, standardisation, key and patch order, so
     a member's result does not depend on which others train beside it.
     """
-    splits = [_member_split(driver, setup, m, seed, options.dev_fraction) for m in members]
+    runs = [member_run(driver, setup, m, seed, options.dev_fraction) for m in members]
+    fingerprint = checkpoint_fingerprint(driver, setup, members, seed, options)
+    trained = train_runs(driver, setup, runs, seed, options, checkpoint=(checkpoint, fingerprint))
+    return [
+        Member(t.net, t.standardizer, _info(setup, r, seed, t, options))
+        for r, t in zip(runs, trained)
+    ]
+
+
+def run_orders(
+    runs: list[TrainingRun],
+    seeds: list[int],
+    epochs: list[int],
+    per_step: int,
+    position: Mapping[int, int],
+) -> np.ndarray:
+    """Each run's shuffled training patches for its epoch, as positions in the shared pack.
+
+    Returns (run, steps, per_step); every run takes as many steps as the one with the
+    most training patches needs, the others wrapping around their own order.
+    """
+    steps = max(math.ceil(r.train.size / per_step) for r in runs)
+    orders = []
+    for run, seed, epoch in zip(runs, seeds, epochs):
+        positions = np.array([position[int(p)] for p in run.train])
+        orders.append(positions[epoch_order(run.train.size, per_step, seed, epoch, steps)])
+    return np.stack(orders)
+
+
+def train_runs(
+    driver: xr.Dataset,
+    setup: str,
+    runs: list[TrainingRun],
+    seed: int,
+    options: TrainOptions,
+    *,
+    checkpoint: tuple[Path, str] | None = None,
+    feature_pad: int | None = None,
+    diverged: Literal["restart", "stop"] = "restart",
+) -> list[Trained]:
+    """Train several runs of one setup in one vmapped JAX program (the training loop).
+
+    Each run standardises the features over its training cells and scans Adam steps
+    over its training patches, ``patches_per_step`` at a time, reshuffled every epoch;
+    all runs take the same number of steps (shorter orders wrap around). After each
+    epoch the runs' dev losses are computed (NaN for a run without dev patches).
+
+    Args:
+        checkpoint: (path, fingerprint) to resume from and write every
+            ``checkpoint_every`` epochs, or None.
+        feature_pad: features are zero-padded to a multiple of this (default FEATURE_PAD).
+        diverged: on a non-finite loss, "restart" re-initialises the run with a new key
+            (at most ``max_restarts`` times, then raises); "stop" freezes it and marks it.
+    """
     candidates = driver.patch_id.values[~driver.patch_test.values]
     position = {int(p): i for i, p in enumerate(candidates)}
     shared = pack(driver, candidates)
     loss.check_observations(shared.observations, options.loss)
-    n_features = splits[0].z.shape[1] - 1
+    raw = raw_features(driver, setup, seed)
+    standardizers = [
+        network.Standardizer.fit(raw[np.isin(driver.patch.values, r.train)]) for r in runs
+    ]
+    z = [s.apply(raw) for s in standardizers]
+    n_features = raw.shape[1] - 1
+    width = padded_width(n_features, feature_pad)
     features = jnp.stack(
-        [
-            _padded_features(
-                pack_features(driver, s.z[:, :-1], candidates), padded_width(n_features)
-            )
-            for s in splits
-        ]
+        [_padded_features(pack_features(driver, x[:, :-1], candidates), width) for x in z]
     )
-    lat_feature = jnp.stack(
-        [pack_features(driver, s.z[:, -1:], candidates)[..., 0] for s in splits]
-    )
-    dev_index = jnp.asarray([[position[int(p)] for p in s.dev] for s in splits])
+    lat_feature = jnp.stack([pack_features(driver, x[:, -1:], candidates)[..., 0] for x in z])
+    has_dev = all(r.dev.size for r in runs)
+    dev_index = jnp.asarray([[position[int(p)] for p in r.dev] for r in runs]) if has_dev else None
+    seeds = [member_seed(seed, r.label, r.member) for r in runs]
 
     optimiser = optax.adam(options.learning_rate)
     epoch_fn, evaluate = make_epoch(options.loss, optimiser), make_evaluate(options.loss)
-    fingerprint = checkpoint_fingerprint(driver, setup, members, seed, options)
-    initial = [_initial(n_features, options, optimiser, seed, setup, m, 0) for m in members]
-    state = _resume(checkpoint, fingerprint, _stack(initial), len(members))
-    while min(state.epoch) < options.epochs:
-        active = np.array([e < options.epochs for e in state.epoch])
-        orders = [
-            epoch_order(len(s.train), options.patches_per_step, s.seed, min(e, options.epochs - 1))
-            for s, e in zip(splits, state.epoch)
-        ]
-        order = jnp.asarray(
-            [
-                [[position[int(s.train[i])] for i in row] for row in o]
-                for s, o in zip(splits, orders)
-            ]
-        )
+    initial = [
+        _initial(n_features, width, options, optimiser, seed, r.label, r.member, 0) for r in runs
+    ]
+    fresh = _State(*_stack(initial), [0] * len(runs), [0] * len(runs), [[] for _ in runs])
+    state = fresh if checkpoint is None else _resume(*checkpoint, fresh[:2], len(runs))
+    stopped = np.zeros(len(runs), bool)
+    while any(e < options.epochs for e, s in zip(state.epoch, stopped) if not s):
+        active = np.array([e < options.epochs for e in state.epoch]) & ~stopped
+        epochs = [min(e, options.epochs - 1) for e in state.epoch]
+        order = jnp.asarray(run_orders(runs, seeds, epochs, options.patches_per_step, position))
         net, opt_state, values = epoch_fn(
             state.net, state.opt_state, features, lat_feature, shared, order, jnp.asarray(active)
         )
         train_losses = np.asarray(jnp.sum(values, axis=1), np.float64)
-        dev_losses = np.asarray(evaluate(net, features, lat_feature, shared, dev_index), np.float64)
+        dev_losses = (
+            np.asarray(evaluate(net, features, lat_feature, shared, dev_index), np.float64)
+            if has_dev
+            else np.full(len(runs), np.nan)
+        )
         state = state._replace(net=net, opt_state=opt_state)
-        for i, member in enumerate(members):
+        for i, r in enumerate(runs):
             if not active[i]:
                 continue
             if not math.isfinite(train_losses[i]):
-                state = _reinitialise(state, i, setup, member, options, optimiser, seed, n_features)
+                if diverged == "stop":
+                    stopped[i] = True
+                    logger.warning(
+                        "%s member %d: non-finite loss in epoch %d; the run stops",
+                        r.label,
+                        r.member,
+                        state.epoch[i] + 1,
+                    )
+                    continue
+                state = _reinitialise(state, i, r, options, optimiser, seed, n_features, width)
                 continue
             state.history[i].append((float(train_losses[i]), float(dev_losses[i])))
             state.epoch[i] += 1
             logger.info(
                 "%s member %d epoch %d/%d  train %.6g  dev %.6g",
-                setup,
-                member,
+                r.label,
+                r.member,
                 state.epoch[i],
                 options.epochs,
                 train_losses[i],
                 dev_losses[i],
             )
         done = min(state.epoch)
-        if done % options.checkpoint_every == 0 and done < options.epochs and active.all():
-            _save_checkpoint(checkpoint, fingerprint, state)
+        if (
+            checkpoint is not None
+            and done % options.checkpoint_every == 0
+            and done < options.epochs
+            and active.all()
+        ):
+            _save_checkpoint(checkpoint[0], checkpoint[1], state)
     return [
-        Member(
+        Trained(
             _with_feature_rows(_member_slice(state.net, i), n_features),
-            s.standardizer,
-            _info(setup, m, seed, s, state.attempt[i], state.history[i], options),
+            standardizers[i],
+            state.attempt[i] + 1,
+            state.history[i],
+            bool(stopped[i]),
         )
-        for i, (m, s) in enumerate(zip(members, splits))
+        for i in range(len(runs))
     ]
 
 
@@ -425,28 +492,30 @@ def _set_member(tree: Any, i: int, value: Any) -> Any:
 def _reinitialise(
     state: _State,
     i: int,
-    setup: str,
-    member: int,
+    run: TrainingRun,
     options: TrainOptions,
     optimiser,
     seed: int,
     n_features: int,
+    width: int,
 ) -> _State:
-    """Member ``i`` starts again from a new key derived from its seed, or the job fails."""
+    """Run ``i`` starts again from a new key derived from its seed, or the job fails."""
     attempt = state.attempt[i] + 1
     if attempt > options.max_restarts:
         raise RuntimeError(
-            f"{setup} member {member}: loss not finite in epoch {state.epoch[i] + 1} after {options.max_restarts} re-initialisations"
+            f"{run.label} member {run.member}: loss not finite in epoch {state.epoch[i] + 1} after {options.max_restarts} re-initialisations"
         )
     logger.warning(
         "%s member %d: non-finite loss in epoch %d; re-initialising (attempt %d of %d)",
-        setup,
-        member,
+        run.label,
+        run.member,
         state.epoch[i] + 1,
         attempt,
         options.max_restarts,
     )
-    net, opt_state = _initial(n_features, options, optimiser, seed, setup, member, attempt)
+    net, opt_state = _initial(
+        n_features, width, options, optimiser, seed, run.label, run.member, attempt
+    )
     state.epoch[i], state.attempt[i], state.history[i] = 0, attempt, []
     return state._replace(
         net=_set_member(state.net, i, net), opt_state=_set_member(state.opt_state, i, opt_state)
@@ -454,17 +523,18 @@ def _reinitialise(
 
 
 def _info(
-    setup: str, member: int, seed: int, split: _Split, attempt: int, history, options: TrainOptions
+    setup: str, run: TrainingRun, seed: int, trained: Trained, options: TrainOptions
 ) -> dict[str, Any]:
+    history = trained.history
     return {
         "setup": setup,
-        "member": member,
+        "member": run.member,
         "seed": seed,
-        "member_seed": split.seed,
-        "attempts": attempt + 1,
+        "member_seed": member_seed(seed, run.label, run.member),
+        "attempts": trained.attempts,
         "columns": list(setups.columns(setup)),
-        "train_patches": split.train.tolist(),
-        "dev_patches": split.dev.tolist(),
+        "train_patches": run.train.tolist(),
+        "dev_patches": run.dev.tolist(),
         "history": {"train": [h[0] for h in history], "dev": [h[1] for h in history]},
         "final_train_loss": history[-1][0],
         "final_dev_loss": history[-1][1],
@@ -480,9 +550,10 @@ def _info(
 FEATURE_PAD = 10
 
 
-def padded_width(n_features: int) -> int:
-    """The feature width the training program uses for ``n_features`` predictors."""
-    return -(-n_features // FEATURE_PAD) * FEATURE_PAD
+def padded_width(n_features: int, pad: int | None = None) -> int:
+    """The feature width the training program uses: a multiple of ``pad`` (FEATURE_PAD)."""
+    pad = FEATURE_PAD if pad is None else pad
+    return -(-n_features // pad) * pad
 
 
 def _with_feature_rows(net: network.Network, rows: int) -> network.Network:
@@ -502,20 +573,21 @@ def _padded_features(features: jax.Array, width: int) -> jax.Array:
 
 def _initial(
     n_features: int,
+    width: int,
     options: TrainOptions,
     optimiser,
     seed: int,
-    setup: str,
+    label: str,
     member: int,
     attempt: int,
 ):
     net = network.init_network(
-        member_key(seed, setup, member, attempt),
+        member_key(seed, label, member, attempt),
         n_features,
         width=options.width,
         depth=options.depth,
     )
-    net = _with_feature_rows(net, padded_width(n_features))
+    net = _with_feature_rows(net, width)
     return net, optimiser.init(net)
 
 
@@ -659,24 +731,6 @@ def setup_checkpoint(setup_dir: Path, members: list[int]) -> Path:
     """The checkpoint of the job that trains ``members`` of a setup: one per job, so two
     jobs of one setup (train_setup, train_extra_members) never share one."""
     return setup_dir / f"checkpoint.members{'-'.join(f'{m:02d}' for m in members)}.npz"
-
-
-def select_members(infos: list[Mapping[str, Any]], keep: int) -> list[int]:
-    """Numbers of the ``keep`` members with the lowest final training loss (ties by number)."""
-    if keep > len(infos):
-        raise ValueError(f"cannot keep {keep} of {len(infos)} members")
-    ranked = sorted(infos, key=lambda i: (i["final_train_loss"], i["member"]))
-    return sorted(int(i["member"]) for i in ranked[:keep])
-
-
-def select_members_file(infos: list[Path], keep: int, destination: Path) -> None:
-    """Entry point of the select_members rule: write the kept members and every loss as JSON."""
-    members = [json.loads(Path(p).read_text()) for p in infos]
-    kept = select_members(members, keep)
-    losses = {str(m["member"]): m["final_train_loss"] for m in members}
-    logger.info("kept members %s of %d by final training loss", kept, len(members))
-    with atomic_path(destination) as tmp:
-        tmp.write_text(json.dumps({"kept": kept, "final_train_loss": losses}, indent=1))
 
 
 def train_setup_files(
