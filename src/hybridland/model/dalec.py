@@ -1,6 +1,6 @@
 """DALEC993 (default water stress) as a pure JAX step scanned over time.
 
-Equations and their order follow ``spec/dalec993.md`` section 6. Arrays are
+Equations and their order follow ``docs/spec/dalec993.md`` section 6. Arrays are
 time-major: forcing is (time, *cells), parameters and pools are (*cells), and
 every function broadcasts over the cell axes, so one code path serves a
 single site, a patch or many patches.
