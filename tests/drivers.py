@@ -16,7 +16,8 @@ from hybridland.training import bench
 def tiny_driver(
     n_patches: int = 6, slots: int = 4, first_year: int = 2010, years: int = 2, seed: int = 0
 ) -> xr.Dataset:
-    """``n_patches`` patches of ``slots`` cells, observations from a forward run of a random network."""
+    """``n_patches`` patches of ``slots`` cells, observations from a forward run of a random
+    network."""
     rng = np.random.default_rng(seed)
     cells, calendar = n_patches * slots, driver.monthly_calendar(first_year, first_year + years - 1)
     months = len(calendar)

@@ -1,4 +1,5 @@
-"""The DifferLand bundle: a tiny bundle in the published layout, served behind a fake Zenodo record."""
+"""The DifferLand bundle: a tiny bundle in the published layout, served behind a fake Zenodo
+record."""
 
 from __future__ import annotations
 
@@ -273,18 +274,18 @@ def test_missing_variable_names_file_and_lists_the_expected_ones(server, tmp_pat
     with pytest.raises(bundle.BundleError) as error:
         adapted(manifest)
     expected = sorted({v for names in bundle.VARIABLES.values() for v in names})
-    assert (
-        str(error.value)
-        == f"differland_global_driver_v6.nc lacks ['tree_age_000_filled'] of the variables the adapter reads: {expected}"
+    assert str(error.value) == (
+        "differland_global_driver_v6.nc lacks ['tree_age_000_filled'] of the variables the "
+        f"adapter reads: {expected}"
     )
 
 
 def test_unknown_variable_and_unit_are_named():
     with pytest.raises(bundle.BundleError) as error:
         bundle.Layout.from_config({"variables": {"forest_ages": "tree_age"}})
-    assert (
-        str(error.value)
-        == f"bundle.variables names ['forest_ages'], which the adapter does not know; expected some of {sorted(bundle.VARIABLES)}"
+    assert str(error.value) == (
+        "bundle.variables names ['forest_ages'], which the adapter does not know; expected "
+        f"some of {sorted(bundle.VARIABLES)}"
     )
     with pytest.raises(bundle.BundleError) as error:
         bundle.convert(
@@ -293,9 +294,9 @@ def test_unknown_variable_and_unit_are_named():
             "furlongs",
             "differland_global_driver_v6.nc: variable 'LAI' (driver 'lai')",
         )
-    assert (
-        str(error.value)
-        == "differland_global_driver_v6.nc: variable 'LAI' (driver 'lai') has units 'furlongs'; expected 'm2 m-2' or one of ['', '1', 'm2 m-2', 'm2/m2']"
+    assert str(error.value) == (
+        "differland_global_driver_v6.nc: variable 'LAI' (driver 'lai') has units 'furlongs'; "
+        "expected 'm2 m-2' or one of ['', '1', 'm2 m-2', 'm2/m2']"
     )
 
 
@@ -321,10 +322,12 @@ def test_offline_download_says_where_to_put_the_files(tmp_path):
         bundle.download_bundle(folder, manifest, api_base=base, retries=0)
     message = str(error.value)
     assert message.startswith(
-        f"differland_global: Zenodo record {RECORD}: cannot reach {base}/records/{RECORD} after 1 attempts ("
+        f"differland_global: Zenodo record {RECORD}: cannot reach {base}/records/{RECORD} "
+        "after 1 attempts ("
     )
     assert message.endswith(
-        f"Without network access, save that JSON metadata as {folder.absolute()}/zenodo-{RECORD}.json and place "
+        "Without network access, save that JSON metadata as "
+        f"{folder.absolute()}/zenodo-{RECORD}.json and place "
         "the record's files beside it; they are then verified against the md5 checksums it lists."
     )
     assert not manifest.exists()

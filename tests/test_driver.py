@@ -164,7 +164,8 @@ def test_mismatched_grid_and_time_axis_are_named():
     with pytest.raises(
         driver.DriverError,
         match=re.escape(
-            "sif: time axis (12 steps, (2010, 1) to (2010, 12)) differs from the study period (24 steps"
+            "sif: time axis (12 steps, (2010, 1) to (2010, 12)) "
+            "differs from the study period (24 steps"
         ),
     ):
         assemble(data)

@@ -106,20 +106,23 @@ def check(config: Mapping[str, Any]) -> None:
     period = config["period"]
     if period["first_year"] > period["last_year"]:
         raise ConfigError(
-            f"period.first_year ({period['first_year']}) is after period.last_year ({period['last_year']})"
+            f"period.first_year ({period['first_year']}) is after period.last_year "
+            f"({period['last_year']})"
         )
     if config["source"] == "fluxnet16":
         _check_fluxnet(config)
     elif SITE_GRID in config["grids"]:
         raise ConfigError(
-            f"grids lists '{SITE_GRID}', which only a fluxnet16 study has (source is {config['source']!r})"
+            f"grids lists '{SITE_GRID}', which only a fluxnet16 study has (source is "
+            f"{config['source']!r})"
         )
     for axis, size in zip(("lat", "lon"), config["driver"]["patch_deg"]):
         for grid in (g for g in config["grids"] if g != SITE_GRID):
             step = STANDARD_RESOLUTIONS[grid]
             if not _whole_multiple(size, step):
                 raise ConfigError(
-                    f"driver.patch_deg ({axis} {size}) is not a whole number of {grid} cells ({step} deg)"
+                    f"driver.patch_deg ({axis} {size}) is not a whole number of {grid} cells "
+                    f"({step} deg)"
                 )
     if config["source"] == "twin":
         resolution = config.get("twin", {}).get("truth_resolution", 0.05)
@@ -184,7 +187,8 @@ def _check_patches(config: Mapping[str, Any]) -> None:
 def _check_fluxnet(config: Mapping[str, Any]) -> None:
     if config["grids"] != [SITE_GRID]:
         raise ConfigError(
-            f"grids ({config['grids']}) must be ['{SITE_GRID}'] for source fluxnet16: its cells are sites"
+            f"grids ({config['grids']}) must be ['{SITE_GRID}'] "
+            "for source fluxnet16: its cells are sites"
         )
     if "fluxnet" not in config:
         raise ConfigError("the fluxnet section is required for source fluxnet16")
@@ -196,7 +200,8 @@ def _check_fluxnet(config: Mapping[str, Any]) -> None:
 
 
 def setups_per_grid(config: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Grid -> the setups trained on it, in config order (a site study trains every setup; per_grid is ignored)."""
+    """Grid -> the setups trained on it, in config order (a site study trains every setup; per_grid
+    is ignored)."""
     every = factorial(config["setups"]["groups"]) + list(config["setups"]["extra"])
     if config["source"] == "fluxnet16":
         return {SITE_GRID: every}
@@ -211,7 +216,8 @@ def _check_setups(config: Mapping[str, Any]) -> None:
     training = config["training"]
     if training["keep_best"] > training["members"]:
         raise ConfigError(
-            f"training.keep_best ({training['keep_best']}) exceeds training.members ({training['members']})"
+            f"training.keep_best ({training['keep_best']}) exceeds training.members "
+            f"({training['members']})"
         )
     # Entries for grids the study does not use are ignored: an overlay cannot delete the
     # base config's (Snakemake merges config files key by key); the schema checks the names.
@@ -220,7 +226,8 @@ def _check_setups(config: Mapping[str, Any]) -> None:
         bad = sorted(set(names) - every)
         if bad:
             raise ConfigError(
-                f"setups.per_grid.{grid} lists {bad}, which are not setups of the groups {config['setups']['groups']} (names are canonical, e.g. PFT+CLIM+SOIL+AGE)"
+                f"setups.per_grid.{grid} lists {bad}, which are not setups of the groups "
+                f"{config['setups']['groups']} (names are canonical, e.g. PFT+CLIM+SOIL+AGE)"
             )
 
 
@@ -246,8 +253,8 @@ def _check_analyses(config: Mapping[str, Any]) -> None:
         absent = [s for s in factorial(config["setups"]["groups"]) if s not in trained[grid]]
         if absent:
             raise ConfigError(
-                f"analyses.grids names {grid!r}, but setups.per_grid does not train {absent} there; "
-                "the partitioning needs every setup of the factorial"
+                f"analyses.grids names {grid!r}, but setups.per_grid does not train {absent} "
+                "there; the partitioning needs every setup of the factorial"
             )
         named = {
             "identifiability.setups": identifiability["setups"],

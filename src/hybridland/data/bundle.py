@@ -1,4 +1,5 @@
-"""The published DifferLand global driver bundle (Zenodo record 13984226), read into the driver contract.
+"""The published DifferLand global driver bundle (Zenodo record 13984226), read into the driver
+contract.
 
 The layout was read from the public training and evaluation scripts of the
 published model (github.com/JianingFang/DifferLand_Global: experiments/
@@ -124,7 +125,8 @@ UNITS: dict[str, str] = {
 }
 # The bundle's unit where a file gives none (the published scripts use these).
 ASSUMED_UNITS: dict[str, str] = {p: "%" for p in contract.PFT}
-# Accepted units per contract unit, with the factor to it (MAT and forcing: model.units.to_canonical_units).
+# Accepted units per contract unit, with the factor to it (MAT and forcing:
+# model.units.to_canonical_units).
 FACTORS: dict[str, dict[str, float]] = {
     "1": {"1": 1.0, "": 1.0, "fraction": 1.0, "%": 0.01, "percent": 0.01},
     "mm yr-1": {"mm yr-1": 1.0, "mm/yr": 1.0, "mm year-1": 1.0, "m yr-1": 1000.0},
@@ -149,14 +151,16 @@ class BundleError(driver.DriverError):
 
 @dataclass(frozen=True)
 class Layout:
-    """File and variable names of the bundle: the published ones unless the config overrides them."""
+    """File and variable names of the bundle: the published ones unless the config overrides
+    them."""
 
     files: Mapping[str, str] = field(default_factory=lambda: dict(FILES))
     variables: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(VARIABLES))
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any] | None) -> Layout:
-        """``{files: {role: name}, variables: {driver name: bundle name or [names]}}``, both optional."""
+        """``{files: {role: name}, variables: {driver name: bundle name or [names]}}``, both
+        optional."""
         mapping = mapping or {}
         files, variables = mapping.get("files", {}), mapping.get("variables", {})
         _check_known("bundle.files", files, FILES)
@@ -169,7 +173,8 @@ def _check_known(key: str, given: Mapping[str, Any], known: Mapping[str, Any]) -
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise BundleError(
-            f"{key} names {unknown}, which the adapter does not know; expected some of {sorted(known)}"
+            f"{key} names {unknown}, which the adapter does not know; expected some of "
+            f"{sorted(known)}"
         )
 
 
@@ -206,7 +211,8 @@ def locate(folder: Path, listed: Sequence[str], layout: Layout) -> dict[str, Pat
     if missing:
         raise BundleError(
             f"{folder}: the bundle lacks {sorted(missing.values())}; the adapter expects "
-            f"{sorted(layout.files.values())} and found {sorted(by_name)} (file names: config bundle.files)"
+            f"{sorted(layout.files.values())} and found {sorted(by_name)} "
+            "(file names: config bundle.files)"
         )
     return {role: by_name[name] for role, name in layout.files.items()}
 
@@ -219,7 +225,8 @@ def check_variables(data: xr.Dataset, expected: Sequence[str], path: Path) -> No
     missing = sorted(set(expected) - set(data.variables))
     if missing:
         raise BundleError(
-            f"{path.name} lacks {missing} of the variables the adapter reads: {sorted(set(expected))}"
+            f"{path.name} lacks {missing} of the variables the adapter reads: "
+            f"{sorted(set(expected))}"
         )
 
 
@@ -243,7 +250,8 @@ def parent_index(centres: Sequence[float], bundle: np.ndarray, axis: str, path: 
 
 
 def cells_of(data: xr.Dataset, grid: Grid, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column in ``data`` of the bundle cell holding each grid cell, row-major (lat, lon)."""
+    """Row and column in ``data`` of the bundle cell holding each grid cell, row-major (lat,
+    lon)."""
     for axis in ("lat", "lon"):
         if axis not in data.coords:
             raise BundleError(f"{path.name}: no '{axis}' coordinate (or '{AXES[axis]}')")
@@ -274,7 +282,8 @@ def month_index(data: xr.Dataset, calendar: pd.DataFrame, path: Path) -> np.ndar
         span = f"{times[0]:%Y-%m} to {times[-1]:%Y-%m}" if n else "none"
         raise BundleError(
             f"{path.name}: time axis ({n} months, {span}) does not cover the study period "
-            f"{wanted[0][0]}-{wanted[0][1]:02d} to {wanted[-1][0]}-{wanted[-1][1]:02d} (config period)"
+            f"{wanted[0][0]}-{wanted[0][1]:02d} to {wanted[-1][0]}-{wanted[-1][1]:02d} "
+            "(config period)"
         )
     return np.array([position[w] for w in wanted])
 
@@ -282,7 +291,8 @@ def month_index(data: xr.Dataset, calendar: pd.DataFrame, path: Path) -> np.ndar
 def on_cells(
     var: xr.DataArray, rows: np.ndarray, cols: np.ndarray, months: np.ndarray, path: Path
 ) -> np.ndarray:
-    """A bundle field at the given cells: (cell,) for static fields, (cell, time) for monthly ones."""
+    """A bundle field at the given cells: (cell,) for static fields, (cell, time) for monthly
+    ones."""
     dims = set(var.dims)
     if dims == {"lat", "lon"}:
         return np.asarray(var.transpose("lat", "lon").values, np.float32)[rows, cols]
@@ -292,7 +302,8 @@ def on_cells(
         )
         return values[:, rows, cols].T
     raise BundleError(
-        f"{path.name}: variable '{var.name}' has dims {var.dims}; expected (lat, lon) or (time, lat, lon)"
+        f"{path.name}: variable '{var.name}' has dims {var.dims}; "
+        "expected (lat, lon) or (time, lat, lon)"
     )
 
 
@@ -302,13 +313,15 @@ def flag(var: xr.DataArray, rows: np.ndarray, cols: np.ndarray, path: Path) -> n
         var = var.isel({var.dims[0]: 0})
     if set(var.dims) != {"lat", "lon"}:
         raise BundleError(
-            f"{path.name}: variable '{var.name}' has dims {var.dims}; expected (lat, lon) or (run, lat, lon)"
+            f"{path.name}: variable '{var.name}' has dims {var.dims}; "
+            "expected (lat, lon) or (run, lat, lon)"
         )
     return np.asarray(var.transpose("lat", "lon").values, dtype=float)[rows, cols]
 
 
 def convert(name: str, values: np.ndarray, units: str | None, where: str) -> tuple[np.ndarray, str]:
-    """Values in the contract's unit, and that unit (the bundle's own where the contract fixes none)."""
+    """Values in the contract's unit, and that unit (the bundle's own where the contract fixes
+    none)."""
     units = ASSUMED_UNITS.get(name) if units is None else units
     canonical = {"MAT": "t_mean"}.get(name, name)
     if canonical in CANONICAL_UNITS:
@@ -344,7 +357,8 @@ def read_co2(path: Path, calendar: pd.DataFrame) -> np.ndarray:
 def test_set(label: np.ndarray, lattice: np.ndarray, path: Path) -> np.ndarray:
     """The fixed test patches: lattice patches whose cells carry a negative label in run 0.
 
-    The bundle's patches must be the lattice's: each label in one lattice patch, one label per patch.
+    The bundle's patches must be the lattice's: each label in one lattice patch, one label per
+    patch.
     """
     pairs = np.unique(np.stack([label, lattice]), axis=1)
     for row, what, holds in (
@@ -356,8 +370,8 @@ def test_set(label: np.ndarray, lattice: np.ndarray, path: Path) -> np.ndarray:
             bad = values[counts > 1][0]
             others = [f"{v:g}" for v in sorted(pairs[1 - row][pairs[row] == bad])]
             raise BundleError(
-                f"{path.name}: {what} {bad:g} {holds} {', '.join(others)}: the bundle's patches are "
-                "not the driver.patch_deg lattice (the published patches are 4 x 5 degrees)"
+                f"{path.name}: {what} {bad:g} {holds} {', '.join(others)}: the bundle's patches "
+                "are not the driver.patch_deg lattice (the published patches are 4 x 5 degrees)"
             )
     test = label < 0  # one label per patch (checked above), so a patch is all test or none
     return np.unique(lattice[test])
@@ -425,7 +439,8 @@ def adapt(
 
 
 class Reader:
-    """Reads one driver variable on the cells (the sum of its bundle parts), converted; keeps its unit."""
+    """Reads one driver variable on the cells (the sum of its bundle parts), converted; keeps its
+    unit."""
 
     def __init__(
         self,
@@ -463,7 +478,8 @@ def adapt_bundle_file(
     seed: int,
     layout: Layout = Layout(),
 ) -> None:
-    """Read the downloaded bundle listed in ``manifest``, write the driver of ``grid`` atomically."""
+    """Read the downloaded bundle listed in ``manifest``, write the driver of ``grid``
+    atomically."""
     manifest = Path(manifest)
     listing = json.loads(manifest.read_text(encoding="utf-8"))
     folder = manifest.parent / listing["folder"]

@@ -59,7 +59,8 @@ class DriverOptions:
 
 
 def monthly_calendar(first_year: int, last_year: int) -> pd.DataFrame:
-    """Per month: mid-month time, days since 2000-01-01 and day of year (means over the month's days)."""
+    """Per month: mid-month time, days since 2000-01-01 and day of year (means over the month's
+    days)."""
     starts = pd.date_range(f"{first_year}-01-01", f"{last_year}-12-01", freq="MS")
     length = starts.days_in_month.to_numpy()
     offset = (length - 1) / 2.0
@@ -90,8 +91,10 @@ def check_months(
     got = list(times.year) if annual else list(zip(times.year, times.month))
     if got != expected:
         raise DriverError(
-            f"{name}: time axis ({len(got)} steps, {got[0] if got else 'none'} to {got[-1] if got else 'none'}) "
-            f"differs from the study period ({len(expected)} steps, {expected[0]} to {expected[-1]})"
+            f"{name}: time axis ({len(got)} steps, {got[0] if got else 'none'} to "
+            f"{got[-1] if got else 'none'}) "
+            f"differs from the study period ({len(expected)} steps, {expected[0]} to "
+            f"{expected[-1]})"
         )
 
 

@@ -40,13 +40,15 @@ def _forcing_variable(
     extra = [d for d in var.dims if d not in (TIME,) + cell_dims]
     if extra or (name in MET_VARIABLES and TIME not in var.dims):
         raise InputError(
-            f"forcing variable '{name}' has dims {var.dims}; expected {wanted} (cells may be omitted)"
+            f"forcing variable '{name}' has dims {var.dims}; expected {wanted} "
+            "(cells may be omitted)"
         )
     values = np.asarray(var.values, np.float64)
     if not np.all(np.isfinite(values)):
         count = int(np.sum(~np.isfinite(values)))
         raise InputError(
-            f"forcing variable '{name}' has {count} non-finite values, first at {_first_bad(values, var.dims)}"
+            f"forcing variable '{name}' has {count} non-finite values, first at "
+            f"{_first_bad(values, var.dims)}"
         )
     var = var.copy(data=to_canonical_units(name, values, var.attrs.get("units")))
     if name in STATIC_VARIABLES and TIME in var.dims:
@@ -66,7 +68,8 @@ def check_forcing(forcing: xr.Dataset) -> tuple[str, ...]:
     missing = [v for v in MET_VARIABLES + STATIC_VARIABLES if v not in forcing.data_vars]
     if missing:
         raise InputError(
-            f"forcing lacks variables {missing}; DALEC993 needs {list(MET_VARIABLES + STATIC_VARIABLES)}"
+            f"forcing lacks variables {missing}; DALEC993 needs "
+            f"{list(MET_VARIABLES + STATIC_VARIABLES)}"
         )
     if TIME not in forcing.dims or forcing.sizes[TIME] == 0:
         raise InputError("forcing needs a non-empty 'time' dimension")
@@ -108,7 +111,8 @@ def prepare_parameters(
             unknown = [d for d in v.dims if d not in cell_dims]
             if unknown:
                 raise InputError(
-                    f"parameter '{name}' has dims {v.dims} not among the forcing's cell dims {cell_dims}"
+                    f"parameter '{name}' has dims {v.dims} not among the forcing's cell dims "
+                    f"{cell_dims}"
                 )
             v = (
                 v.expand_dims([d for d in cell_dims if d not in v.dims])

@@ -168,7 +168,8 @@ def cell_error(model: Array, obs: Observation, reduction: Reduction) -> Array:
 
 
 def patch_error(model: Array, obs: Observation, config: LossConfig) -> Array:
-    """Squared error of slot means of masked model and observation, weighted by the valid fraction."""
+    """Squared error of slot means of masked model and observation, weighted by the valid
+    fraction."""
     valid = jnp.mean(obs.mask, axis=-1)
     gap = jnp.mean(obs.mask * model, axis=-1) - jnp.mean(obs.mask * obs.value, axis=-1)
     weight = valid * (valid >= config.coarse_min_valid)

@@ -126,6 +126,7 @@ def report(comparisons: list[Comparison]) -> str:
     for c in comparisons:
         flag = "ok" if c.passed else "FAIL"
         lines.append(
-            f"{c.output:28s} {c.precision:9s} {c.max_abs:11.3e} {c.relative:11.3e} {c.tolerance:9.0e}  {flag}"
+            f"{c.output:28s} {c.precision:9s} {c.max_abs:11.3e} {c.relative:11.3e} "
+            f"{c.tolerance:9.0e}  {flag}"
         )
     return "\n".join(lines)

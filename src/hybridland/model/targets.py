@@ -71,7 +71,8 @@ def model_quantity(name: str, out: Mapping[str, Any], mask: Any) -> Any:
 
 
 def annual(x: Any, steps_per_year: int) -> Any:
-    """Means over consecutive blocks of ``steps_per_year`` steps (a partial last block is dropped)."""
+    """Means over consecutive blocks of ``steps_per_year`` steps (a partial last block is
+    dropped)."""
     n = x.shape[0] // steps_per_year
     return x[: n * steps_per_year].reshape(n, steps_per_year, *x.shape[1:]).mean(axis=1)
 
@@ -85,7 +86,8 @@ def annual_mask(mask: Any, steps_per_year: int) -> Any:
 def on_timescale(
     name: str, model: Any, value: Any, mask: Any, steps_per_year: int
 ) -> tuple[Any, Any, Any]:
-    """Model, observed value and mask on the target's timescale: (time or year, *cells), or (*cells)."""
+    """Model, observed value and mask on the target's timescale: (time or year, *cells), or
+    (*cells)."""
     timescale = TERMS[name].timescale
     if timescale == "annual":
         return (

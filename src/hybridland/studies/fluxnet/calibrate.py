@@ -34,14 +34,16 @@ class CalibrationOptions:
 
 
 def raw_to_physical(raw: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    """Physical parameters from raw per-group vectors (..., n_group) through the bounded transform."""
+    """Physical parameters from raw per-group vectors (..., n_group) through the bounded
+    transform."""
     return parameters.merge_groups(
         {g: parameters.to_physical(raw[g], g) for g in parameters.GROUPS}
     )
 
 
 def make_calibration(config: loss.LossConfig, optimiser: optax.GradientTransformation, steps: int):
-    """Jitted ``steps`` full-batch Adam steps on every site at once; sites are independent (vmapped)."""
+    """Jitted ``steps`` full-batch Adam steps on every site at once; sites are independent
+    (vmapped)."""
 
     def site_loss(raw, met, climate, observations):
         params = {k: v[None] for k, v in raw_to_physical(raw).items()}  # one slot
@@ -71,7 +73,8 @@ def calibrate_sites(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[float]]:
     """One parameter vector per site on its training months (raw start 0, the geometric mid-range).
 
-    Returns physical parameters (cell,), the final loss per site and the summed loss every ``chunk`` steps.
+    Returns physical parameters (cell,), the final loss per site and the summed loss every ``chunk``
+    steps.
     """
     shared = train.pack(drv, drv.patch_id.values)
     loss.check_observations(shared.observations, config)

@@ -1,4 +1,5 @@
-"""Cross-site generalisation: folds, the network trained without held-out sites, their predictions."""
+"""Cross-site generalisation: folds, the network trained without held-out sites, their
+predictions."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def fold_runs(drv: xr.Dataset, schemes: Sequence[str], members: Sequence[int]) -
 
 
 def training_runs(drv: xr.Dataset, setup: str, runs: Sequence[FoldRun]) -> list[train.TrainingRun]:
-    """The runs as the training loop takes them: seeds labelled by fold, the fold's sites train, no dev."""
+    """The runs as the training loop takes them: seeds labelled by fold, the fold's sites train, no
+    dev."""
     patch_ids = drv.patch_id.values
     if not np.array_equal(drv.patch.values, patch_ids):
         raise FluxnetError("the FLUXNET driver must hold one site per patch, in cell order")
@@ -127,7 +129,8 @@ def predict_heldout(
     kept: Sequence[int],
     seed: int,
 ) -> xr.Dataset:
-    """Ensemble-mean (over kept members) simulations and parameters of each site where it is held out, (scheme, cell, time)."""
+    """Ensemble-mean (over kept members) simulations and parameters of each site where it is held
+    out, (scheme, cell, time)."""
     raw = train.raw_features(drv, setup, seed)
     schemes = list(dict.fromkeys(r.scheme for r in runs))
     shape = (len(schemes), drv.sizes["cell"])
@@ -178,7 +181,10 @@ def predict_heldout(
         },
         attrs={
             "setup": setup,
-            "title": "held-out predictions: ensemble mean over kept members of the fold that holds the site out",
+            "title": (
+                "held-out predictions: ensemble mean over kept members of the fold that holds "
+                "the site out"
+            ),
         },
     )
 
@@ -194,7 +200,8 @@ def crossval_files(
     destination: Path | str,
     report: Path | str,
 ) -> None:
-    """Entry point of the fluxnet_crossval rule: train all folds of a setup, predict the held-out sites."""
+    """Entry point of the fluxnet_crossval rule: train all folds of a setup, predict the held-out
+    sites."""
     with xr.open_dataset(driver_path) as data:
         drv = data.load()
     runs = fold_runs(drv, schemes, members)

@@ -61,7 +61,8 @@ def heldout_table(drv: xr.Dataset, predictions: Sequence[xr.Dataset]) -> pd.Data
 
 
 def medians(table: pd.DataFrame) -> pd.DataFrame:
-    """Median over sites of NSE, r and RMSE per scheme, setup and variable (sites with a finite NSE counted)."""
+    """Median over sites of NSE, r and RMSE per scheme, setup and variable (sites with a finite NSE
+    counted)."""
     grouped = table.groupby(["scheme", "setup", "variable"], sort=False)
     out = grouped[["nse", "r", "rmse"]].median().add_prefix("median_").reset_index()
     out["sites"] = grouped["nse"].count().to_numpy()
@@ -71,7 +72,8 @@ def medians(table: pd.DataFrame) -> pd.DataFrame:
 def pooled_metrics(
     drv: xr.Dataset, predictions: Sequence[xr.Dataset], scheme: str = "leave_site_out"
 ) -> pd.DataFrame:
-    """metrics.csv rows: test-month skill pooled over all held-out sites of ``scheme``, one ensemble row per setup and target."""
+    """metrics.csv rows: test-month skill pooled over all held-out sites of ``scheme``, one ensemble
+    row per setup and target."""
     obs = test_observations(drv)
     rows = []
     for pred in predictions:
@@ -107,7 +109,8 @@ def evaluate_files(
     median_table: Path | str,
     metrics: Path | str,
 ) -> None:
-    """Entry point of the fluxnet_evaluate rule: held-out-site scores, their medians and metrics.csv."""
+    """Entry point of the fluxnet_evaluate rule: held-out-site scores, their medians and
+    metrics.csv."""
     with xr.open_dataset(driver_path) as data:
         drv = data.load()
     predictions = [xr.open_dataset(p).load() for p in crossval]
@@ -124,7 +127,8 @@ def evaluate_files(
 
 
 def figure(median_table: pd.DataFrame, table: pd.DataFrame):
-    """Held-out NSE per setup and scheme (site values and medians), per-site calibration as the reference line."""
+    """Held-out NSE per setup and scheme (site values and medians), per-site calibration as the
+    reference line."""
     from hybridland.analysis import plots
 
     fig, axes = plots.new_figure(1, len(MONTHLY_TARGETS), panel=(3.0, 3.4), sharey=True)

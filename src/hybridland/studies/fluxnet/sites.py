@@ -92,7 +92,8 @@ def pft_one_hot(igbp: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def record_months(monthly: xr.Dataset) -> np.ndarray:
-    """Index into ``time`` of each site's record months, (site, month); records must be equally long."""
+    """Index into ``time`` of each site's record months, (site, month); records must be equally
+    long."""
     rows = [np.flatnonzero(monthly.split.values[i] > 0) for i in range(monthly.sizes["site"])]
     lengths = {len(r) for r in rows}
     if len(lengths) != 1:
@@ -106,7 +107,8 @@ def record_months(monthly: xr.Dataset) -> np.ndarray:
 def observed(
     monthly: xr.Dataset, name: str, index: np.ndarray, min_valid_fraction: float
 ) -> np.ndarray:
-    """Monthly means of ``name`` on the records, (site, month); NaN where too few days were valid."""
+    """Monthly means of ``name`` on the records, (site, month); NaN where too few days were
+    valid."""
     values = np.take_along_axis(monthly[name].values.astype(np.float64), index, axis=1)
     days = monthly.days_in_month.values[index]
     n_valid = np.take_along_axis(monthly[f"{name}_n_valid"].values, index, axis=1)
@@ -114,7 +116,8 @@ def observed(
 
 
 def uncertainty_weight(values: np.ndarray, uncertainty: np.ndarray) -> np.ndarray:
-    """Relative inverse-variance weights (median 1 over observed months, clipped); 1 without uncertainty."""
+    """Relative inverse-variance weights (median 1 over observed months, clipped); 1 without
+    uncertainty."""
     ok = np.isfinite(values) & np.isfinite(uncertainty) & (uncertainty > 0)
     if not ok.any():
         return np.ones_like(values)
@@ -124,7 +127,8 @@ def uncertainty_weight(values: np.ndarray, uncertainty: np.ndarray) -> np.ndarra
 
 
 def site_calendars(monthly: xr.Dataset, index: np.ndarray) -> dict[str, np.ndarray]:
-    """Per site and record month: days since 2000-01-01, day of year and days in the month (mid-month means)."""
+    """Per site and record month: days since 2000-01-01, day of year and days in the month
+    (mid-month means)."""
     out = {"days": [], "doy": [], "days_in_month": []}
     for row in index:
         years = pd.DatetimeIndex(monthly.time.values[row]).year
@@ -303,7 +307,8 @@ def assemble(
 def assemble_driver_file(
     source: Path | str, destination: Path | str, min_valid_fraction: float, delta_t: str | int
 ) -> None:
-    """Entry point of the fluxnet_driver rule: verify the packaged data, assemble, write atomically."""
+    """Entry point of the fluxnet_driver rule: verify the packaged data, assemble, write
+    atomically."""
     verify_checksums(Path(source).parent)
     result = assemble(read_monthly(source), min_valid_fraction, delta_t)
     logger.info(
