@@ -61,7 +61,8 @@ def code(script):
 #   Optional files are named entries that are absent (only_if()), read with .get(<name>).
 # - Scripts hand paths to the package as keyword arguments taken from snakemake.input.<name>
 #   and snakemake.output.<name>; a figure's stem is its PNG output less ".png" (the package
-#   writes PNG and PDF side by side); a module that fills a folder gets the parent of an output.
+#   writes PNG and PDF side by side); a module that fills a folder gets it from a named output
+#   (the folder it lies in; for the bundle, the folder named after its manifest).
 
 
 def fill(template, **values):
@@ -112,10 +113,9 @@ def member_file(name):
     return fill("results/{study}/train/{grid}/{setup}/member{member}/{name}", name=name)
 
 
-def member_files(name, members=MEMBERS, **values):
-    """``name`` of each of ``members`` (default the factorial's) of the setup in ``values``,
-    else of the job's own."""
-    return expand(member_file(name), member=members, allow_missing=True, **values)
+def member_files(name, members=MEMBERS):
+    """``name`` of each of ``members`` (default the factorial's) of one setup on one grid."""
+    return expand(member_file(name), member=members, allow_missing=True)
 
 
 def selected_file(ensemble):
