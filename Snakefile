@@ -17,24 +17,30 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
-if config["source"] == "fluxnet16":
+# In the order data flows, so that each file of rules can name the rules of the files before it.
+if FLUXNET:
 
     include: "workflow/rules/fluxnet.smk"
 
 elif config["source"] == "differland_global":  # the published bundle, read into the drivers
 
     include: "workflow/rules/bundle.smk"
-    include: "workflow/rules/evaluate.smk"
 
 else:  # the twin: synthesized products, regridded, assembled
 
     include: "workflow/rules/synthesize.smk"
     include: "workflow/rules/regrid.smk"
     include: "workflow/rules/driver.smk"
-    include: "workflow/rules/evaluate.smk"
 
 
 include: "workflow/rules/train.smk"
+
+
+if not FLUXNET:  # FLUXNET16 scores held-out sites in fluxnet.smk instead
+
+    include: "workflow/rules/evaluate.smk"
+
+
 include: "workflow/rules/analyses.smk"
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from figures import assert_figure
 
 from hybridland.analysis import explain, kernel_shap
 from hybridland.contract import AGE, CLIM, PFT, SOIL
@@ -331,5 +332,4 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
     with xr.open_dataset(siblings["values"]) as values:
         assert values.shap.dims == ("cell", "feature", "member", "parameter")
         assert values.shap.shape == (12, 5, 2, 7) and not values.cell.isin(np.arange(32, 40)).any()
-    assert (tmp_path / "shap" / "dependence.png").stat().st_size > 0
-    assert (tmp_path / "shap" / "dependence.pdf").stat().st_size > 0
+    assert_figure(tmp_path / "shap" / "dependence")

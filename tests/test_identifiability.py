@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from figures import assert_figure
 
 from hybridland.analysis import identifiability
 from hybridland.model import network, parameters
@@ -151,7 +152,7 @@ def test_identifiability_files_on_saved_members(tmp_path):
     with xr.open_dataset(out / "cv.nc") as cv:
         assert cv["LCMA"].dims == ("setup", "lat", "lon")
         assert np.isnan(cv["LCMA"].sel(setup="CONTROL")[0, 1])  # no cell there
-    assert (out / "cv.png").stat().st_size > 0 and (out / "cv.pdf").stat().st_size > 0
+    assert_figure(out / "cv")
     with pytest.raises(ValueError, match="not 'PFT'"):
         identifiability.identifiability_files(
             driver_path, {"PFT": files}, "0p25deg", 0.5, out / "x.csv", out / "x"

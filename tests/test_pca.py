@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from figures import assert_figure
 
 from hybridland.analysis import pca
 from hybridland.model import parameters
@@ -170,6 +171,6 @@ def test_pca_files_writes_tables_scores_and_figures(tmp_path):
             and np.isfinite(scores["score"][:, 1:, :]).all()
         )
     for stem in ("biplot", "score_maps"):
-        assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.pdf").stat().st_size > 0
+        assert_figure(out / stem)
     with pytest.raises(ValueError, match="not '0p125deg'"):
         pca.pca_files(params_nc, summary, "0p125deg", out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from figures import assert_figure
 
 from hybridland.analysis import scorecard
 from hybridland.model import parameters
@@ -136,4 +137,4 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
     written = pd.read_csv(tmp_path / "scorecard.csv")
     assert list(written.columns) == ["check", "value", "threshold", "passed"]
     assert written.passed.all() and len(written) == len(card) == 7
-    assert (tmp_path / "scorecard.png").exists() and (tmp_path / "scorecard.pdf").exists()
+    assert_figure(tmp_path / "scorecard", (8.0, 3.0))  # 7 rows: the least height, 3 inches

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import os
 import re
 import shutil
@@ -218,20 +221,68 @@ def test_analysis_tables(smoke):
         "MAP",
         "elevation",
     }
-    card = pd.read_csv(results / "scorecard.csv")
-    assert list(card.columns) == ["check", "value", "threshold", "passed"] and len(card) > 0
 
 
-REPORT_FIGURES = [
-    "partition/0p25deg/bars.png",
-    "partition/0p25deg/maps.png",
-    "identifiability/0p25deg/median_cv.png",
-    "pca/0p25deg/biplot.png",
-    "pca/0p25deg/score_maps.png",
-    "shap/0p25deg/CLIM/dependence.png",
-    "shap/0p25deg/group_shares.png",
-    "scorecard.png",
-]
+# The kind of a scorecard check (its third part) -> its threshold's name and whether the value
+# must be at most the threshold (else at least), as hybridland.analysis.scorecard documents.
+SCORECARD_KINDS = {
+    "rank": ("SHAP_RANK_MIN", False),
+    "no_influence": ("NO_INFLUENCE_SHARE_MAX", True),
+    "agreement": ("AGREEMENT_MIN", False),
+    "identifiable_but_invisible": ("INVISIBLE_IDENTIFIABLE_MAX", True),
+    "congruence": ("CONGRUENCE_MIN", False),
+    "ratio_gap": ("RATIO_GAP_MAX", True),
+}
+
+
+def test_scorecard_passes_a_check_exactly_when_its_value_meets_the_threshold(smoke):
+    import pandas as pd
+
+    from hybridland.analysis import scorecard
+
+    card = pd.read_csv(smoke / "results/smoke/scorecard.csv")
+    assert list(card.columns) == ["check", "value", "threshold", "passed"]
+    assert card.passed.dtype == bool and card.check.is_unique
+    assert np.isfinite(card.value).all() and card.value.between(-1.0, 1.0).all()
+    kind = card.check.str.split("/").str[2]
+    assert set(kind) <= set(SCORECARD_KINDS)
+    threshold = kind.map(lambda k: getattr(scorecard, SCORECARD_KINDS[k][0]))
+    at_most = kind.map(lambda k: SCORECARD_KINDS[k][1]).astype(bool)
+    assert (card.threshold == threshold).all()
+    meets = np.where(at_most, card.value <= card.threshold, card.value >= card.threshold)
+    assert (card.passed == meets).all()
+    # Smoke: both groups (PFT, CLIM) inform the truth, so no no-influence checks; two checks per
+    # identifiability ensemble, two per principal component, one per ranked CLIM quantity.
+    expected = {
+        f"0p25deg/identifiability/{k}/{setup}"
+        for k in ("agreement", "identifiable_but_invisible")
+        for setup in ("PFT+CLIM", "CLIM")
+    } | {f"0p25deg/pca/{k}/PC{n}" for k in ("congruence", "ratio_gap") for n in (1, 2, 3)}
+    ranks = {c for c in card.check if c.startswith("0p25deg/shap/rank/CLIM/")}
+    assert len(ranks) > 0 and set(card.check) == expected | ranks
+
+
+# Every figure of the smoke study -> its caption in the report.
+REPORT_FIGURES = {
+    "partition/0p25deg/bars.png": "partition_bars.rst",
+    "partition/0p25deg/maps.png": "partition_maps.rst",
+    "identifiability/0p25deg/median_cv.png": "identifiability_bars.rst",
+    "pca/0p25deg/biplot.png": "pca_biplot.rst",
+    "pca/0p25deg/score_maps.png": "pca_maps.rst",
+    "shap/0p25deg/CLIM/dependence.png": "shap_dependence.rst",
+    "shap/0p25deg/group_shares.png": "shap_groups.rst",
+    "scorecard.png": "scorecard.rst",
+}
+# Figure sizes in inches that the smoke study fixes: one panel per metric (r2_score,
+# explained_variance), per mapped variable (lai, sif, et), per principal component pair or
+# component (3), per SHAP setup (CLIM); the scorecard's height grows with its rows.
+FIGURE_INCHES = {
+    "partition/0p25deg/bars.png": (2 * 5.0, 3.6),
+    "partition/0p25deg/maps.png": (2 * 4.2, 3 * 3.4),
+    "pca/0p25deg/biplot.png": (3 * 4.4, 4.4),
+    "pca/0p25deg/score_maps.png": (3 * 4.2, 3.4),
+    "shap/0p25deg/group_shares.png": (5.0, 3.2),
+}
 REPORT_TABLES = [
     "evaluation/metrics.csv",
     "evaluation/recovery.csv",
@@ -240,16 +291,59 @@ REPORT_TABLES = [
 ]
 
 
-def test_report_embeds_every_figure_and_opens_without_errors_in_chromium(smoke):
+def test_figures_are_images_of_their_size_with_something_drawn(smoke):
+    import pandas as pd
+    from figures import assert_figure
+
+    results = smoke / "results/smoke"
+    assert sorted(str(p.relative_to(results)) for p in results.rglob("*.png")) == sorted(
+        REPORT_FIGURES
+    )
+    rows = len(pd.read_csv(results / "scorecard.csv"))
+    inches = FIGURE_INCHES | {"scorecard.png": (8.0, max(3.0, 0.22 * rows))}
+    for name in REPORT_FIGURES:
+        assert_figure((results / name).with_suffix(""), inches.get(name))
+
+
+def report_results(page_source: str) -> dict[str, dict]:
+    """The results a Snakemake report embeds: path -> name, caption (HTML), data URI, ..."""
+    found = re.search(r"var results = (\{.*?\});\s*</script>", page_source, re.DOTALL)
+    assert found is not None, "no results in the report"
+    return json.loads(found.group(1))
+
+
+def plain_text(markup: str) -> str:
+    """Text of HTML or reStructuredText without tags, with single spaces."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+@pytest.fixture(scope="module")
+def report(smoke) -> Path:
+    """The smoke study's self-contained HTML report."""
+    path = smoke / "results/smoke/report.html"
+    snakemake(smoke, "--configfile", SMOKE, "--report", str(path.relative_to(smoke)))
+    return path
+
+
+def test_report_embeds_every_figure_with_its_caption(smoke, report):
+    results = report_results(report.read_text())
+    for name in REPORT_TABLES:
+        assert f"results/smoke/{name}" in results, name
+    for name, caption in REPORT_FIGURES.items():
+        entry = results[f"results/smoke/{name}"]
+        assert entry["mime_type"] == "image/png", name
+        header, data = entry["data_uri"].split(";base64,")
+        assert header.startswith("data:image/png;") and header.endswith(
+            f"filename={Path(name).name}"
+        )
+        assert base64.b64decode(data) == (smoke / "results/smoke" / name).read_bytes(), name
+        text = plain_text((ROOT / "workflow/report" / caption).read_text())
+        assert text in plain_text(entry["caption"]), name
+
+
+def test_report_opens_without_errors_in_chromium(report):
     from browser import open_page, require_chromium
 
-    report = smoke / "results/smoke/report.html"
-    snakemake(smoke, "--configfile", SMOKE, "--report", str(report.relative_to(smoke)))
-    html = report.read_text()
-    for name in REPORT_FIGURES + REPORT_TABLES:
-        assert f'"results/smoke/{name}": {{"name": ' in html, name
-    for name in REPORT_FIGURES:
-        assert f"filename={Path(name).name};base64,iVBORw0KGgo" in html, name  # an embedded PNG
     require_chromium()
     page = open_page(report)
     assert page.errors == []

@@ -1,36 +1,41 @@
 rule partition:
     input:
-        metrics=f"results/{STUDY}/evaluation/metrics.csv",
-        maps=expand("results/{{study}}/evaluation/{{grid}}/{setup}/skill_maps.nc", setup=FACTORIAL if GRIDDED else []),
+        # gather_metrics writes it, or fluxnet_evaluate for FLUXNET16
+        metrics=study_file("evaluation/metrics.csv"),
+        **keyed("skill_maps", evaluation_file("skill_maps.nc"), setup=SKILL_MAP_SETUPS),
         code=code("partition"),
     output:
         table=report(
-            "results/{study}/partition/{grid}/global.csv",
-            caption="../report/partition_table.rst", category="Hierarchical partitioning", labels={"grid": "{grid}", "table": "global"},
+            analysis_file("partition", "global.csv"),
+            caption="../report/partition_table.rst",
+            category="Hierarchical partitioning",
+            labels={"grid": "{grid}", "table": "global"},
         ),
         bars=report(
-            "results/{study}/partition/{grid}/bars.png",
-            caption="../report/partition_bars.rst", category="Hierarchical partitioning", labels={"grid": "{grid}", "figure": "bars"},
+            analysis_file("partition", "bars.png"),
+            caption="../report/partition_bars.rst",
+            category="Hierarchical partitioning",
+            labels={"grid": "{grid}", "figure": "bars"},
         ),
-        bars_pdf="results/{study}/partition/{grid}/bars.pdf",
-        cell_maps=(
-            [
-                "results/{study}/partition/{grid}/cells.nc",
-                report(
-                    "results/{study}/partition/{grid}/maps.png",
-                    caption="../report/partition_maps.rst", category="Hierarchical partitioning", labels={"grid": "{grid}", "figure": "maps"},
-                ),
-                "results/{study}/partition/{grid}/maps.pdf",
-            ]
-            if GRIDDED
-            else []
+        bars_pdf=analysis_file("partition", "bars.pdf"),
+        **only_if(
+            GRIDDED,
+            cells=analysis_file("partition", "cells.nc"),
+            maps=report(
+                analysis_file("partition", "maps.png"),
+                caption="../report/partition_maps.rst",
+                category="Hierarchical partitioning",
+                labels={"grid": "{grid}", "figure": "maps"},
+            ),
+            maps_pdf=analysis_file("partition", "maps.pdf"),
         ),
     params:
         groups=config["setups"]["groups"],
+        skill_map_setups=SKILL_MAP_SETUPS,
     log:
-        "results/{study}/logs/partition/{grid}.log",
+        log_file("partition/{grid}"),
     benchmark:
-        "results/{study}/benchmarks/partition/{grid}.tsv"
+        benchmark_file("partition/{grid}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -43,29 +48,45 @@ rule partition:
 
 rule identifiability:
     input:
-        driver="results/{study}/driver/{grid}.nc",
-        weights=lambda w: identifiability_files(w, "weights.npz"),
-        infos=lambda w: identifiability_files(w, "member.json"),
-        selected=expand("results/{{study}}/identifiability/{{grid}}/{setup}/selected.json", setup=IDENTIFIABILITY["setups"]),
+        driver=driver_file("{grid}"),
+        **keyed(
+            "weights",
+            member_files("weights.npz", IDENTIFIABILITY_MEMBERS),
+            setup=IDENTIFIABILITY["setups"],
+        ),
+        **keyed(
+            "infos",
+            member_files("member.json", IDENTIFIABILITY_MEMBERS),
+            setup=IDENTIFIABILITY["setups"],
+        ),
+        **keyed(
+            "selected",
+            rules.select_identifiability.output.selected,
+            setup=IDENTIFIABILITY["setups"],
+        ),
         code=code("identifiability"),
     output:
         table=report(
-            "results/{study}/identifiability/{grid}/summary.csv",
-            caption="../report/identifiability_table.rst", category="Identifiability", labels={"grid": "{grid}", "table": "summary"},
+            analysis_file("identifiability", "summary.csv"),
+            caption="../report/identifiability_table.rst",
+            category="Identifiability",
+            labels={"grid": "{grid}", "table": "summary"},
         ),
-        cv=["results/{study}/identifiability/{grid}/cv_maps.nc"] if GRIDDED else [],
+        **only_if(GRIDDED, cv=analysis_file("identifiability", "cv_maps.nc")),
         figure=report(
-            "results/{study}/identifiability/{grid}/median_cv.png",
-            caption="../report/identifiability_bars.rst", category="Identifiability", labels={"grid": "{grid}", "figure": "median CV"},
+            analysis_file("identifiability", "median_cv.png"),
+            caption="../report/identifiability_bars.rst",
+            category="Identifiability",
+            labels={"grid": "{grid}", "figure": "median CV"},
         ),
-        figure_pdf="results/{study}/identifiability/{grid}/median_cv.pdf",
+        figure_pdf=analysis_file("identifiability", "median_cv.pdf"),
     params:
         setups=IDENTIFIABILITY["setups"],
         threshold=IDENTIFIABILITY["threshold"],
     log:
-        "results/{study}/logs/identifiability/{grid}.log",
+        log_file("identifiability/{grid}"),
     benchmark:
-        "results/{study}/benchmarks/identifiability/{grid}.tsv"
+        benchmark_file("identifiability/{grid}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -78,34 +99,40 @@ rule identifiability:
 
 rule pca:
     input:
-        params=f"results/{{study}}/params/{{grid}}/{config['pca']['setup']}.nc",
-        identifiability="results/{study}/identifiability/{grid}/summary.csv",
-        truth=truth_file,
+        params=params_file(config["pca"]["setup"]),
+        identifiability=rules.identifiability.output.table,
+        **only_if(TRUTH, truth=regridded_file("truth_parameters")),
         code=code("pca"),
     output:
         ratio=report(
-            "results/{study}/pca/{grid}/explained_variance.csv",
-            caption="../report/pca_variance.rst", category="PCA", labels={"grid": "{grid}", "table": "explained variance"},
+            analysis_file("pca", "explained_variance.csv"),
+            caption="../report/pca_variance.rst",
+            category="PCA",
+            labels={"grid": "{grid}", "table": "explained variance"},
         ),
-        loadings="results/{study}/pca/{grid}/loadings.csv",
-        scores="results/{study}/pca/{grid}/scores.nc",
+        loadings=analysis_file("pca", "loadings.csv"),
+        scores=analysis_file("pca", "scores.nc"),
         biplot=report(
-            "results/{study}/pca/{grid}/biplot.png",
-            caption="../report/pca_biplot.rst", category="PCA", labels={"grid": "{grid}", "figure": "biplot"},
+            analysis_file("pca", "biplot.png"),
+            caption="../report/pca_biplot.rst",
+            category="PCA",
+            labels={"grid": "{grid}", "figure": "biplot"},
         ),
-        biplot_pdf="results/{study}/pca/{grid}/biplot.pdf",
+        biplot_pdf=analysis_file("pca", "biplot.pdf"),
         maps=report(
-            "results/{study}/pca/{grid}/score_maps.png",
-            caption="../report/pca_maps.rst", category="PCA", labels={"grid": "{grid}", "figure": "score maps"},
+            analysis_file("pca", "score_maps.png"),
+            caption="../report/pca_maps.rst",
+            category="PCA",
+            labels={"grid": "{grid}", "figure": "score maps"},
         ),
-        maps_pdf="results/{study}/pca/{grid}/score_maps.pdf",
-        congruence=["results/{study}/pca/{grid}/congruence.csv"] if TRUTH else [],
+        maps_pdf=analysis_file("pca", "score_maps.pdf"),
+        **only_if(TRUTH, congruence=analysis_file("pca", "congruence.csv")),
     params:
         setup=config["pca"]["setup"],
     log:
-        "results/{study}/logs/pca/{grid}.log",
+        log_file("pca/{grid}"),
     benchmark:
-        "results/{study}/benchmarks/pca/{grid}.tsv"
+        benchmark_file("pca/{grid}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -118,34 +145,38 @@ rule pca:
 
 rule shap:
     input:
-        driver="results/{study}/driver/{grid}.nc",
-        selected="results/{study}/train/{grid}/{setup}/selected.json",
-        weights=lambda w: member_files(w, "weights.npz"),
-        infos=lambda w: member_files(w, "member.json"),
+        driver=driver_file("{grid}"),
+        selected=rules.select_members.output.selected,
+        weights=member_files("weights.npz"),
+        infos=member_files("member.json"),
         code=code("shap"),
     output:
-        importance="results/{study}/shap/{grid}/{setup}/importance.csv",
-        groups="results/{study}/shap/{grid}/{setup}/group_importance.csv",
-        members="results/{study}/shap/{grid}/{setup}/member_importance.csv",
-        conditional="results/{study}/shap/{grid}/{setup}/conditional_importance.csv",
-        values="results/{study}/shap/{grid}/{setup}/shap_values.nc",
+        importance=explained_file("importance.csv"),
+        groups=explained_file("group_importance.csv"),
+        members=explained_file("member_importance.csv"),
+        conditional=explained_file("conditional_importance.csv"),
+        values=explained_file("shap_values.nc"),
         figure=report(
-            "results/{study}/shap/{grid}/{setup}/dependence.png",
-            caption="../report/shap_dependence.rst", category="Kernel SHAP", labels={"grid": "{grid}", "setup": "{setup}"},
+            explained_file("dependence.png"),
+            caption="../report/shap_dependence.rst",
+            category="Kernel SHAP",
+            labels={"grid": "{grid}", "setup": "{setup}"},
         ),
-        figure_pdf="results/{study}/shap/{grid}/{setup}/dependence.pdf",
-        truth=expand(
-            "results/{{study}}/shap/{{grid}}/{{setup}}/{name}",
-            name=["truth_importance.csv", "truth_group_importance.csv", "truth_rank_correlation.csv"] if TRUTH else [],
+        figure_pdf=explained_file("dependence.pdf"),
+        **only_if(
+            TRUTH,
+            truth_importance=explained_file("truth_importance.csv"),
+            truth_groups=explained_file("truth_group_importance.csv"),
+            truth_ranks=explained_file("truth_rank_correlation.csv"),
         ),
     params:
         shap=config["shap"],
         seed=config["seed"],
         truth=TRUTH,
     log:
-        "results/{study}/logs/shap/{grid}/{setup}.log",
+        log_file("shap/{grid}/{setup}"),
     benchmark:
-        "results/{study}/benchmarks/shap/{grid}/{setup}.tsv"
+        benchmark_file("shap/{grid}/{setup}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -158,23 +189,27 @@ rule shap:
 
 rule gather_shap:
     input:
-        importance=expand("results/{{study}}/shap/{{grid}}/{setup}/importance.csv", setup=config["shap"]["setups"]),
-        groups=expand("results/{{study}}/shap/{{grid}}/{setup}/group_importance.csv", setup=config["shap"]["setups"]),
+        importance=expand(rules.shap.output.importance, setup=SHAP_SETUPS, allow_missing=True),
+        groups=expand(rules.shap.output.groups, setup=SHAP_SETUPS, allow_missing=True),
         code=code("gather_shap"),
     output:
         importance=report(
-            "results/{study}/shap/{grid}/importance.csv",
-            caption="../report/shap_importance.rst", category="Kernel SHAP", labels={"grid": "{grid}", "setup": "all", "table": "importance"},
+            analysis_file("shap", "importance.csv"),
+            caption="../report/shap_importance.rst",
+            category="Kernel SHAP",
+            labels={"grid": "{grid}", "setup": "all", "table": "importance"},
         ),
         figure=report(
-            "results/{study}/shap/{grid}/group_shares.png",
-            caption="../report/shap_groups.rst", category="Kernel SHAP", labels={"grid": "{grid}", "setup": "all", "figure": "group shares"},
+            analysis_file("shap", "group_shares.png"),
+            caption="../report/shap_groups.rst",
+            category="Kernel SHAP",
+            labels={"grid": "{grid}", "setup": "all", "figure": "group shares"},
         ),
-        figure_pdf="results/{study}/shap/{grid}/group_shares.pdf",
+        figure_pdf=analysis_file("shap", "group_shares.pdf"),
     log:
-        "results/{study}/logs/gather_shap/{grid}.log",
+        log_file("gather_shap/{grid}"),
     benchmark:
-        "results/{study}/benchmarks/gather_shap/{grid}.tsv"
+        benchmark_file("gather_shap/{grid}")
     threads: 1
     resources:
         mem_mb=1000,

@@ -7,11 +7,12 @@ rule download_bundle:
         code=code("download_bundle"),
         registry="src/hybridland/data/sources.yaml",
     output:
-        "results/{study}/raw/differland_global.json",
+        # the files go to the folder of the same name, raw/differland_global/
+        manifest=raw_file("differland_global.json"),
     log:
-        "results/{study}/logs/download_bundle.log",
+        log_file("download_bundle"),
     benchmark:
-        "results/{study}/benchmarks/download_bundle.tsv"
+        benchmark_file("download_bundle")
     threads: 1
     resources:
         mem_mb=1000,
@@ -24,10 +25,10 @@ rule download_bundle:
 
 rule adapt_bundle:
     input:
-        manifest="results/{study}/raw/differland_global.json",
+        manifest=rules.download_bundle.output.manifest,
         code=code("adapt_bundle"),
     output:
-        "results/{study}/driver/{grid}.nc",
+        driver=driver_file("{grid}"),
     params:
         grid=lambda w: grid_config(w.grid),
         driver=config["driver"],
@@ -35,9 +36,9 @@ rule adapt_bundle:
         seed=config["seed"],
         layout=config.get("bundle", {}),
     log:
-        "results/{study}/logs/adapt_bundle/{grid}.log",
+        log_file("adapt_bundle/{grid}"),
     benchmark:
-        "results/{study}/benchmarks/adapt_bundle/{grid}.tsv"
+        benchmark_file("adapt_bundle/{grid}")
     threads: 1
     resources:
         mem_mb=24000,

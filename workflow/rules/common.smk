@@ -21,14 +21,17 @@ IDENTIFIABILITY = config["identifiability"]
 # A dedicated ensemble's first members are the factorial's own (same seed, same member number).
 IDENTIFIABILITY_MEMBERS = [f"{m:02d}" for m in range(IDENTIFIABILITY["members"])]
 EXTRA_MEMBERS = IDENTIFIABILITY_MEMBERS[len(MEMBERS):]
+FLUXNET = config["source"] == "fluxnet16"
 # Sources whose cells lie on a lat/lon lattice (maps); FLUXNET16's cells are sites.
-GRIDDED = config["source"] != "fluxnet16"
-# The tables of each analysis grid that the default target builds (their rules bring the figures).
-ANALYSIS_TABLES = ["partition/{grid}/global.csv", "identifiability/{grid}/summary.csv"]
-if GRIDDED:  # PCA maps the parameters; SHAP explains the gridded networks
-    ANALYSIS_TABLES += ["pca/{grid}/explained_variance.csv"]
-if config["shap"]["setups"]:
-    ANALYSIS_TABLES += ["shap/{grid}/importance.csv"]
+GRIDDED = not FLUXNET
+SHAP_SETUPS = config["shap"]["setups"]
+# The setups whose skill maps the partition reads (none where cells are sites, not maps).
+SKILL_MAP_SETUPS = FACTORIAL if GRIDDED else []
+# Every trained (grid, setup) pair, as two lists for expand(..., zip).
+TRAINED = {
+    "grid": [grid for grid, names in SETUPS.items() for _ in names],
+    "setup": [setup for names in SETUPS.values() for setup in names],
+}
 
 
 wildcard_constraints:
@@ -40,14 +43,121 @@ wildcard_constraints:
 
 
 def code(script):
-    """The rule's script and every hybridland module it imports, directly or not, so that
-    editing any of them reruns the rule (derived from the imports: it cannot lag them)."""
+    """The script and every hybridland module it imports, directly or not, so that editing
+    any of them reruns the jobs that use it (derived from the imports, so it cannot lag them)."""
     return [f"workflow/scripts/{script}.py", *imported_modules(f"workflow/scripts/{script}.py")]
 
 
-def native_path(wildcards):
-    """Native file of a dataset, as the source stage writes it."""
-    return f"results/{wildcards.study}/raw/{config['datasets'][wildcards.dataset]['file']}"
+# Connections, the same in every file of rules.
+# - Paths. Each kind of output has one helper below that returns its template. Escaping style,
+#   the only one used: templates are plain strings with Snakemake's wildcards in single braces
+#   ({study}, {grid}, {setup}, {member}, {dataset}); no f-strings and no doubled braces. fill()
+#   puts values into one template, expand(..., allow_missing=True) makes a list; both leave the
+#   wildcards they are not given to Snakemake.
+# - Inputs. A file that one rule, defined in an earlier file, writes is taken from it as
+#   rules.<name>.output.<field>; files whose writer depends on the source or on settings (the
+#   driver, member files, the twin's truth, the metrics table) come from the helpers.
+# - Names. Every input and output that a script reads is named. A file per setup or grid that
+#   a script must tell apart is a named input "<name>/<key>" (keyed()), looked up by its key.
+#   Optional files are named entries that are absent (only_if()), read with .get(<name>).
+# - Scripts hand paths to the package as keyword arguments taken from snakemake.input.<name>
+#   and snakemake.output.<name>; a figure's stem is its PNG output less ".png" (the package
+#   writes PNG and PDF side by side); a module that fills a folder gets it from a named output
+#   (the folder it lies in; for the bundle, the folder named after its manifest).
+
+
+def fill(template, **values):
+    """One path: ``template`` with ``values`` put in; its other wildcards stay for Snakemake."""
+    (path,) = expand(template, allow_missing=True, **values)
+    return path
+
+
+def keyed(name, files, **wildcards):
+    """Named inputs ``<name>/<value>`` (``<name>/<value>/<value>`` for two wildcards), one per
+    combination of the wildcards' values: ``files`` (a template or a list of them) filled in."""
+    combinations = [[]]
+    for values in wildcards.values():
+        combinations = [[*done, value] for done in combinations for value in values]
+    inputs = {}
+    for values in combinations:
+        given = dict(zip(wildcards, values))
+        key = "/".join([name, *values])
+        if isinstance(files, str):
+            inputs[key] = fill(files, **given)
+        else:
+            inputs[key] = [fill(file, **given) for file in files]
+    return inputs
+
+
+def only_if(condition, **named):
+    """Named inputs or outputs that exist only when ``condition`` holds."""
+    return named if condition else {}
+
+
+def raw_file(name):
+    """A file of the source stage: native product, twin truth, bundle manifest."""
+    return fill("results/{study}/raw/{name}", name=name)
+
+
+def regridded_file(dataset):
+    """A native product remapped onto the grid."""
+    return fill("results/{study}/regridded/{grid}/{dataset}.nc", dataset=dataset)
+
+
+def driver_file(grid):
+    """The model driver of a grid (FLUXNET16: of the sites)."""
+    return fill("results/{study}/driver/{grid}.nc", grid=grid)
+
+
+def member_file(name):
+    """A file of one trained member: ``weights.npz`` or ``member.json``."""
+    return fill("results/{study}/train/{grid}/{setup}/member{member}/{name}", name=name)
+
+
+def member_files(name, members=MEMBERS):
+    """``name`` of each of ``members`` (default the factorial's) of one setup on one grid."""
+    return expand(member_file(name), member=members, allow_missing=True)
+
+
+def selected_file(ensemble):
+    """The kept members of a setup: ``train`` for the factorial, ``identifiability`` for a
+    dedicated ensemble."""
+    return fill("results/{study}/{ensemble}/{grid}/{setup}/selected.json", ensemble=ensemble)
+
+
+def evaluation_file(name):
+    """An evaluation output of one setup on one grid."""
+    return fill("results/{study}/evaluation/{grid}/{setup}/{name}", name=name)
+
+
+def params_file(setup):
+    """The ensemble-mean parameter maps of a setup on a grid."""
+    return fill("results/{study}/params/{grid}/{setup}.nc", setup=setup)
+
+
+def analysis_file(analysis, name):
+    """A table or figure of an analysis (partition, identifiability, pca, shap) on one grid."""
+    return fill("results/{study}/{analysis}/{grid}/{name}", analysis=analysis, name=name)
+
+
+def explained_file(name):
+    """A Kernel SHAP output of one setup on one grid."""
+    return fill("results/{study}/shap/{grid}/{setup}/{name}", name=name)
+
+
+def study_file(name):
+    """A file of the whole study: gathered tables, the scorecard, FLUXNET16's outputs."""
+    return fill("results/{study}/{name}", name=name)
+
+
+def log_file(job):
+    """The log of a job, ``job`` naming it below ``logs/`` (rule, then its wildcards)."""
+    return fill("results/{study}/logs/{job}.log", job=job)
+
+
+def benchmark_file(job):
+    """The benchmark of a job, named as its log."""
+    return fill("results/{study}/benchmarks/{job}.tsv", job=job)
 
 
 def grid_config(grid):
@@ -66,51 +176,27 @@ def twin_config():
     )
 
 
-def member_files(wildcards, name, members=MEMBERS, setup=None):
-    """One file of every member of a setup (default the wildcard's) on a grid."""
-    return expand(
-        "results/{study}/train/{grid}/{setup}/member{member}/{name}",
-        study=wildcards.study, grid=wildcards.grid, setup=setup or wildcards.setup, member=members, name=name,
-    )
-
-
-def identifiability_files(wildcards, name):
-    """One file of every member of every dedicated identifiability ensemble on a grid."""
-    return [f for setup in IDENTIFIABILITY["setups"] for f in member_files(wildcards, name, IDENTIFIABILITY_MEMBERS, setup)]
-
-
-def evaluation_files(name):
-    """A per-setup evaluation file of every trained (grid, setup)."""
-    return [
-        f"results/{STUDY}/evaluation/{grid}/{setup}/{name}"
-        for grid, names in SETUPS.items()
-        for setup in names
-    ]
-
-
-def figure(stem):
-    """The PNG and PDF a plotting function writes for ``stem``."""
-    return [f"{stem}.png", f"{stem}.pdf"]
-
-
-def truth_file(wildcards):
-    """The twin's truth on the grid, for the recovery table (none for real studies)."""
-    if config["source"] != "twin":
-        return []
-    return f"results/{wildcards.study}/regridded/{wildcards.grid}/truth_parameters.nc"
-
-
 def training_params():
     """The training settings a member's result depends on (not how many are kept)."""
-    return {k: v for k, v in config["training"].items() if k not in ("members", "keep_best", "group_members")}
+    excluded = ("members", "keep_best", "group_members")
+    return {k: v for k, v in config["training"].items() if k not in excluded}
 
 
 def study_outputs():
-    """What `snakemake` builds by default for the study's source."""
-    evaluation = f"results/{STUDY}/evaluation"
-    analyses = [f"results/{STUDY}/{table}".format(grid=grid) for grid in ANALYSIS_GRIDS for table in ANALYSIS_TABLES]
-    if config["source"] == "fluxnet16":
-        figures = [f"results/{STUDY}/figures/heldout_nse.{ext}" for ext in ("png", "pdf")]
-        return [f"{evaluation}/heldout_sites.csv", f"{evaluation}/heldout_medians.csv", f"{evaluation}/metrics.csv"] + figures + analyses
-    truth = [f"{evaluation}/recovery.csv", f"results/{STUDY}/scorecard.csv"] if TRUTH else []
-    return [f"{evaluation}/metrics.csv"] + truth + analyses
+    """What `snakemake` builds by default for the study's source (for the last rule, all)."""
+    if FLUXNET:
+        evaluation, figure = rules.fluxnet_evaluate.output, rules.fluxnet_figure.output
+        targets = [evaluation.heldout, evaluation.medians, evaluation.metrics]
+        targets += [figure.figure, figure.figure_pdf]
+    else:
+        targets = [rules.gather_metrics.output.metrics]
+        if TRUTH:
+            targets += [rules.gather_metrics.output.recovery, rules.scorecard.output.table]
+    # The tables of each analysis grid (their rules bring the figures).
+    tables = [rules.partition.output.table, rules.identifiability.output.table]
+    if GRIDDED:  # PCA maps the parameters
+        tables.append(rules.pca.output.ratio)
+    if SHAP_SETUPS:
+        tables.append(rules.gather_shap.output.importance)
+    analyses = [fill(table, grid=grid) for grid in ANALYSIS_GRIDS for table in tables]
+    return [fill(target, study=STUDY) for target in targets + analyses]

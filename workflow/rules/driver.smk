@@ -1,22 +1,22 @@
 rule assemble_driver:
     input:
         regridded=expand(
-            "results/{{study}}/regridded/{{grid}}/{dataset}.nc", dataset=config["datasets"]
+            rules.regrid.output.regridded, dataset=config["datasets"], allow_missing=True
         ),
-        co2="results/{study}/raw/co2.csv",
-        sites="results/{study}/raw/obs_ec_sites.nc",
+        co2=rules.synthesize_twin.output.co2,
+        sites=rules.synthesize_twin.output.sites,
         code=code("assemble_driver"),
     output:
-        "results/{study}/driver/{grid}.nc",
+        driver=driver_file("{grid}"),
     params:
         grid=lambda w: grid_config(w.grid),
         driver=config["driver"],
         period=config["period"],
         seed=config["seed"],
     log:
-        "results/{study}/logs/assemble_driver/{grid}.log",
+        log_file("assemble_driver/{grid}"),
     benchmark:
-        "results/{study}/benchmarks/assemble_driver/{grid}.tsv"
+        benchmark_file("assemble_driver/{grid}")
     threads: 1
     resources:
         mem_mb=4000,

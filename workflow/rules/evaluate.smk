@@ -1,21 +1,21 @@
 rule evaluate_setup:
     input:
-        driver="results/{study}/driver/{grid}.nc",
-        selected="results/{study}/train/{grid}/{setup}/selected.json",
-        weights=lambda w: member_files(w, "weights.npz"),
-        infos=lambda w: member_files(w, "member.json"),
-        truth=truth_file,
+        driver=driver_file("{grid}"),
+        selected=rules.select_members.output.selected,
+        weights=member_files("weights.npz"),
+        infos=member_files("member.json"),
+        **only_if(TRUTH, truth=regridded_file("truth_parameters")),
         code=code("evaluate_setup"),
     output:
-        metrics="results/{study}/evaluation/{grid}/{setup}/metrics.csv",
-        recovery="results/{study}/evaluation/{grid}/{setup}/recovery.csv",
-        maps="results/{study}/evaluation/{grid}/{setup}/skill_maps.nc",
-        simulated="results/{study}/evaluation/{grid}/{setup}/simulated_test.nc",
-        params="results/{study}/params/{grid}/{setup}.nc",
+        metrics=evaluation_file("metrics.csv"),
+        recovery=evaluation_file("recovery.csv"),
+        maps=evaluation_file("skill_maps.nc"),
+        simulated=evaluation_file("simulated_test.nc"),
+        params=params_file("{setup}"),
     log:
-        "results/{study}/logs/evaluate_setup/{grid}/{setup}.log",
+        log_file("evaluate_setup/{grid}/{setup}"),
     benchmark:
-        "results/{study}/benchmarks/evaluate_setup/{grid}/{setup}.tsv"
+        benchmark_file("evaluate_setup/{grid}/{setup}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -28,16 +28,26 @@ rule evaluate_setup:
 
 rule gather_metrics:
     input:
-        metrics=evaluation_files("metrics.csv"),
-        recovery=evaluation_files("recovery.csv"),
+        metrics=expand(rules.evaluate_setup.output.metrics, zip, **TRAINED, allow_missing=True),
+        recovery=expand(rules.evaluate_setup.output.recovery, zip, **TRAINED, allow_missing=True),
         code=code("gather_metrics"),
     output:
-        metrics=report("results/{study}/evaluation/metrics.csv", caption="../report/metrics.rst", category="Skill", labels={"table": "metrics"}),
-        recovery=report("results/{study}/evaluation/recovery.csv", caption="../report/recovery.rst", category="Skill", labels={"table": "truth recovery"}),
+        metrics=report(
+            study_file("evaluation/metrics.csv"),
+            caption="../report/metrics.rst",
+            category="Skill",
+            labels={"table": "metrics"},
+        ),
+        recovery=report(
+            study_file("evaluation/recovery.csv"),
+            caption="../report/recovery.rst",
+            category="Skill",
+            labels={"table": "truth recovery"},
+        ),
     log:
-        "results/{study}/logs/gather_metrics.log",
+        log_file("gather_metrics"),
     benchmark:
-        "results/{study}/benchmarks/gather_metrics.tsv"
+        benchmark_file("gather_metrics")
     threads: 1
     resources:
         mem_mb=500,

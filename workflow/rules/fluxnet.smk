@@ -1,20 +1,17 @@
-FLUXNET_DATA = "src/hybridland/data/fluxnet16"
-
-
 rule fluxnet_driver:
     input:
-        data=f"{FLUXNET_DATA}/fluxnet16_monthly.nc",
-        checksums=f"{FLUXNET_DATA}/SHA256SUMS",
+        data="src/hybridland/data/fluxnet16/fluxnet16_monthly.nc",
+        checksums="src/hybridland/data/fluxnet16/SHA256SUMS",
         code=code("fluxnet_driver"),
     output:
-        "results/{study}/driver/sites.nc",
+        driver=driver_file("sites"),
     params:
         min_valid_fraction=config["fluxnet"]["min_valid_fraction"],
         delta_t=config["driver"]["delta_t"],
     log:
-        "results/{study}/logs/fluxnet_driver.log",
+        log_file("fluxnet_driver"),
     benchmark:
-        "results/{study}/benchmarks/fluxnet_driver.tsv"
+        benchmark_file("fluxnet_driver")
     threads: 1
     resources:
         mem_mb=1000,
@@ -27,11 +24,11 @@ rule fluxnet_driver:
 
 rule fluxnet_crossval:
     input:
-        driver="results/{study}/driver/sites.nc",
+        driver=rules.fluxnet_driver.output.driver,
         code=code("fluxnet_crossval"),
     output:
-        predictions="results/{study}/crossval/{setup}.nc",
-        runs="results/{study}/crossval/{setup}.json",
+        predictions=study_file("crossval/{setup}.nc"),
+        runs=study_file("crossval/{setup}.json"),
     params:
         training=training_params(),
         loss=config["loss"],
@@ -40,9 +37,9 @@ rule fluxnet_crossval:
         keep=config["training"]["keep_best"],
         schemes=config["fluxnet"]["schemes"],
     log:
-        "results/{study}/logs/fluxnet_crossval/{setup}.log",
+        log_file("fluxnet_crossval/{setup}"),
     benchmark:
-        "results/{study}/benchmarks/fluxnet_crossval/{setup}.tsv"
+        benchmark_file("fluxnet_crossval/{setup}")
     threads: 1
     resources:
         mem_mb=3000,
@@ -55,17 +52,17 @@ rule fluxnet_crossval:
 
 rule fluxnet_calibrate:
     input:
-        driver="results/{study}/driver/sites.nc",
+        driver=rules.fluxnet_driver.output.driver,
         code=code("fluxnet_calibrate"),
     output:
-        "results/{study}/calibration/per_site.nc",
+        calibration=study_file("calibration/per_site.nc"),
     params:
         loss=config["loss"],
         calibration=config["fluxnet"]["calibration"],
     log:
-        "results/{study}/logs/fluxnet_calibrate.log",
+        log_file("fluxnet_calibrate"),
     benchmark:
-        "results/{study}/benchmarks/fluxnet_calibrate.tsv"
+        benchmark_file("fluxnet_calibrate")
     threads: 1
     resources:
         mem_mb=2000,
@@ -78,18 +75,35 @@ rule fluxnet_calibrate:
 
 rule fluxnet_evaluate:
     input:
-        driver="results/{study}/driver/sites.nc",
-        crossval=expand("results/{{study}}/crossval/{setup}.nc", setup=SETUPS["sites"]),
-        calibration="results/{study}/calibration/per_site.nc",
+        driver=rules.fluxnet_driver.output.driver,
+        crossval=expand(
+            rules.fluxnet_crossval.output.predictions, setup=SETUPS["sites"], allow_missing=True
+        ),
+        calibration=rules.fluxnet_calibrate.output.calibration,
         code=code("fluxnet_evaluate"),
     output:
-        heldout=report("results/{study}/evaluation/heldout_sites.csv", caption="../report/heldout_sites.rst", category="Held-out sites", labels={"table": "per site"}),
-        medians=report("results/{study}/evaluation/heldout_medians.csv", caption="../report/heldout_medians.rst", category="Held-out sites", labels={"table": "medians"}),
-        metrics=report("results/{study}/evaluation/metrics.csv", caption="../report/metrics.rst", category="Skill", labels={"table": "metrics"}),
+        heldout=report(
+            study_file("evaluation/heldout_sites.csv"),
+            caption="../report/heldout_sites.rst",
+            category="Held-out sites",
+            labels={"table": "per site"},
+        ),
+        medians=report(
+            study_file("evaluation/heldout_medians.csv"),
+            caption="../report/heldout_medians.rst",
+            category="Held-out sites",
+            labels={"table": "medians"},
+        ),
+        metrics=report(
+            study_file("evaluation/metrics.csv"),
+            caption="../report/metrics.rst",
+            category="Skill",
+            labels={"table": "metrics"},
+        ),
     log:
-        "results/{study}/logs/fluxnet_evaluate.log",
+        log_file("fluxnet_evaluate"),
     benchmark:
-        "results/{study}/benchmarks/fluxnet_evaluate.tsv"
+        benchmark_file("fluxnet_evaluate")
     threads: 1
     resources:
         mem_mb=1000,
@@ -102,16 +116,21 @@ rule fluxnet_evaluate:
 
 rule fluxnet_figure:
     input:
-        heldout="results/{study}/evaluation/heldout_sites.csv",
-        medians="results/{study}/evaluation/heldout_medians.csv",
+        heldout=rules.fluxnet_evaluate.output.heldout,
+        medians=rules.fluxnet_evaluate.output.medians,
         code=code("fluxnet_figure"),
     output:
-        report("results/{study}/figures/heldout_nse.png", caption="../report/heldout_figure.rst", category="Held-out sites", labels={"figure": "NSE"}),
-        "results/{study}/figures/heldout_nse.pdf",
+        figure=report(
+            study_file("figures/heldout_nse.png"),
+            caption="../report/heldout_figure.rst",
+            category="Held-out sites",
+            labels={"figure": "NSE"},
+        ),
+        figure_pdf=study_file("figures/heldout_nse.pdf"),
     log:
-        "results/{study}/logs/fluxnet_figure.log",
+        log_file("fluxnet_figure"),
     benchmark:
-        "results/{study}/benchmarks/fluxnet_figure.tsv"
+        benchmark_file("fluxnet_figure")
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,18 +1,18 @@
 rule regrid:
     input:
-        native=native_path,
+        native=lambda w: rules.synthesize_twin.output[w.dataset],
         code=code("regrid"),
     output:
-        "results/{study}/regridded/{grid}/{dataset}.nc",
+        regridded=regridded_file("{dataset}"),
     params:
         method=lambda w: config["datasets"][w.dataset]["method"],
         grid=lambda w: grid_config(w.grid),
         min_valid=config["regrid"]["min_valid"],
         variables=lambda w: config["datasets"][w.dataset].get("variables"),
     log:
-        "results/{study}/logs/regrid/{grid}/{dataset}.log",
+        log_file("regrid/{grid}/{dataset}"),
     benchmark:
-        "results/{study}/benchmarks/regrid/{grid}/{dataset}.tsv"
+        benchmark_file("regrid/{grid}/{dataset}")
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,16 +1,16 @@
 rule sensitivity:
     input:
-        driver="results/{study}/driver/{grid}.nc",
-        truth="results/{study}/regridded/{grid}/truth_parameters.nc",
+        driver=rules.assemble_driver.output.driver,
+        truth=fill(rules.regrid.output.regridded, dataset="truth_parameters"),
         code=code("sensitivity"),
     output:
-        "results/{study}/identifiability/{grid}/sensitivity.csv",
+        sensitivity=analysis_file("identifiability", "sensitivity.csv"),
     params:
         seed=config["seed"],
     log:
-        "results/{study}/logs/sensitivity/{grid}.log",
+        log_file("sensitivity/{grid}"),
     benchmark:
-        "results/{study}/benchmarks/sensitivity/{grid}.tsv"
+        benchmark_file("sensitivity/{grid}")
     threads: 1
     resources:
         mem_mb=3000,
@@ -23,25 +23,35 @@ rule sensitivity:
 
 rule scorecard:
     input:
-        ranks=expand("results/{{study}}/shap/{grid}/{setup}/truth_rank_correlation.csv", grid=ANALYSIS_GRIDS, setup=config["shap"]["setups"]),
-        groups=expand("results/{{study}}/shap/{grid}/{setup}/group_importance.csv", grid=ANALYSIS_GRIDS, setup=config["shap"]["setups"]),
-        identifiability=expand("results/{{study}}/identifiability/{grid}/summary.csv", grid=ANALYSIS_GRIDS),
-        sensitivity=expand("results/{{study}}/identifiability/{grid}/sensitivity.csv", grid=ANALYSIS_GRIDS),
-        congruence=expand("results/{{study}}/pca/{grid}/congruence.csv", grid=ANALYSIS_GRIDS),
-        partition=expand("results/{{study}}/partition/{grid}/global.csv", grid=ANALYSIS_GRIDS),
+        **keyed("ranks", rules.shap.output.truth_ranks, grid=ANALYSIS_GRIDS, setup=SHAP_SETUPS),
+        **keyed("groups", rules.shap.output.groups, grid=ANALYSIS_GRIDS, setup=SHAP_SETUPS),
+        **keyed("identifiability", rules.identifiability.output.table, grid=ANALYSIS_GRIDS),
+        **keyed("sensitivity", rules.sensitivity.output.sensitivity, grid=ANALYSIS_GRIDS),
+        **keyed("congruence", rules.pca.output.congruence, grid=ANALYSIS_GRIDS),
+        **keyed("partition", rules.partition.output.table, grid=ANALYSIS_GRIDS),
         code=code("scorecard"),
     output:
-        table=report("results/{study}/scorecard.csv", caption="../report/scorecard.rst", category="Twin scorecard", labels={"table": "scorecard"}),
-        figure=report("results/{study}/scorecard.png", caption="../report/scorecard.rst", category="Twin scorecard", labels={"figure": "scorecard"}),
-        figure_pdf="results/{study}/scorecard.pdf",
+        table=report(
+            study_file("scorecard.csv"),
+            caption="../report/scorecard.rst",
+            category="Twin scorecard",
+            labels={"table": "scorecard"},
+        ),
+        figure=report(
+            study_file("scorecard.png"),
+            caption="../report/scorecard.rst",
+            category="Twin scorecard",
+            labels={"figure": "scorecard"},
+        ),
+        figure_pdf=study_file("scorecard.pdf"),
     params:
         grids=ANALYSIS_GRIDS,
-        shap_setups=config["shap"]["setups"],
+        shap_setups=SHAP_SETUPS,
         groups=config["setups"]["groups"],
     log:
-        "results/{study}/logs/scorecard.log",
+        log_file("scorecard"),
     benchmark:
-        "results/{study}/benchmarks/scorecard.tsv"
+        benchmark_file("scorecard")
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,21 +1,18 @@
-TWIN_FILES = [d["file"] for d in config["datasets"].values()] + [
-    "co2.csv",
-    "obs_ec_sites.nc",
-    "truth_predictors.nc",
-]
-
-
 rule synthesize_twin:
     input:
         code=code("synthesize_twin"),
     output:
-        expand("results/{{study}}/raw/{file}", file=TWIN_FILES),
+        # the native file of each dataset, named after it (regrid takes them by name)
+        **{name: raw_file(dataset["file"]) for name, dataset in config["datasets"].items()},
+        co2=raw_file("co2.csv"),
+        sites=raw_file("obs_ec_sites.nc"),
+        truth_predictors=raw_file("truth_predictors.nc"),
     params:
         twin=twin_config(),
     log:
-        "results/{study}/logs/synthesize_twin.log",
+        log_file("synthesize_twin"),
     benchmark:
-        "results/{study}/benchmarks/synthesize_twin.tsv"
+        benchmark_file("synthesize_twin")
     threads: 2
     resources:
         mem_mb=6000,

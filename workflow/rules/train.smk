@@ -2,20 +2,20 @@ if config["training"]["group_members"]:
 
     rule train_setup:
         input:
-            driver="results/{study}/driver/{grid}.nc",
+            driver=driver_file("{grid}"),
             code=code("train_setup"),
         output:
-            weights=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/weights.npz", member=MEMBERS),
-            infos=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/member.json", member=MEMBERS),
+            weights=member_files("weights.npz"),
+            infos=member_files("member.json"),
         params:
             training=training_params(),
             loss=config["loss"],
             seed=config["seed"],
             members=[int(m) for m in MEMBERS],
         log:
-            "results/{study}/logs/train/{grid}/{setup}.log",
+            log_file("train/{grid}/{setup}"),
         benchmark:
-            "results/{study}/benchmarks/train/{grid}/{setup}.tsv"
+            benchmark_file("train/{grid}/{setup}")
         threads: 1
         resources:
             mem_mb=4000,
@@ -29,17 +29,17 @@ if config["training"]["group_members"]:
 
         use rule train_setup as train_extra_members with:
             output:
-                weights=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/weights.npz", member=EXTRA_MEMBERS),
-                infos=expand("results/{{study}}/train/{{grid}}/{{setup}}/member{member}/member.json", member=EXTRA_MEMBERS),
+                weights=member_files("weights.npz", EXTRA_MEMBERS),
+                infos=member_files("member.json", EXTRA_MEMBERS),
             params:
                 training=training_params(),
                 loss=config["loss"],
                 seed=config["seed"],
                 members=[int(m) for m in EXTRA_MEMBERS],
             log:
-                "results/{study}/logs/train/{grid}/{setup}.extra.log",
+                log_file("train/{grid}/{setup}.extra"),
             benchmark:
-                "results/{study}/benchmarks/train/{grid}/{setup}.extra.tsv"
+                benchmark_file("train/{grid}/{setup}.extra")
             wildcard_constraints:
                 setup="|".join(re.escape(s) for s in IDENTIFIABILITY["setups"]),
 
@@ -47,19 +47,19 @@ else:
 
     rule train_member:
         input:
-            driver="results/{study}/driver/{grid}.nc",
+            driver=driver_file("{grid}"),
             code=code("train_member"),
         output:
-            weights="results/{study}/train/{grid}/{setup}/member{member}/weights.npz",
-            info="results/{study}/train/{grid}/{setup}/member{member}/member.json",
+            weights=member_file("weights.npz"),
+            info=member_file("member.json"),
         params:
             training=training_params(),
             loss=config["loss"],
             seed=config["seed"],
         log:
-            "results/{study}/logs/train/{grid}/{setup}/member{member}.log",
+            log_file("train/{grid}/{setup}/member{member}"),
         benchmark:
-            "results/{study}/benchmarks/train/{grid}/{setup}/member{member}.tsv"
+            benchmark_file("train/{grid}/{setup}/member{member}")
         threads: 1
         resources:
             mem_mb=3000,
@@ -72,16 +72,16 @@ else:
 
 rule select_members:
     input:
-        infos=lambda w: member_files(w, "member.json"),
+        infos=member_files("member.json"),
         code=code("select_members"),
     output:
-        "results/{study}/train/{grid}/{setup}/selected.json",
+        selected=selected_file("train"),
     params:
         keep=config["training"]["keep_best"],
     log:
-        "results/{study}/logs/select_members/{grid}/{setup}.log",
+        log_file("select_members/{grid}/{setup}"),
     benchmark:
-        "results/{study}/benchmarks/select_members/{grid}/{setup}.tsv"
+        benchmark_file("select_members/{grid}/{setup}")
     threads: 1
     resources:
         mem_mb=500,
@@ -94,13 +94,13 @@ rule select_members:
 
 use rule select_members as select_identifiability with:
     input:
-        infos=lambda w: member_files(w, "member.json", IDENTIFIABILITY_MEMBERS),
+        infos=member_files("member.json", IDENTIFIABILITY_MEMBERS),
         code=code("select_members"),
     output:
-        "results/{study}/identifiability/{grid}/{setup}/selected.json",
+        selected=selected_file("identifiability"),
     params:
         keep=IDENTIFIABILITY["keep_best"],
     log:
-        "results/{study}/logs/select_identifiability/{grid}/{setup}.log",
+        log_file("select_identifiability/{grid}/{setup}"),
     benchmark:
-        "results/{study}/benchmarks/select_identifiability/{grid}/{setup}.tsv"
+        benchmark_file("select_identifiability/{grid}/{setup}")

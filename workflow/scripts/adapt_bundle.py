@@ -6,7 +6,7 @@ from hybridland.logs import logging_to
 with logging_to(snakemake.log[0]):
     bundle.adapt_bundle_file(
         manifest=snakemake.input.manifest,
-        destination=snakemake.output[0],
+        destination=snakemake.output.driver,
         grid=grids.Grid.from_config(snakemake.params.grid),
         options=driver.DriverOptions.from_config(snakemake.params.driver),
         period=snakemake.params.period,

@@ -8,7 +8,7 @@ with logging_to(snakemake.log[0]):
         regridded=snakemake.input.regridded,
         co2=snakemake.input.co2,
         sites=snakemake.input.sites,
-        destination=snakemake.output[0],
+        destination=snakemake.output.driver,
         grid=grids.Grid.from_config(snakemake.params.grid),
         options=driver.DriverOptions.from_config(snakemake.params.driver),
         period=snakemake.params.period,

@@ -6,5 +6,7 @@ from hybridland.data import bundle
 from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):
-    manifest = Path(snakemake.output[0])
-    bundle.download_bundle(manifest.with_suffix(""), manifest)
+    bundle.download_bundle(
+        folder=Path(snakemake.output.manifest).with_suffix(""),  # raw/differland_global/
+        manifest=snakemake.output.manifest,
+    )

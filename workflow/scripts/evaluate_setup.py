@@ -11,6 +11,12 @@ with logging_to(snakemake.log[0]):
         infos=snakemake.input.infos,
         grid=snakemake.wildcards.grid,
         setup=snakemake.wildcards.setup,
-        truth=snakemake.input.truth or None,
-        outputs=snakemake.output,
+        truth=snakemake.input.get("truth"),
+        outputs={
+            "metrics": snakemake.output.metrics,
+            "recovery": snakemake.output.recovery,
+            "maps": snakemake.output.maps,
+            "simulated": snakemake.output.simulated,
+            "params": snakemake.output.params,
+        },
     )

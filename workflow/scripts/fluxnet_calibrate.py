@@ -11,5 +11,5 @@ with logging_to(snakemake.log[0]):
         driver_path=snakemake.input.driver,
         config=loss.LossConfig.from_config(snakemake.params.loss),
         options=fluxnet.CalibrationOptions.from_config(snakemake.params.calibration),
-        destination=snakemake.output[0],
+        destination=snakemake.output.calibration,
     )

@@ -1,4 +1,4 @@
-"""Rule fluxnet_crossval: every fold and member of one setup in one JAX program; held-out predictions."""
+"""Rule fluxnet_crossval: all folds and members of one setup in one JAX program, held out."""
 
 from hybridland import jaxcache
 from hybridland.logs import logging_to

@@ -1,10 +1,11 @@
-"""Rule fluxnet_figure: held-out NSE per variable, scheme and setup against per-site calibration."""
-
-from pathlib import Path
+"""Rule fluxnet_figure: held-out NSE by variable, scheme and setup, against per-site calibration."""
 
 from hybridland.logs import logging_to
 from hybridland.studies import fluxnet
 
 with logging_to(snakemake.log[0]):
-    stem = Path(snakemake.output[0]).with_suffix("")
-    fluxnet.figure_files(snakemake.input.heldout, snakemake.input.medians, stem)
+    fluxnet.figure_files(
+        heldout=snakemake.input.heldout,
+        median_table=snakemake.input.medians,
+        stem=snakemake.output.figure.removesuffix(".png"),
+    )

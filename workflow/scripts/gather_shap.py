@@ -1,4 +1,4 @@
-"""Rule gather_shap: the SHAP importance of every explained setup of a grid, one table and one figure."""
+"""Rule gather_shap: SHAP importance of every explained setup of a grid, one table, one figure."""
 
 from hybridland.analysis import explain
 from hybridland.logs import logging_to

@@ -1,21 +1,20 @@
-"""Rule identifiability: spread of parameters across the kept members of each dedicated ensemble."""
+"""Rule identifiability: parameter spread across the kept members of each dedicated ensemble."""
 
 from hybridland.analysis import identifiability
 from hybridland.logs import logging_to
 
-setups = snakemake.params.setups
-per_setup = len(snakemake.input.weights) // len(setups)
-pairs = list(zip(snakemake.input.weights, snakemake.input.infos))
+inputs, setups = snakemake.input, snakemake.params.setups
 with logging_to(snakemake.log[0]):
     identifiability.identifiability_files(
-        driver_path=snakemake.input.driver,
+        driver_path=inputs.driver,
         member_files_by_setup={
-            s: pairs[i * per_setup : (i + 1) * per_setup] for i, s in enumerate(setups)
+            setup: list(zip(inputs[f"weights/{setup}"], inputs[f"infos/{setup}"]))
+            for setup in setups
         },
         grid=snakemake.wildcards.grid,
         threshold=snakemake.params.threshold,
         out_csv=snakemake.output.table,
         figure_stem=snakemake.output.figure.removesuffix(".png"),
-        out_cv_nc=snakemake.output.cv[0] if snakemake.output.cv else None,
-        selected=dict(zip(setups, snakemake.input.selected)),
+        out_cv_nc=snakemake.output.get("cv"),
+        selected={setup: inputs[f"selected/{setup}"] for setup in setups},
     )

@@ -1,17 +1,21 @@
-"""Rule partition: hierarchical partitioning of test skill over the predictor groups, on one grid."""
+"""Rule partition: hierarchical partitioning of test skill over the predictor groups, one grid."""
 
 from hybridland.analysis import partition
 from hybridland.logs import logging_to
 
-cell_maps = snakemake.output.cell_maps  # [cells.nc, maps.png, maps.pdf], or none for site studies
+output = snakemake.output
+maps_png = output.get("maps")  # cell maps: only where cells lie on a grid
 with logging_to(snakemake.log[0]):
     partition.partition_files(
         metrics_csv=snakemake.input.metrics,
-        skill_maps={path.split("/")[-2]: path for path in snakemake.input.maps},
+        skill_maps={
+            setup: snakemake.input[f"skill_maps/{setup}"]
+            for setup in snakemake.params.skill_map_setups
+        },
         grid=snakemake.wildcards.grid,
         groups=snakemake.params.groups,
-        out_csv=snakemake.output.table,
-        bars_stem=snakemake.output.bars.removesuffix(".png"),
-        out_maps_nc=cell_maps[0] if cell_maps else None,
-        maps_stem=cell_maps[1].removesuffix(".png") if cell_maps else None,
+        out_csv=output.table,
+        bars_stem=output.bars.removesuffix(".png"),
+        out_maps_nc=output.get("cells"),
+        maps_stem=maps_png.removesuffix(".png") if maps_png else None,
     )

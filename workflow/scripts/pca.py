@@ -10,7 +10,7 @@ with logging_to(snakemake.log[0]):
         params_nc=snakemake.input.params,
         identifiability_csv=snakemake.input.identifiability,
         grid=snakemake.wildcards.grid,
-        out_dir=Path(snakemake.output.ratio).parent,
-        truth_nc=snakemake.input.truth or None,
+        out_dir=Path(snakemake.output.ratio).parent,  # pca/{grid}/, where every output lies
+        truth_nc=snakemake.input.get("truth"),
         setup=snakemake.params.setup,
     )

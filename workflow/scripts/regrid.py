@@ -6,7 +6,7 @@ from hybridland.logs import logging_to
 with logging_to(snakemake.log[0]):
     regrid.regrid_file(
         source=snakemake.input.native,
-        destination=snakemake.output[0],
+        destination=snakemake.output.regridded,
         grid=grids.Grid.from_config(snakemake.params.grid),
         method=snakemake.params.method,
         min_valid=snakemake.params.min_valid,

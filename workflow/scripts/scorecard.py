@@ -3,26 +3,23 @@
 from hybridland.analysis import scorecard
 from hybridland.logs import logging_to
 
-grids = snakemake.params.grids
-shap_setups = snakemake.params.shap_setups
-n = len(shap_setups)
-inputs = {
-    grid: {
-        "shap": {
-            s: (snakemake.input.ranks[i * n + j], snakemake.input.groups[i * n + j])
-            for j, s in enumerate(shap_setups)
-        },
-        "identifiability": snakemake.input.identifiability[i],
-        "sensitivity": snakemake.input.sensitivity[i],
-        "congruence": snakemake.input.congruence[i],
-        "partition": snakemake.input.partition[i],
-    }
-    for i, grid in enumerate(grids)
-}
+inputs = snakemake.input
 with logging_to(snakemake.log[0]):
     scorecard.scorecard_files(
-        inputs,
-        snakemake.params.groups,
-        snakemake.output.table,
-        snakemake.output.figure.removesuffix(".png"),
+        grids={
+            grid: {
+                "shap": {
+                    setup: (inputs[f"ranks/{grid}/{setup}"], inputs[f"groups/{grid}/{setup}"])
+                    for setup in snakemake.params.shap_setups
+                },
+                "identifiability": inputs[f"identifiability/{grid}"],
+                "sensitivity": inputs[f"sensitivity/{grid}"],
+                "congruence": inputs[f"congruence/{grid}"],
+                "partition": inputs[f"partition/{grid}"],
+            }
+            for grid in snakemake.params.grids
+        },
+        groups=snakemake.params.groups,
+        out_csv=snakemake.output.table,
+        figure_stem=snakemake.output.figure.removesuffix(".png"),
     )

@@ -4,4 +4,8 @@ from hybridland.logs import logging_to
 from hybridland.training import members
 
 with logging_to(snakemake.log[0]):
-    members.select_members_file(snakemake.input.infos, snakemake.params.keep, snakemake.output[0])
+    members.select_members_file(
+        infos=snakemake.input.infos,
+        keep=snakemake.params.keep,
+        destination=snakemake.output.selected,
+    )

@@ -9,6 +9,6 @@ with logging_to(snakemake.log[0]):
     sensitivity.sensitivity_file(
         driver_path=snakemake.input.driver,
         truth_nc=snakemake.input.truth,
-        out_csv=snakemake.output[0],
+        out_csv=snakemake.output.sensitivity,
         seed=snakemake.params.seed,
     )

@@ -7,5 +7,6 @@ from hybridland.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     twin.synthesize(
-        twin.TwinConfig.from_mapping(snakemake.params.twin), Path(snakemake.output[0]).parent
+        config=twin.TwinConfig.from_mapping(snakemake.params.twin),
+        out_dir=Path(snakemake.output.co2).parent,  # raw/, where every output lies
     )
