@@ -92,7 +92,7 @@ def run_truth(
         **{k: f32(v[:, None]) for k, v in by_time.items()}, **{k: f32(forcing[k]) for k in FORCING}
     )
     clim = dalec.Climate(*(f32(climate[k]) for k in dalec.Climate._fields))
-    out = forward._simulate({k: f32(v) for k, v in params.items()}, met, clim, TRUTH_RUN_OUTPUTS)
+    out = forward.simulate({k: f32(v) for k, v in params.items()}, met, clim, TRUTH_RUN_OUTPUTS)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
