@@ -273,10 +273,46 @@ def test_member_metrics_has_one_row_per_variable_and_split():
     table = evaluate.member_metrics(
         driver, sim, {"train_patches": [100, 101, 102, 103], "dev_patches": [104]}
     )
-    assert list(table.columns) == ["variable", "split", "r2_score", "explained_variance", "n"]
-    assert len(table) == len(targets.EVALUATED) * 3
-    assert set(table.split) == {"train", "dev", "test"}
-    assert table.set_index(["variable", "split"]).loc[("gpp_ec", "dev"), "n"] == 0
+    assert list(table.columns) == list(evaluate.METRIC_COLUMNS[3:])
+    pooled = table[table.metric == "r2_score_pooled"]
+    assert len(pooled) == len(targets.EVALUATED) * 3
+    assert set(pooled.split) == {"train", "dev", "test"}
+    assert pooled.set_index(["variable", "split"]).loc[("gpp_ec", "dev"), "n"] == 0
+    cell = table[table.metric == "nse_cell_median"]
+    assert cell.variable.tolist() == ["lai", "sif", "et", "biomass"]
+    assert set(cell.split) == {"test"}
+    assert table.metric.tolist() == ["r2_score_pooled"] * len(pooled) + ["nse_cell_median"] * 4
+
+
+def test_cell_median_nse_by_hand():
+    driver = tiny_driver()
+    lai = driver.lai.values.copy()  # (cell, time); cell 0 misses 5 months
+    lai[3, 2:] = np.nan  # two observed months: left out
+    lai[4] = 1.0  # no variance: left out
+    driver["lai"] = (("cell", "time"), lai)
+    observed = evaluate.train.observations(driver)["lai"][0].astype(np.float64).T  # (cell, time)
+    observed = np.where(np.isfinite(lai), observed, np.nan)
+    sim = fake_sim(driver, np.random.default_rng(2))
+    series = sim["lai"].T.copy()
+
+    def deviation(c: int) -> tuple[float, np.ndarray]:
+        mean = np.nanmean(observed[c])
+        return mean, np.nan_to_num(observed[c] - mean)
+
+    series[0] = np.nan_to_num(observed[0])  # NSE 1
+    series[1] = deviation(1)[0]  # the observed mean: NSE 0
+    series[2] = deviation(2)[0] - deviation(2)[1]  # mirrored: SSE 4 SS, NSE -3
+    series[5] = observed[5] + 0.5 * deviation(5)[1]  # SSE SS / 4: NSE 0.75
+    sim["lai"] = series.T
+    cells = np.isin(np.arange(driver.sizes["cell"]), [0, 1, 2, 3, 4, 5])
+    scores = evaluate.cell_median_scores(driver, sim, cells)
+    assert list(scores) == ["lai", "sif", "et", "biomass"]
+    nse, r2, n = scores["lai"]
+    assert n == 4 and nse == pytest.approx((0.0 + 0.75) / 2)
+    assert np.isfinite(r2)
+    # two years: fewer than 3 blocks of 12 months in every cell, so no cell counts
+    nse, r2, n = scores["biomass"]
+    assert n == 0 and np.isnan(nse) and np.isnan(r2)
 
 
 def test_simulate_cells_chunks_give_the_same_result():
@@ -352,6 +388,7 @@ def test_gather_metrics_sorts_and_keeps_the_columns(tmp_path):
             "member": member,
             "variable": variable,
             "split": split,
+            "metric": "r2_score_pooled",
             "r2_score": 0.5,
             "explained_variance": 0.6,
             "n": 10,
@@ -496,15 +533,18 @@ def test_evaluate_setup_metrics_table(evaluated):
     assert list(table.columns) == list(evaluate.METRIC_COLUMNS)
     assert set(table.member) == {"0", "3", "ensemble"}
     assert (table.grid == "tiny").all() and (table.setup == "CLIM").all()
-    assert len(table) == 3 * 3 * len(targets.EVALUATED)
-    members = (
-        table[table.member != "ensemble"].groupby(["variable", "split"])[["r2_score", "n"]].mean()
-    )
-    ensemble = table[table.member == "ensemble"].set_index(["variable", "split"])
+    pooled = table.metric == "r2_score_pooled"
+    assert pooled.sum() == 3 * 3 * len(targets.EVALUATED)
+    assert (~pooled).sum() == 3 * len(evaluate.CELL_SERIES)
+    by = ["metric", "variable", "split"]
+    members = table[table.member != "ensemble"].groupby(by)[["r2_score", "n"]].mean()
+    ensemble = table[table.member == "ensemble"].set_index(by)
     assert np.allclose(ensemble.loc[members.index, "r2_score"], members.r2_score, equal_nan=True)
     assert np.allclose(ensemble.loc[members.index, "n"], members.n)
     assert (
-        table.set_index(["member", "variable", "split"]).loc[("0", "lai", "test"), "n"]
+        table.set_index(["member", "metric", "variable", "split"]).loc[
+            ("0", "r2_score_pooled", "lai", "test"), "n"
+        ]
         == 2 * N_TIME
     )
 

@@ -13,7 +13,8 @@ import xarray as xr
 from figures import assert_figure
 
 from hybridland.analysis import explain, kernel_shap
-from hybridland.contract import AGE, CLIM, PFT, SOIL
+from hybridland.contract import AGE, CLIM, PFT, PREDICTORS, SOIL
+from hybridland.data import twin
 from hybridland.model import network, parameters
 from hybridland.training import setups, train
 
@@ -274,6 +275,61 @@ def test_rank_correlation():
     ]
 
 
+SOIL_TRUTH = twin.Overrides({"field_capacity": "SOIL", "tor_wood": "none", "Cwood": "PFT"}, seed=5)
+
+
+def test_true_function_follows_the_configured_truth():
+    driver = small_driver()
+    features, held = kernel_shap.input_layout(setups.columns("CLIM+AGE"), truth=True)
+    assert held == (kernel_shap.LATITUDE, *PFT, *SOIL)
+    table = kernel_shap.input_table(driver, "CLIM+AGE", 3, features + held)
+    p, names = len(features), ["field_capacity", "tor_wood"]
+    shares = {}
+    for label, overrides in (("designed", None), ("configured", SOIL_TRUTH)):
+        values = kernel_shap.kernel_shap(
+            kernel_shap.true_function(names, features + held, overrides),
+            table[:10, :p],
+            table[10:15, :p],
+            nsamples=300,
+            seed=0,
+            held=table[10:15, p:],
+        )
+        importance = kernel_shap.importance_table(values, features, names, label)
+        shares[label] = importance.groupby("parameter").share.sum(min_count=1)
+    # Designed: tor_wood reads AGE (explained); configured: constant, nothing to explain.
+    assert shares["designed"]["tor_wood"] == pytest.approx(1.0)
+    assert np.isnan(shares["configured"]["tor_wood"])
+
+
+def write_raw_twin(raw, overrides: twin.Overrides, seed: int) -> None:
+    """truth_predictors.nc and truth_parameters.nc of a 4 x 5 twin with ``overrides``."""
+    driver = small_driver(20, seed=2)
+    grid = {"lat": np.arange(4.0), "lon": np.arange(5.0)}
+    maps = {c: (("lat", "lon"), driver[c].values.reshape(4, 5)) for c in PREDICTORS}
+    land = np.ones((4, 5), np.uint8)
+    xr.Dataset({**maps, "land_mask": (("lat", "lon"), land)}, coords=grid).to_netcdf(
+        raw / "truth_predictors.nc"
+    )
+    truth = twin.true_parameters({c: v for c, (_, v) in maps.items()}, overrides)
+    drivers = twin.drivers(overrides)
+    variables = {
+        n: xr.Variable(("lat", "lon"), v.astype(np.float32), {"drivers": " ".join(drivers[n])})
+        for n, v in truth.items()
+    }
+    xr.Dataset(variables, coords=grid, attrs={"seed": seed}).to_netcdf(raw / "truth_parameters.nc")
+
+
+def test_recorded_overrides_reproduce_the_truth_file(tmp_path):
+    write_raw_twin(tmp_path, SOIL_TRUTH, seed=5)
+    assert explain.recorded_overrides(tmp_path) == SOIL_TRUTH
+    write_raw_twin(tmp_path, twin.Overrides(), seed=1)
+    assert explain.recorded_overrides(tmp_path) == twin.Overrides()
+    # A span the record does not hold cannot be recovered: refused, not guessed.
+    write_raw_twin(tmp_path, SOIL_TRUTH._replace(span=0.4), seed=5)
+    with pytest.raises(ValueError, match="do not reproduce the true Cwood, field_capacity;"):
+        explain.recorded_overrides(tmp_path)
+
+
 def test_dominant_pft_cells():
     cells = kernel_shap.dominant_pft_cells(small_driver(), threshold=0.8)
     assert list(cells) == ["NF"] and cells["NF"].tolist() == list(range(12))
@@ -307,6 +363,7 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
         out_csv=out,
         out_figure_stem=tmp_path / "shap" / "dependence",
         truth=True,
+        truth_overrides=twin.Overrides(),
     )
     importance = pd.read_csv(out)
     assert list(importance.columns) == ["setup", "parameter", "feature", "share"]

@@ -5,19 +5,45 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from figures import assert_figure
 
 from hybridland.analysis import scorecard
+from hybridland.data import twin
 from hybridland.model import parameters
+
+DESIGNED = twin.drivers()
+# Another record: SOIL drives soil water, AGE drives nothing (the twin_soil study's kind).
+SOIL_TRUTH = twin.drivers(
+    twin.Overrides({"field_capacity": "SOIL", "tor_wood": "none", "Cwood": "PFT"})
+)
 
 
 def rows(checks: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(checks, columns=scorecard.COLUMNS).set_index("check")
 
 
-def test_the_no_influence_group_is_the_one_the_truth_never_reads():
-    assert scorecard.no_influence_groups(["PFT", "CLIM", "SOIL", "AGE"]) == ["SOIL"]
-    assert scorecard.no_influence_groups(["PFT", "CLIM"]) == []
+def write_truth(path, drivers) -> None:
+    """A truth_parameters.nc stand-in: one variable per parameter with its ``drivers``."""
+    variables = {
+        n: xr.Variable(("cell",), np.ones(1), {"drivers": " ".join(drivers[n])})
+        for n in parameters.NAMES
+    }
+    xr.Dataset(variables).to_netcdf(path)
+
+
+def test_the_no_influence_groups_follow_the_truth_record():
+    assert scorecard.no_influence_groups(["PFT", "CLIM", "SOIL", "AGE"], DESIGNED) == ["SOIL"]
+    assert scorecard.no_influence_groups(["PFT", "CLIM"], DESIGNED) == []
+    assert scorecard.no_influence_groups(["PFT", "CLIM", "SOIL", "AGE"], SOIL_TRUTH) == ["AGE"]
+    assert scorecard.no_influence_groups(["CONTROL", "LATLON", "SOIL"], SOIL_TRUTH) == []
+
+
+def test_derived_quantities_are_driven_by_the_parameters_they_read():
+    drivers = {n: () for n in parameters.NAMES} | {"f_root": ("SOIL",), "f_gpp": ("CLIM",)}
+    assert scorecard.quantity_drivers(drivers, "root_allocation") == {"SOIL", "CLIM"}
+    assert scorecard.quantity_drivers(drivers, "Q10") == set()
+    assert scorecard.quantity_drivers(drivers, "f_gpp") == {"CLIM"}
 
 
 def test_shap_checks_skip_undefined_ranks_and_take_the_largest_no_influence_share():
@@ -32,7 +58,7 @@ def test_shap_checks_skip_undefined_ranks_and_take_the_largest_no_influence_shar
             "share": [0.95, 0.05, 0.85, 0.15],
         }
     )
-    card = rows(scorecard.shap_checks(ranks, groups, ["SOIL"], "g"))
+    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
     assert list(card.index) == [
         "g/shap/rank/S/Q10",
         "g/shap/rank/S/f_gpp",
@@ -40,6 +66,46 @@ def test_shap_checks_skip_undefined_ranks_and_take_the_largest_no_influence_shar
     ]
     assert card.passed.tolist() == [True, False, False]
     assert card.loc["g/shap/no_influence/S/SOIL", "value"] == pytest.approx(0.15)
+
+
+def test_shap_no_influence_counts_per_quantity_the_groups_that_do_not_drive_it():
+    ranks = pd.DataFrame(columns=["setup", "parameter", "spearman"])
+    groups = pd.DataFrame(
+        {
+            "setup": "S",
+            "parameter": ["field_capacity"] * 3 + ["Cwood"] * 3 + ["tor_wood"] * 3,
+            "group": ["PFT", "SOIL", "AGE"] * 3,
+            "share": [0.1, 0.6, 0.3, 0.7, 0.2, 0.1, 0.05, 0.5, 0.45],
+        }
+    )
+    # Designed: field_capacity reads PFT, Cwood PFT and AGE, tor_wood AGE.
+    assert [DESIGNED[n] for n in ("field_capacity", "Cwood", "tor_wood")] == [
+        ("PFT",),
+        ("PFT", "AGE"),
+        ("AGE",),
+    ]
+    designed = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
+    assert designed.value.to_dict() == {
+        "g/shap/no_influence/S/PFT": pytest.approx(0.05),
+        "g/shap/no_influence/S/SOIL": pytest.approx(0.6),
+        "g/shap/no_influence/S/AGE": pytest.approx(0.3),
+    }
+    # Record: SOIL drives field_capacity, AGE drives nothing, Cwood reads PFT only.
+    configured = rows(scorecard.shap_checks(ranks, groups, SOIL_TRUTH, "g"))
+    assert configured.value.to_dict() == {
+        "g/shap/no_influence/S/PFT": pytest.approx(0.1),
+        "g/shap/no_influence/S/SOIL": pytest.approx(0.5),
+        "g/shap/no_influence/S/AGE": pytest.approx(0.45),
+    }
+
+
+def test_a_group_driving_every_quantity_gets_no_shap_check():
+    ranks = pd.DataFrame(columns=["setup", "parameter", "spearman"])
+    groups = pd.DataFrame(
+        {"setup": "S", "parameter": "LCMA", "group": ["PFT", "CONTROL"], "share": [0.9, 0.1]}
+    )
+    assert DESIGNED["LCMA"] == ("PFT",)
+    assert scorecard.shap_checks(ranks, groups, DESIGNED, "g") == []
 
 
 def test_identifiability_checks_count_agreement_and_identifiable_but_invisible():
@@ -58,6 +124,8 @@ def test_identifiability_checks_count_agreement_and_identifiable_but_invisible()
         3 / 20
     )
     assert card.passed.tolist() == [True, False]
+    every = rows(scorecard.identifiability_checks(summary, visible | True, "g"))
+    assert list(every.index) == ["g/identifiability/agreement/S"]
 
 
 def test_pca_checks_use_the_first_three_components():
@@ -131,10 +199,23 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
             "partition": paths["partition"],
         }
     }
+    truth = tmp_path / "regridded" / "g" / "truth_parameters.nc"
+    truth.parent.mkdir(parents=True)
+    write_truth(truth, DESIGNED)
     card = scorecard.scorecard_files(
         grids, ["PFT", "SOIL"], tmp_path / "scorecard.csv", tmp_path / "scorecard"
     )
     written = pd.read_csv(tmp_path / "scorecard.csv")
     assert list(written.columns) == ["check", "value", "threshold", "passed"]
-    assert written.passed.all() and len(written) == len(card) == 7
-    assert_figure(tmp_path / "scorecard", (8.0, 3.0))  # 7 rows: the least height, 3 inches
+    assert written.passed.all() and len(written) == len(card) == 6  # all visible: 1 left out
+    assert "g/partition/no_influence/SOIL/r2_score" in set(written.check)
+    assert_figure(tmp_path / "scorecard", (8.0, 3.0))  # 6 rows: the least height, 3 inches
+    # A record in which SOIL drives a parameter (not Q10): the partition check is left out.
+    other = tmp_path / "soil_truth.nc"
+    write_truth(other, SOIL_TRUTH)
+    grids["g"]["truth"] = other
+    card = scorecard.scorecard_files(
+        grids, ["PFT", "SOIL"], tmp_path / "scorecard.csv", tmp_path / "scorecard"
+    )
+    assert "g/partition/no_influence/SOIL/r2_score" not in set(card.check)
+    assert "g/shap/no_influence/S/SOIL" in set(card.check) and len(card) == 5

@@ -99,10 +99,14 @@ def test_evaluation_tables(smoke):
         "member",
         "variable",
         "split",
+        "metric",
         "r2_score",
         "explained_variance",
         "n",
     ]
+    assert set(metrics.metric) == {"r2_score_pooled", "nse_cell_median"}
+    cell = metrics[metrics.metric == "nse_cell_median"]
+    assert set(cell.split) == {"test"} and set(cell.variable) <= {"lai", "sif", "et", "biomass"}
     assert set(metrics.setup) == {"CONTROL", "PFT", "CLIM", "PFT+CLIM", "LATLON"}
     assert set(metrics.split) == {"train", "dev", "test"} and "ensemble" in set(
         metrics.member.astype(str)

@@ -51,6 +51,8 @@ from hybridland.analysis.kernel_shap import (
     stacked,
     true_function,
 )
+from hybridland.contract import PREDICTORS
+from hybridland.data import twin
 from hybridland.io import write_csv, write_netcdf
 from hybridland.model.parameters import KEY_QUANTITIES, check_quantities
 from hybridland.training import train
@@ -222,6 +224,7 @@ def explain_files(
     *,
     pft_threshold: float = 0.8,
     min_pft_cells: int = 10,
+    truth_overrides: twin.Overrides | None = None,
 ) -> None:
     """Entry point of the shap rule: explain the kept members of one setup on one grid.
 
@@ -244,6 +247,10 @@ def explain_files(
             columns, the twin's true functions on the same cells and samples) and
             truth_rank_correlation.csv (``setup, parameter, spearman``);
         ``<out_figure_stem>.png`` / ``.pdf``: dependence plots.
+
+    The truth is the study's configured one: ``truth_overrides`` (the twin
+    config's), or else those of the twin's raw files beside the driver
+    (:func:`recorded_overrides` of ``results/{study}/raw``).
     """
     names = key_parameters(parameters)
     check_quantities(names)
@@ -294,7 +301,9 @@ def explain_files(
     )
     write_csv(conditional, outputs["conditional"])
     if truth:
-        _explain_truth(run, importance, outputs)
+        if truth_overrides is None:
+            truth_overrides = recorded_overrides(Path(driver_path).parents[1] / "raw")
+        _explain_truth(run, importance, outputs, truth_overrides)
 
 
 class Explanation(NamedTuple):
@@ -382,9 +391,43 @@ def _values_dataset(
     )
 
 
-def _explain_truth(run: Explanation, learned: pd.DataFrame, outputs: Mapping[str, Path]) -> None:
+def recorded_overrides(raw_dir: Path | str) -> twin.Overrides:
+    """The truth overrides of the twin in ``raw_dir``, checked by recomputing its truth.
+
+    A parameter whose drivers recorded in ``truth_parameters.nc`` differ from the
+    designed ones is overridden by its recorded group (``none`` when constant),
+    seeded by the file's ``seed``. The span is not recorded: the default one is
+    taken. The truth recomputed from ``truth_predictors.nc`` must equal the
+    recorded one; else ValueError (pass the twin config's overrides instead).
+    """
+    paths = {k: Path(raw_dir) / twin.FILENAMES[k] for k in ("truth_parameters", "truth_predictors")}
+    designed, recorded = twin.drivers(), twin.truth_drivers(paths["truth_parameters"])
+    groups = {n: (g[0] if g else "none") for n, g in recorded.items() if g != designed[n]}
+    with xr.open_dataset(paths["truth_parameters"], decode_times=False) as ds:
+        stored, seed = ds.load(), int(ds.attrs["seed"])
+    overrides = twin.Overrides(groups, seed=seed)
+    with xr.open_dataset(paths["truth_predictors"], decode_times=False) as ds:
+        land = ds.land_mask.values.astype(bool)
+        again = twin.true_parameters({c: ds[c].values[land] for c in PREDICTORS}, overrides)
+    differ = [
+        n for n in again if not np.allclose(stored[n].values[land], again[n], rtol=1e-5, atol=0)
+    ]
+    if differ:
+        raise ValueError(
+            f"{paths['truth_parameters']}: the overrides {groups} do not reproduce the true"
+            f" {', '.join(differ)}; pass the twin config's truth overrides"
+        )
+    return overrides
+
+
+def _explain_truth(
+    run: Explanation,
+    learned: pd.DataFrame,
+    outputs: Mapping[str, Path],
+    overrides: twin.Overrides,
+) -> None:
     """The same Kernel SHAP procedure on the twin's true functions, and its agreement with ``learned``."""
-    values = run.shap(true_function(run.names, run.layout), f"{run.setup} truth")
+    values = run.shap(true_function(run.names, run.layout, overrides), f"{run.setup} truth")
     true = importance_table(values, run.features, run.names, run.setup)
     write_csv(true, outputs["truth"])
     write_csv(group_table(true), outputs["truth_groups"])

@@ -73,7 +73,8 @@ Function = Callable[[np.ndarray], np.ndarray]
 """Raw input rows (n, len(layout)) -> quantities (n, k)."""
 
 LATITUDE = "lat"  # held column: latitude in degrees, for LAT_SIGMOID
-TWIN_COLUMNS = PREDICTOR_GROUPS["PFT"] + PREDICTOR_GROUPS["CLIM"] + PREDICTOR_GROUPS["AGE"]
+# Every column the truth may read: soil only under overrides that name SOIL.
+TWIN_COLUMNS = sum((PREDICTOR_GROUPS[g] for g in ("PFT", "CLIM", "AGE", "SOIL")), ())
 IMPORTANCE_COLUMNS = ["setup", "parameter", "feature", "share"]
 GROUP_COLUMNS = ["setup", "parameter", "group", "share"]
 RANK_COLUMNS = ["setup", "parameter", "spearman"]
@@ -216,13 +217,18 @@ def stacked(function: Callable[[np.ndarray], np.ndarray]) -> Function:
     return flat
 
 
-def true_function(parameter_names: Sequence[str], layout: Sequence[str]) -> Function:
+def true_function(
+    parameter_names: Sequence[str],
+    layout: Sequence[str],
+    overrides: twin.Overrides | None = None,
+) -> Function:
     """The twin's TRUE quantities from raw input rows: (n, len(layout)) -> (n, k).
 
     ``layout`` must name every column :func:`hybridland.data.twin.true_parameters`
-    reads (PFT fractions, MAT, MAP, elevation, canopy_height, forest_age); use
-    ``input_layout(columns, truth=True)``, whose held columns supply those the
-    setup lacks. Other columns (soil, latitude, white noise) are ignored.
+    may read (PFT fractions, MAT, MAP, elevation, canopy_height, forest_age, soil);
+    use ``input_layout(columns, truth=True)``, whose held columns supply those the
+    setup lacks. Other columns (latitude, white noise) are ignored. ``overrides``:
+    the study's configured truth (none: the designed one).
     """
     check_quantities(parameter_names)
     missing = [c for c in TWIN_COLUMNS if c not in layout]
@@ -233,7 +239,8 @@ def true_function(parameter_names: Sequence[str], layout: Sequence[str]) -> Func
     def function(x: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(np.asarray(x, np.float64))
         return quantities(
-            twin.true_parameters({c: x[:, i] for c, i in index.items()}), parameter_names
+            twin.true_parameters({c: x[:, i] for c, i in index.items()}, overrides),
+            parameter_names,
         )
 
     return function

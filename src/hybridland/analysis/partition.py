@@ -10,7 +10,8 @@ all orderings of the groups::
 Shapley values are efficient: v(CONTROL) + sum_g phi_g = v(full). The code
 checks that identity on every result, so a wrong weight or a missing subset
 cannot slip through. Globally v is the ensemble skill on the test split
-(``r2_score`` and ``explained_variance``); per cell it is the temporal r2 of
+(``r2_score`` and ``explained_variance`` of the pooled rows, ``metric`` =
+``r2_score_pooled``, of metrics.csv); per cell it is the temporal r2 of
 the ensemble-mean simulation.
 """
 
@@ -30,7 +31,7 @@ from numpy.typing import ArrayLike
 
 from hybridland.analysis import plots
 from hybridland.io import write_csv, write_netcdf
-from hybridland.training import setups
+from hybridland.training import evaluate, setups
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -140,12 +141,15 @@ def shapley(values: Values, groups: Sequence[str]) -> dict[str, float]:
 
 def _ensemble_test(metrics: pd.DataFrame, grid: str, metric: str) -> pd.DataFrame:
     missing = [
-        c for c in ("grid", "setup", "member", "variable", "split", metric) if c not in metrics
+        c
+        for c in ("grid", "setup", "member", "variable", "split", "metric", metric)
+        if c not in metrics
     ]
     if missing:
         raise ValueError(f"metrics table lacks columns {missing}")
     rows = metrics[
-        (metrics["grid"] == grid)
+        (metrics["metric"] == evaluate.POOLED)
+        & (metrics["grid"] == grid)
         & (metrics["member"].astype(str) == "ensemble")
         & (metrics["split"] == "test")
     ]

@@ -10,8 +10,10 @@ measurements reported in the README (section "The twin scorecard"):
   at least :data:`SHAP_RANK_MIN`. Skipped where the truth varies with none of
   the setup's features (e.g. LCMA, a PFT-only parameter, in a setup without PFT).
 * ``shap/no_influence/<setup>/<group>``: the largest share of total absolute
-  SHAP any explained quantity gives a group the truth never reads; at most
-  :data:`NO_INFLUENCE_SHARE_MAX`.
+  SHAP that any explained quantity gives a group not driving it; at most
+  :data:`NO_INFLUENCE_SHARE_MAX`. The drivers are those recorded in the
+  grid's ``truth_parameters.nc`` (:func:`hybridland.data.twin.truth_drivers`),
+  so a configured truth (``twin.overrides``) is scored against itself.
 * ``identifiability/agreement/<setup>``: the fraction of the 40 parameters
   whose identifiability (median CV below the threshold) agrees with whether
   the observations can see them at all (:mod:`hybridland.analysis.sensitivity`); at
@@ -22,10 +24,13 @@ measurements reported in the README (section "The twin scorecard"):
 * ``pca/congruence/PCn``: Tucker's congruence of learned and true loadings;
   at least :data:`CONGRUENCE_MIN`. ``pca/ratio_gap/PCn``: |learned - true|
   explained-variance ratio; at most :data:`RATIO_GAP_MAX`.
-* ``partition/no_influence/<group>/<metric>``: the no-influence group's share of
-  the groups' total absolute contribution, largest over the gridded targets
-  (:data:`PARTITION_VARIABLES`); at most
+* ``partition/no_influence/<group>/<metric>``: the share of the groups' total
+  absolute contribution of a group that drives no parameter (per the record),
+  largest over the gridded targets (:data:`PARTITION_VARIABLES`); at most
   :data:`NO_INFLUENCE_SHARE_MAX`.
+
+A check that does not apply (no group without influence, no defined rank) is
+left out of the table, not counted as passed.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ import numpy as np
 import pandas as pd
 
 from hybridland.analysis import plots, sensitivity
+from hybridland.contract import PREDICTOR_GROUPS
 from hybridland.data import twin
 from hybridland.io import write_csv
+from hybridland.model import parameters
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,9 +67,25 @@ N_COMPONENTS = 3
 PARTITION_VARIABLES = ("lai", "sif", "et")
 
 
-def no_influence_groups(groups: Sequence[str]) -> list[str]:
-    """The study's predictor groups that no true parameter function reads."""
-    return [g for g in groups if not twin.INFLUENCE.get(g, [None])]
+def quantity_drivers(drivers: Mapping[str, Sequence[str]], name: str) -> set[str]:
+    """Groups driving quantity ``name``: its parameter's, or those of every parameter it reads."""
+    if name not in parameters.DERIVED:
+        return set(drivers[name])
+    read: set[str] = set()
+
+    class Recording(dict):
+        def __getitem__(self, key: str) -> float:
+            read.add(key)
+            return 0.5
+
+    parameters.DERIVED[name](Recording(), np)
+    return set().union(*(drivers[n] for n in read))
+
+
+def no_influence_groups(groups: Sequence[str], drivers: Mapping[str, Sequence[str]]) -> list[str]:
+    """The study's twin predictor groups that drive no parameter in the truth's record."""
+    driving = set().union(*map(set, drivers.values()))
+    return [g for g in groups if g in PREDICTOR_GROUPS and g not in driving]
 
 
 def _row(
@@ -73,9 +96,17 @@ def _row(
 
 
 def shap_checks(
-    ranks: pd.DataFrame, groups: pd.DataFrame, absent: Sequence[str], prefix: str
+    ranks: pd.DataFrame,
+    groups: pd.DataFrame,
+    drivers: Mapping[str, Sequence[str]],
+    prefix: str,
 ) -> list[tuple]:
-    """Rows from ``truth_rank_correlation.csv`` and the learned ``group_importance.csv`` of one setup."""
+    """Rows from ``truth_rank_correlation.csv`` and the learned ``group_importance.csv`` of one setup.
+
+    ``drivers``: parameter -> groups that drive it (the truth's record). Per
+    quantity, only the twin predictor groups that do not drive it count; a group
+    that drives every explained quantity gets no row.
+    """
     defined = ranks.dropna(
         subset=["spearman"]
     )  # NaN: the truth varies with none of the setup's features
@@ -83,18 +114,18 @@ def shap_checks(
         _row(f"{prefix}/shap/rank/{r.setup}/{r.parameter}", r.spearman, SHAP_RANK_MIN)
         for r in defined.itertuples()
     ]
-    for group in absent:
-        part = groups[groups.group == group]
-        if not part.empty:
-            setup = part.setup.iloc[0]
-            rows.append(
-                _row(
-                    f"{prefix}/shap/no_influence/{setup}/{group}",
-                    part.share.max(),
-                    NO_INFLUENCE_SHARE_MAX,
-                    at_most=True,
-                )
+    driven = {q: quantity_drivers(drivers, q) for q in groups.parameter.unique()}
+    undriven = [g not in driven[q] for q, g in zip(groups.parameter, groups.group)]
+    counted = groups[groups.group.isin(list(PREDICTOR_GROUPS)) & np.array(undriven, bool)]
+    for (setup, group), part in counted.groupby(["setup", "group"], sort=False):
+        rows.append(
+            _row(
+                f"{prefix}/shap/no_influence/{setup}/{group}",
+                part.share.max(),
+                NO_INFLUENCE_SHARE_MAX,
+                at_most=True,
             )
+        )
     return rows
 
 
@@ -113,9 +144,9 @@ def identifiability_checks(summary: pd.DataFrame, visible: pd.Series, prefix: st
             )
         )
         invisible = ~visible
-        share = (
-            float((identifiable & invisible).sum() / invisible.sum()) if invisible.any() else 0.0
-        )
+        if not invisible.any():
+            continue  # every parameter is visible: the check does not apply
+        share = float((identifiable & invisible).sum() / invisible.sum())
         rows.append(
             _row(
                 f"{prefix}/identifiability/identifiable_but_invisible/{setup}",
@@ -146,7 +177,7 @@ def pca_checks(congruence: pd.DataFrame, prefix: str) -> list[tuple]:
 def partition_checks(
     table: pd.DataFrame, groups: Sequence[str], absent: Sequence[str], prefix: str
 ) -> list[tuple]:
-    """The no-influence group's share of the groups' total absolute contribution, worst variable."""
+    """Each ``absent`` group's share of the groups' total absolute contribution, worst variable."""
     rows = []
     parts = table[table.component.isin(groups) & table.variable.isin(PARTITION_VARIABLES)]
     for metric, part in parts.groupby("metric", sort=False):
@@ -191,15 +222,19 @@ def scorecard_files(
         grids: grid -> its inputs: ``shap`` (setup -> (truth_rank_correlation.csv,
             group_importance.csv)), ``identifiability`` (summary.csv),
             ``sensitivity`` (sensitivity.csv), ``congruence`` (pca congruence.csv),
-            ``partition`` (partition global.csv).
+            ``partition`` (partition global.csv) and ``truth`` (the grid's
+            truth_parameters.nc; default ``results/<study>/regridded/<grid>/``
+            beside ``out_csv``), whose record names each parameter's drivers.
         groups: the factorial's predictor groups.
         out_csv: ``results/<study>/scorecard.csv``; ``figure_stem``: its figure.
     """
-    absent = no_influence_groups(groups)
     rows: list[tuple] = []
     for grid, paths in grids.items():
+        default_truth = Path(out_csv).parent / "regridded" / grid / "truth_parameters.nc"
+        drivers = twin.truth_drivers(paths.get("truth", default_truth))
+        absent = no_influence_groups(groups, drivers)
         for ranks, shares in paths["shap"].values():
-            rows += shap_checks(pd.read_csv(ranks), pd.read_csv(shares), absent, grid)
+            rows += shap_checks(pd.read_csv(ranks), pd.read_csv(shares), drivers, grid)
         visible = sensitivity.visible(pd.read_csv(paths["sensitivity"]))
         rows += identifiability_checks(pd.read_csv(paths["identifiability"]), visible, grid)
         rows += pca_checks(pd.read_csv(paths["congruence"]), grid)

@@ -11,6 +11,11 @@ efficiency (``r2_score``) and the squared Pearson correlation
 (``explained_variance``), per split: the member's training and dev patches and
 the fixed test patches. The setup's skill is the mean over its kept members.
 
+Two kinds of rows (column ``metric``): ``r2_score_pooled``, the scores over all
+pairs of a split pooled, and ``nse_cell_median`` (:func:`cell_median_scores`),
+the median over the test cells of each cell's temporal scores, for the targets
+with a time series per cell (:data:`CELL_SERIES`).
+
 Arrays are time-major: simulations are (time, cell), as DALEC returns them,
 while the driver holds (cell, time) and coarse targets (patch_id, time).
 """
@@ -27,6 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hybridland.contract import SITE_TARGETS
 from hybridland.io import atomic_path, grid_coords, write_csv, write_netcdf
 from hybridland.model import dalec, forward, parameters, targets
 from hybridland.training import train
@@ -47,9 +53,19 @@ METRIC_COLUMNS = (
     "member",
     "variable",
     "split",
+    "metric",
     "r2_score",
     "explained_variance",
     "n",
+)
+POOLED, CELL_MEDIAN = "r2_score_pooled", "nse_cell_median"  # the kinds of metrics rows
+# Targets with a time series per cell (months, or years of 12-month blocks); not the site ones.
+CELL_SERIES = tuple(
+    name
+    for name in targets.EVALUATED
+    if targets.TERMS[name].aggregation == "cell"
+    and targets.TERMS[name].timescale in ("step", "annual")
+    and name not in SITE_TARGETS
 )
 RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
 SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
@@ -234,22 +250,57 @@ def target_pairs(
         raise ValueError(
             f"cells_mask has shape {mask.shape}, the driver has {driver.sizes['cell']} cells"
         )
-    observations = train.observations(driver)
     out: Pairs = {}
-    for name in targets.EVALUATED:
-        if name not in observations:
-            continue
-        value, weight = (np.asarray(x, np.float64) for x in observations[name])
-        outputs = {o: np.asarray(sim[o], np.float64) for o in targets.TERMS[name].outputs}
-        model = targets.model_quantity(name, outputs, weight)
-        model, value, weight = targets.on_timescale(
-            name, model, value, weight, targets.STEPS_PER_YEAR
-        )
+    for name, (model, value, weight) in _compared(driver, sim, targets.EVALUATED).items():
         if targets.TERMS[name].aggregation == "patch":
             out[name] = _patch_pairs(driver, model, value, weight, mask)
         else:
             keep = (weight > 0) & mask
             out[name] = value[keep], model[keep]
+    return out
+
+
+def _compared(
+    driver: xr.Dataset, sim: Mapping[str, np.ndarray], names: Sequence[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Model, observed value and weight of each named target the driver holds, on its timescale."""
+    observations = train.observations(driver)
+    out = {}
+    for name in names:
+        if name not in observations:
+            continue
+        value, weight = (np.asarray(x, np.float64) for x in observations[name])
+        outputs = {o: np.asarray(sim[o], np.float64) for o in targets.TERMS[name].outputs}
+        model = targets.model_quantity(name, outputs, weight)
+        out[name] = targets.on_timescale(name, model, value, weight, targets.STEPS_PER_YEAR)
+    return out
+
+
+def cell_median_scores(
+    driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray
+) -> dict[str, tuple[float, float, int]]:
+    """Median over the cells of the mask of each cell's temporal NSE and squared Pearson r.
+
+    Per target of :data:`CELL_SERIES` the driver holds, compared as the loss compares it
+    (months; biomass in 12-month blocks with every month observed). A cell is left out
+    where it has fewer than 3 observed steps or its observations have no variance (its
+    NSE is undefined); the squared r also leaves out cells whose simulation is flat.
+
+    Returns:
+        Target -> (median NSE, median squared r, number of cells with a defined NSE);
+        NaN medians where no cell has one.
+    """
+    mask = np.asarray(cells_mask, bool)
+    out = {}
+    for name, (model, value, weight) in _compared(driver, sim, CELL_SERIES).items():
+        observed = np.where(weight > 0, value, np.nan)[:, mask]
+        nse, r2, _ = columnwise_scores(observed, model[:, mask])
+        defined = np.isfinite(nse)
+        out[name] = (
+            float(np.median(nse[defined])) if defined.any() else float("nan"),
+            float(np.nanmedian(r2)) if np.isfinite(r2).any() else float("nan"),
+            int(defined.sum()),
+        )
     return out
 
 
@@ -266,26 +317,34 @@ def split_masks(driver: xr.Dataset, info: Mapping[str, Any]) -> dict[str, np.nda
 def member_metrics(
     driver: xr.Dataset, sim: Mapping[str, np.ndarray], info: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """One row per (variable, split): variable, split, r2_score, explained_variance, n."""
-    rows = []
-    for split, mask in split_masks(driver, info).items():
-        for variable, (o, s) in target_pairs(driver, sim, mask).items():
-            rows.append(
-                {
-                    "variable": variable,
-                    "split": split,
-                    "r2_score": r2_score(o, s),
-                    "explained_variance": explained_variance(o, s),
-                    "n": int(o.size),
-                }
-            )
-    table = pd.DataFrame(rows, columns=["variable", "split", "r2_score", "explained_variance", "n"])
-    return _sort_rows(table, ["variable", "split"])
+    """Rows ``variable, split, metric, r2_score, explained_variance, n``.
+
+    ``r2_score_pooled``: per (variable, split), the scores of all pairs pooled, ``n``
+    pairs. ``nse_cell_median``: per target of :data:`CELL_SERIES` on the test cells,
+    the medians of :func:`cell_median_scores`, ``n`` cells.
+    """
+    masks = split_masks(driver, info)
+    rows = [
+        (variable, split, POOLED, r2_score(o, s), explained_variance(o, s), int(o.size))
+        for split, mask in masks.items()
+        for variable, (o, s) in target_pairs(driver, sim, mask).items()
+    ]
+    rows += [
+        (variable, "test", CELL_MEDIAN, *scores)
+        for variable, scores in cell_median_scores(driver, sim, masks["test"]).items()
+    ]
+    table = pd.DataFrame(rows, columns=list(METRIC_COLUMNS[3:]))
+    return _sort_rows(table, ["metric", "variable", "split"])
 
 
 def _sort_rows(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Sort with targets, splits and parameters in their canonical order and members numerically."""
-    orders = {"variable": targets.EVALUATED, "split": SPLITS, "parameter": parameters.NAMES}
+    orders = {
+        "variable": targets.EVALUATED,
+        "split": SPLITS,
+        "parameter": parameters.NAMES,
+        "metric": (POOLED, CELL_MEDIAN),
+    }
 
     def key(column: pd.Series) -> pd.Series:
         if column.name in orders:
@@ -299,12 +358,12 @@ def _sort_rows(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def ensemble_metrics(members: pd.DataFrame) -> pd.DataFrame:
-    """Mean over members of r2_score, explained_variance and n, per (variable, split)."""
-    grouped = members.groupby(["variable", "split"], sort=False)[
+    """Mean over members of r2_score, explained_variance and n, per (metric, variable, split)."""
+    grouped = members.groupby(["metric", "variable", "split"], sort=False)[
         ["r2_score", "explained_variance", "n"]
     ]
     mean = grouped.mean().reset_index()
-    return _sort_rows(mean.assign(member="ensemble"), ["variable", "split"])
+    return _sort_rows(mean.assign(member="ensemble"), ["metric", "variable", "split"])
 
 
 # ---- maps
@@ -561,7 +620,7 @@ def evaluate_setup(
     _check_driver(driver, grid, driver_path)
     ensemble = run_members(driver, members, setup)
     metrics = _sort_rows(
-        ensemble.metrics.assign(grid=grid, setup=setup), ["member", "variable", "split"]
+        ensemble.metrics.assign(grid=grid, setup=setup), ["member", "metric", "variable", "split"]
     )
     # member rows count pairs; ensemble rows average counts, which need not be whole
     whole = [int(v) if float(v).is_integer() else float(v) for v in metrics["n"]]
@@ -663,8 +722,9 @@ def _gather(
 
 
 def gather_metrics(paths: Iterable[Path | str], destination: Path | str) -> None:
-    """Concatenate per-setup metric tables, sorted by grid, setup, member, variable, split."""
-    _gather(paths, destination, METRIC_COLUMNS, ["grid", "setup", "member", "variable", "split"])
+    """Concatenate per-setup metric tables, sorted by grid, setup, member, metric, variable, split."""
+    by = ["grid", "setup", "member", "metric", "variable", "split"]
+    _gather(paths, destination, METRIC_COLUMNS, by)
 
 
 def gather_recovery(paths: Iterable[Path | str], destination: Path | str) -> None:

@@ -89,6 +89,7 @@ def pooled_metrics(
                     "member": "ensemble",
                     "variable": t,
                     "split": "test",
+                    "metric": evaluate.POOLED,
                     "r2_score": evaluate.r2_score(o, s),
                     "explained_variance": evaluate.explained_variance(o, s),
                     "n": n,
