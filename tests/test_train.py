@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from drivers import tiny_driver
@@ -222,3 +224,128 @@ def test_padding_the_features_inside_the_training_program_changes_nothing(tmp_pa
 
 def test_padded_width_rounds_up_to_the_step():
     assert [train.padded_width(n) for n in (1, 10, 11, 20)] == [10, 10, 20, 20]
+
+
+# ---- early stopping on the dev loss
+
+
+def scripted_dev_losses(monkeypatch, table: list[list[float]], start: int = 0) -> None:
+    """Dev losses by epoch instead of computed ones: ``table[run][epoch]``, from ``start``."""
+    calls = {"n": start}
+
+    def make_evaluate(config):
+        def evaluate(*args):
+            calls["n"] += 1
+            return np.array([row[calls["n"] - 1] for row in table])
+
+        return evaluate
+
+    monkeypatch.setattr(train, "make_evaluate", make_evaluate)
+
+
+REAL_MAKE_EPOCH = train.make_epoch
+
+
+def recorded_epochs(monkeypatch, fail_at: int | None = None) -> list:
+    """The stacked networks each epoch call returns; the call ``fail_at`` raises instead."""
+    real, nets = REAL_MAKE_EPOCH, []
+
+    def make_epoch(config, optimiser):
+        epoch = real(config, optimiser)
+
+        def run(*args):
+            if len(nets) + 1 == fail_at:
+                raise RuntimeError("killed")
+            out = epoch(*args)
+            nets.append(out[0])
+            return out
+
+        return run
+
+    monkeypatch.setattr(train, "make_epoch", make_epoch)
+    return nets
+
+
+STALLS = [5.0, 4.0, 4.0, 6.0, 4.5, 3.0, 3.0, 3.0]  # best at epoch 2: stops after epoch 4
+IMPROVES = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]
+
+
+def member_weights(tree, i=None) -> list[np.ndarray]:
+    return [x if i is None else x[i] for x in train.flatten(tree, "").values()]
+
+
+def test_a_member_whose_dev_loss_stalls_stops_and_keeps_its_best_weights(tmp_path, monkeypatch):
+    driver = tiny_driver()
+    scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
+    nets = recorded_epochs(monkeypatch)
+    stalled, going = train.train_members(
+        driver, "PFT", [0, 1], 3, options(epochs=8, patience=2), tmp_path / "c.npz"
+    )
+    assert len(nets) == 8  # the loop goes on for the improving member
+    assert stalled.info["history"]["dev"] == STALLS[:4]
+    assert (stalled.info["epochs_run"], stalled.info["stop_reason"]) == (4, "patience")
+    assert (stalled.info["kept_epoch"], stalled.info["final_dev_loss"]) == (2, 4.0)
+    assert stalled.info["final_train_loss"] == stalled.info["history"]["train"][1]
+    assert (going.info["epochs_run"], going.info["stop_reason"], going.info["kept_epoch"]) == (
+        8,
+        "epochs",
+        8,
+    )
+    for epoch in range(4, 8):  # frozen after its stop while member 1 trains on
+        for after, stop in zip(member_weights(nets[epoch], 0), member_weights(nets[3], 0)):
+            np.testing.assert_array_equal(after, stop)
+    moved = [member_weights(nets[7], 1), member_weights(nets[3], 1)]
+    assert any(not np.array_equal(a, b) for a, b in zip(*moved))
+    for kept, best in zip(member_weights(stalled.net), member_weights(nets[1], 0)):
+        np.testing.assert_array_equal(kept, best)  # the best-dev epoch, 2
+    for kept, last in zip(member_weights(going.net), member_weights(nets[7], 1)):
+        np.testing.assert_array_equal(kept, last)
+    saved = tmp_path / "m"
+    saved.mkdir()
+    train.save_member(stalled, saved / "w.npz", saved / "member.json")
+    record = json.loads((saved / "member.json").read_text())
+    assert (record["epochs_run"], record["stop_reason"], record["kept_epoch"]) == (4, "patience", 2)
+
+
+def test_patience_zero_keeps_the_last_epoch_as_before(tmp_path, monkeypatch):
+    driver = tiny_driver()
+    scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
+    nets = recorded_epochs(monkeypatch)
+    stalled, _ = train.train_members(driver, "PFT", [0, 1], 3, options(epochs=8), tmp_path / "c")
+    assert (
+        train.TrainOptions.from_config(
+            TRAINING, {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
+        ).patience
+        == 0
+    )
+    assert (stalled.info["epochs_run"], stalled.info["stop_reason"]) == (8, "epochs")
+    assert stalled.info["kept_epoch"] == 8 and len(nets) == 8
+    assert stalled.info["final_dev_loss"] == STALLS[-1]
+    for kept, last in zip(member_weights(stalled.net), member_weights(nets[7], 0)):
+        np.testing.assert_array_equal(kept, last)
+
+
+def test_a_resumed_run_with_patience_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, caplog):
+    driver = tiny_driver()
+    opts = options(epochs=8, patience=2, checkpoint_every=1)
+    caplog.set_level(logging.INFO, logger=train.__name__)
+    scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
+    recorded_epochs(monkeypatch)
+    whole = train.train_members(driver, "PFT", [0, 1], 3, opts, tmp_path / "whole.npz")
+
+    checkpoint = tmp_path / "killed.npz"
+    scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
+    recorded_epochs(monkeypatch, fail_at=7)
+    with pytest.raises(RuntimeError, match="killed"):
+        train.train_members(driver, "PFT", [0, 1], 3, opts, checkpoint)
+    assert np.load(checkpoint)["epoch"].tolist() == [4, 6]  # member 0 stopped before the kill
+
+    scripted_dev_losses(monkeypatch, [STALLS, IMPROVES], start=6)
+    resumed_nets = recorded_epochs(monkeypatch)
+    resumed = train.train_members(driver, "PFT", [0, 1], 3, opts, checkpoint)
+    assert "resuming from" in caplog.text and len(resumed_nets) == 2
+    assert f"training on JAX backend {jax.default_backend()}" in caplog.text
+    for a, b in zip(whole, resumed):
+        assert a.info == b.info
+        for x, y in zip(member_weights(a.net), member_weights(b.net)):
+            np.testing.assert_array_equal(x, y)

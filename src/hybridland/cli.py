@@ -43,6 +43,7 @@ def _bench(args: argparse.Namespace) -> int:
                 f"{name:15s} {r['median_s'] * 1e3:9.2f} ms  {r['pixel_months_per_s']:.3e} pixel-months/s"
             )
         print(f"compile {result['compile_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+        print(f"backend {result['backend']} ({result['device_kind']})")
     return 0
 
 

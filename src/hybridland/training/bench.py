@@ -1,5 +1,9 @@
 """Benchmark of the model core: forward, loss gradient and one Adam step.
 
+Besides timings it reports where JAX ran (backend and device kind), the loss and
+gradient norm at the initial network, and the loss after the timed Adam steps, so
+that the figures can be checked against the training loop.
+
 Inputs are synthetic but physically plausible: a monthly climate with a
 latitude-dependent seasonal cycle, parameters at the network's initial output,
 and observations from a forward run with noise and gaps, scored by the full
@@ -194,7 +198,8 @@ def run_benchmark(
         "value_and_grad": _median_time(lambda: value_and_grad(net, batch, config), repeats),
         "adam_step": _median_time(one_adam_step, repeats),
     }
-    value = float(one_adam_step())
+    initial_loss, initial_grads = value_and_grad(net, batch, config)
+    value = float(one_adam_step())  # after the 1 + repeats steps timed above
     if not np.isfinite(value):
         raise RuntimeError(f"benchmark loss is not finite ({value}); inputs are not plausible")
     pixel_months = cells * months
@@ -207,11 +212,22 @@ def run_benchmark(
             "first_call_s": first,
         }
     result["loss"] = value
+    result["adam_steps_before_loss"] = repeats + 1
+    result["initial_loss"] = float(initial_loss)
+    result["initial_grad_norm"] = float(optax.global_norm(initial_grads))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    result["backend"] = jax.default_backend()
-    result["devices"] = [str(d) for d in jax.devices()]
+    result |= backend()
     result["jax_version"] = jax.__version__
     return result
+
+
+def backend() -> dict[str, Any]:
+    """Where JAX runs: backend (cpu, gpu, tpu), the kind of the default device, all devices."""
+    return {
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "devices": [str(d) for d in jax.devices()],
+    }
 
 
 def to_json(result: dict[str, Any]) -> str:

@@ -11,6 +11,12 @@ Checkpoints (safe ``.npz``, no pickle) are written every few epochs; a run that
 is killed and started again resumes from its last checkpoint and ends with the
 weights an uninterrupted run produces. A non-finite loss re-initialises the
 member with a new key derived from its seed, a bounded number of times.
+
+Early stopping (``patience`` > 0): a member whose dev loss has not improved for
+``patience`` epochs stops training (its state no longer changes) while the others
+go on, and it keeps the weights of its best-dev epoch (so does a member that runs
+all its epochs). The best weights ride in the checkpoint; whether a member has
+stopped follows from its loss history, which the checkpoint holds too.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class TrainOptions:
     width: int
     depth: int
     loss: loss.LossConfig
+    patience: int = 0  # epochs without a better dev loss before a member stops; 0: off
 
     @classmethod
     def from_config(
@@ -67,7 +74,11 @@ class TrainOptions:
             "width",
             "depth",
         )
-        return cls(**{k: training[k] for k in keys}, loss=loss.LossConfig.from_config(loss_config))
+        return cls(
+            **{k: training[k] for k in keys},
+            loss=loss.LossConfig.from_config(loss_config),
+            patience=training.get("patience", 0),
+        )
 
     def fingerprint(self) -> str:
         return hashlib.sha256(
@@ -295,6 +306,19 @@ class Trained(NamedTuple):
     attempts: int
     history: list[tuple[float, float]]  # (train, dev) loss per epoch; dev NaN without dev
     diverged: bool  # stopped on a non-finite loss (with diverged="stop")
+    kept_epoch: int  # the epoch (1-based) whose weights ``net`` holds
+    stop_reason: Literal["epochs", "patience", "diverged"]
+
+
+def best_epoch(dev: list[float]) -> int:
+    """Index of the first lowest finite dev loss; the first epoch when none is finite."""
+    finite = [(value, i) for i, value in enumerate(dev) if math.isfinite(value)]
+    return min(finite)[1] if finite else 0
+
+
+def patience_ran_out(dev: list[float], patience: int) -> bool:
+    """Whether the last ``patience`` epochs brought no dev loss below the best before them."""
+    return patience > 0 and len(dev) - 1 - best_epoch(dev) >= patience
 
 
 def member_run(
@@ -399,16 +423,26 @@ def train_runs(
     dev_index = jnp.asarray([[position[int(p)] for p in r.dev] for r in runs]) if has_dev else None
     seeds = [member_seed(seed, r.label, r.member) for r in runs]
 
+    logger.info(
+        "training on JAX backend %s (%s)", jax.default_backend(), jax.devices()[0].device_kind
+    )
     optimiser = optax.adam(options.learning_rate)
     epoch_fn, evaluate = make_epoch(options.loss, optimiser), make_evaluate(options.loss)
     initial = [
         _initial(n_features, width, options, optimiser, seed, r.label, r.member, 0) for r in runs
     ]
-    fresh = _State(*_stack(initial), [0] * len(runs), [0] * len(runs), [[] for _ in runs])
+    fresh = _fresh_state(*_stack(initial), len(runs))
     state = fresh if checkpoint is None else _resume(*checkpoint, fresh[:2], len(runs))
-    stopped = np.zeros(len(runs), bool)
-    while any(e < options.epochs for e, s in zip(state.epoch, stopped) if not s):
-        active = np.array([e < options.epochs for e in state.epoch]) & ~stopped
+    patience = options.patience if has_dev else 0
+    if options.patience and not has_dev:
+        logger.warning("patience %d is not applied: runs without dev patches", options.patience)
+    stopped = np.zeros(len(runs), bool)  # diverged, with diverged="stop"
+
+    def patient() -> np.ndarray:  # runs whose dev loss still improves
+        return ~np.array([patience_ran_out([h[1] for h in hs], patience) for hs in state.history])
+
+    while any(e < options.epochs for e, s in zip(state.epoch, stopped | ~patient()) if not s):
+        active = np.array([e < options.epochs for e in state.epoch]) & ~stopped & patient()
         epochs = [min(e, options.epochs - 1) for e in state.epoch]
         order = jnp.asarray(run_orders(runs, seeds, epochs, options.patches_per_step, position))
         net, opt_state, values = epoch_fn(
@@ -421,6 +455,8 @@ def train_runs(
             else np.full(len(runs), np.nan)
         )
         state = state._replace(net=net, opt_state=opt_state)
+        if patience:
+            state = state._replace(best=_keep_improved(state, active, train_losses, dev_losses))
         for i, r in enumerate(runs):
             if not active[i]:
                 continue
@@ -447,24 +483,44 @@ def train_runs(
                 train_losses[i],
                 dev_losses[i],
             )
-        done = min(state.epoch)
+        training = patient()
+        done = min(e for e, going in zip(state.epoch, training) if going) if training.any() else 0
         if (
             checkpoint is not None
+            and training.any()
             and done % options.checkpoint_every == 0
             and done < options.epochs
-            and active.all()
+            and active[training].all()
+            and not stopped.any()
         ):
             _save_checkpoint(checkpoint[0], checkpoint[1], state)
-    return [
-        Trained(
-            _with_feature_rows(_member_slice(state.net, i), n_features),
-            standardizers[i],
-            state.attempt[i] + 1,
-            state.history[i],
-            bool(stopped[i]),
+    out = []
+    for i, r in enumerate(runs):
+        dev = [h[1] for h in state.history[i]]
+        reason = "diverged" if stopped[i] else "epochs"
+        if not stopped[i] and patience_ran_out(dev, patience):
+            reason = "patience"
+            logger.info(
+                "%s member %d stopped after epoch %d: no better dev loss for %d epochs",
+                r.label,
+                r.member,
+                len(dev),
+                patience,
+            )
+        kept = best_epoch(dev) + 1 if patience and dev else len(dev)
+        net = _member_slice(state.best if patience else state.net, i)
+        out.append(
+            Trained(
+                _with_feature_rows(net, n_features),
+                standardizers[i],
+                state.attempt[i] + 1,
+                state.history[i],
+                bool(stopped[i]),
+                kept,
+                reason,
+            )
         )
-        for i in range(len(runs))
-    ]
+    return out
 
 
 class _State(NamedTuple):
@@ -473,6 +529,27 @@ class _State(NamedTuple):
     epoch: list[int]
     attempt: list[int]
     history: list[list[tuple[float, float]]]
+    best: Any  # member-stacked network of each run's best-dev epoch so far
+
+
+def _fresh_state(net: Any, opt_state: Any, n: int) -> _State:
+    return _State(net, opt_state, [0] * n, [0] * n, [[] for _ in range(n)], net)
+
+
+def _keep_improved(
+    state: _State, active: np.ndarray, train_losses: np.ndarray, dev_losses: np.ndarray
+) -> Any:
+    """The best networks, replaced by the current one where an active run's epoch (finite
+    training loss) is its first or brings a finite dev loss below every earlier one; the
+    same choice as :func:`best_epoch` once the epoch enters the history."""
+    improved = []
+    for i, hs in enumerate(state.history):
+        earlier = min((h[1] for h in hs if math.isfinite(h[1])), default=math.inf)
+        better = math.isfinite(dev_losses[i]) and dev_losses[i] < earlier
+        improved.append(bool(active[i]) and math.isfinite(train_losses[i]) and (not hs or better))
+    mask = jnp.asarray(improved)
+    pick = lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+    return jax.tree_util.tree_map(pick, state.net, state.best)
 
 
 def _stack(trees: list[Any]) -> tuple[Any, Any]:
@@ -518,7 +595,9 @@ def _reinitialise(
     )
     state.epoch[i], state.attempt[i], state.history[i] = 0, attempt, []
     return state._replace(
-        net=_set_member(state.net, i, net), opt_state=_set_member(state.opt_state, i, opt_state)
+        net=_set_member(state.net, i, net),
+        opt_state=_set_member(state.opt_state, i, opt_state),
+        best=_set_member(state.best, i, net),
     )
 
 
@@ -526,6 +605,7 @@ def _info(
     setup: str, run: TrainingRun, seed: int, trained: Trained, options: TrainOptions
 ) -> dict[str, Any]:
     history = trained.history
+    kept = history[trained.kept_epoch - 1]
     return {
         "setup": setup,
         "member": run.member,
@@ -536,8 +616,11 @@ def _info(
         "train_patches": run.train.tolist(),
         "dev_patches": run.dev.tolist(),
         "history": {"train": [h[0] for h in history], "dev": [h[1] for h in history]},
-        "final_train_loss": history[-1][0],
-        "final_dev_loss": history[-1][1],
+        "final_train_loss": kept[0],  # of the kept epoch (the last one without patience)
+        "final_dev_loss": kept[1],
+        "epochs_run": len(history),
+        "stop_reason": trained.stop_reason,  # epochs, patience or diverged
+        "kept_epoch": trained.kept_epoch,  # 1-based; the best-dev epoch with patience
         "options": asdict(options),
     }
 
@@ -622,7 +705,7 @@ def checkpoint_fingerprint(
 
 def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any], n: int) -> _State:
     """State from the checkpoint when it matches this run, else the initial state."""
-    fresh = _State(*initial, [0] * n, [0] * n, [[] for _ in range(n)])
+    fresh = _fresh_state(*initial, n)
     if not path.exists():
         return fresh
     try:
@@ -653,6 +736,7 @@ def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any]
         lengths,
         arrays["attempt"].tolist(),
         history,
+        unflatten(initial[0], arrays, "best"),
     )
 
 
@@ -670,7 +754,9 @@ def _save_checkpoint(path: Path, fingerprint: Mapping[str, str], state: _State) 
     history = np.full((len(state.history), longest, 2), np.nan)
     for i, h in enumerate(state.history):
         history[i, : len(h)] = np.reshape(h, (-1, 2))
-    arrays = flatten(state.net, "net") | flatten(state.opt_state, "opt")
+    arrays = (
+        flatten(state.net, "net") | flatten(state.opt_state, "opt") | flatten(state.best, "best")
+    )
     arrays |= {
         "fingerprint": np.array(json.dumps(fingerprint, sort_keys=True)),
         "epoch": np.array(state.epoch),
