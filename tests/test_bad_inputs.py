@@ -451,7 +451,7 @@ def options_for_checkpoints():
 
 
 def test_checkpoint_of_another_split_is_not_resumed(tmp_path, caplog):
-    from hybridland.training import train
+    from hybridland.training import checkpoints, train
 
     options, first = options_for_checkpoints(), tiny()
     checkpoint = tmp_path / "checkpoint.npz"
@@ -470,7 +470,9 @@ def test_checkpoint_of_another_split_is_not_resumed(tmp_path, caplog):
     assert "resuming from" not in caplog.text.replace("not resuming from", "")
     clean = train.train_member(moved, "PFT", 0, 3, options, tmp_path / "clean.npz")
     assert resumed.info["history"] == clean.info["history"]
-    for x, y in zip(train.flatten(resumed.net, "").values(), train.flatten(clean.net, "").values()):
+    for x, y in zip(
+        checkpoints.flatten(resumed.net, "").values(), checkpoints.flatten(clean.net, "").values()
+    ):
         np.testing.assert_array_equal(x, y)
 
 
@@ -519,14 +521,14 @@ def test_each_training_job_has_its_own_checkpoint(driver_file, monkeypatch):
 
 
 def test_unreadable_checkpoint_is_not_resumed(tmp_path, caplog):
-    from hybridland.training import train
+    from hybridland.training import checkpoints, train
 
     checkpoint = tmp_path / "checkpoint.npz"
     checkpoint.write_bytes(b"PK\x03\x04 not a zip")
     fresh = train._resume(checkpoint, {"driver": "x"}, (None, None), 1)
     assert fresh.epoch == [0]
     assert f"not resuming from {checkpoint}: it is unreadable" in caplog.text
-    train.save_npz(checkpoint, {"fingerprint": np.array("0123abcd-PFT-[0]-3-24-pad10")})
+    checkpoints.save_npz(checkpoint, {"fingerprint": np.array("0123abcd-PFT-[0]-3-24-pad10")})
     assert train._resume(checkpoint, {"driver": "x"}, (None, None), 1).epoch == [0]
     assert (
         f"not resuming from {checkpoint}: it has no fingerprint by part; starting afresh"

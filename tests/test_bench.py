@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from hybridland.model import loss
-from hybridland.training import bench, train
+from hybridland.training import batches, bench, train
 
 CELLS, MONTHS, REPEATS = 640, 24, 7  # two patches of 320 slots
 
@@ -49,11 +49,11 @@ def test_bench_losses_are_the_training_loops_on_the_same_batch(figures):
     """The bench's loss, gradient and Adam steps equal the training program's on its batch."""
     net, batch = bench.synthetic_batch(0, CELLS, MONTHS)
     config = bench.published_config()
-    shared = train.Patches(None, None, batch.met, batch.climate, batch.observations)
+    shared = batches.Patches(None, None, batch.met, batch.climate, batch.observations)
     both_patches = jnp.asarray([0, 1])
     value, grads = jax.value_and_grad(loss.network_loss)(
         net,
-        train.take(
+        batches.take(
             shared._replace(features=batch.features, lat_feature=batch.lat_feature), both_patches
         ),
         config,

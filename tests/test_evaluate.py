@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from hybridland.model import loss, parameters, targets
-from hybridland.training import evaluate, train
+from hybridland.training import batches, evaluate, skill, train
 
 N_TIME = 24
 PATCH_CELLS = (4, 4, 4, 3, 4, 2)  # cells of each patch; the last patch is the test patch
@@ -104,29 +104,29 @@ def middle_parameters(n: int) -> dict[str, np.ndarray]:
 def test_metrics_match_hand_computed_values():
     obs, sim = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 1.5, 3.5, 3.5])
     # sum of squared errors 1.0, obs sum of squares about the mean 5.0
-    assert evaluate.r2_score(obs, sim) == pytest.approx(1.0 - 1.0 / 5.0)
+    assert skill.r2_score(obs, sim) == pytest.approx(1.0 - 1.0 / 5.0)
     # r = 4 / sqrt(5 * 4)
-    assert evaluate.explained_variance(obs, sim) == pytest.approx(16.0 / 20.0)
+    assert skill.explained_variance(obs, sim) == pytest.approx(16.0 / 20.0)
 
 
 def test_perfect_prediction_scores_one():
     obs = np.array([0.3, 1.2, 2.0, 0.7, 5.0])
-    assert evaluate.r2_score(obs, obs) == pytest.approx(1.0)
-    assert evaluate.explained_variance(obs, obs) == pytest.approx(1.0)
+    assert skill.r2_score(obs, obs) == pytest.approx(1.0)
+    assert skill.explained_variance(obs, obs) == pytest.approx(1.0)
 
 
 def test_constant_bias_lowers_nse_but_not_r2():
     obs = np.array([1.0, 2.0, 3.0, 4.0])
-    assert evaluate.r2_score(obs, obs + 1.0) == pytest.approx(1.0 - 4.0 / 5.0)
-    assert evaluate.explained_variance(obs, obs + 1.0) == pytest.approx(1.0)
-    assert evaluate.explained_variance(obs, 3.0 * obs - 7.0) == pytest.approx(1.0)
+    assert skill.r2_score(obs, obs + 1.0) == pytest.approx(1.0 - 4.0 / 5.0)
+    assert skill.explained_variance(obs, obs + 1.0) == pytest.approx(1.0)
+    assert skill.explained_variance(obs, 3.0 * obs - 7.0) == pytest.approx(1.0)
 
 
 def test_metrics_skip_non_finite_pairs():
     obs = np.array([1.0, np.nan, 2.0, 3.0, 4.0, 9.0])
     sim = np.array([1.5, 8.0, 1.5, 3.5, 3.5, np.inf])
-    assert evaluate.r2_score(obs, sim) == pytest.approx(0.8)
-    assert evaluate.explained_variance(obs, sim) == pytest.approx(0.8)
+    assert skill.r2_score(obs, sim) == pytest.approx(0.8)
+    assert skill.explained_variance(obs, sim) == pytest.approx(0.8)
 
 
 @pytest.mark.parametrize(
@@ -139,14 +139,14 @@ def test_metrics_skip_non_finite_pairs():
     ],
 )
 def test_metrics_are_nan_without_enough_information(obs, sim):
-    assert np.isnan(evaluate.r2_score(np.array(obs), np.array(sim)))
-    assert np.isnan(evaluate.explained_variance(np.array(obs), np.array(sim)))
+    assert np.isnan(skill.r2_score(np.array(obs), np.array(sim)))
+    assert np.isnan(skill.explained_variance(np.array(obs), np.array(sim)))
 
 
 def test_explained_variance_is_nan_for_constant_simulation():
     obs = np.array([1.0, 2.0, 3.0, 4.0])
-    assert np.isnan(evaluate.explained_variance(obs, np.full(4, 2.5)))
-    assert evaluate.r2_score(obs, np.full(4, 2.5)) == pytest.approx(0.0)
+    assert np.isnan(skill.explained_variance(obs, np.full(4, 2.5)))
+    assert skill.r2_score(obs, np.full(4, 2.5)) == pytest.approx(0.0)
 
 
 def test_columnwise_scores_agree_with_scalar_metrics():
@@ -154,12 +154,10 @@ def test_columnwise_scores_agree_with_scalar_metrics():
     obs, sim = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
     obs[::4, 1] = np.nan
     obs[2:, 3] = np.nan  # two pairs left: NaN
-    nse, r2, n = evaluate.columnwise_scores(obs, sim)
+    nse, r2, n = skill.columnwise_scores(obs, sim)
     for j in range(4):
-        assert nse[j] == pytest.approx(evaluate.r2_score(obs[:, j], sim[:, j]), nan_ok=True)
-        assert r2[j] == pytest.approx(
-            evaluate.explained_variance(obs[:, j], sim[:, j]), nan_ok=True
-        )
+        assert nse[j] == pytest.approx(skill.r2_score(obs[:, j], sim[:, j]), nan_ok=True)
+        assert r2[j] == pytest.approx(skill.explained_variance(obs[:, j], sim[:, j]), nan_ok=True)
     assert n.tolist() == [30, 22, 30, 2] and np.isnan(nse[3])
 
 
@@ -250,7 +248,7 @@ def test_loss_terms_and_evaluation_pairs_agree_on_the_same_simulation():
         total = 0.0
         for patch in driver.patch_id.values:  # one patch at a time: no padded slots
             cells = np.flatnonzero(driver.patch.values == patch)
-            packed = train.pack(driver, np.array([patch]))
+            packed = batches.pack(driver, np.array([patch]))
             out = {k: jnp.asarray(v[:, cells][:, None, :], jnp.float32) for k, v in sim.items()}
             observation = packed.observations[targets.observed(name)]
             total += float(loss.term_error(name, out, observation, config))
@@ -290,7 +288,7 @@ def test_cell_median_nse_by_hand():
     lai[3, 2:] = np.nan  # two observed months: left out
     lai[4] = 1.0  # no variance: left out
     driver["lai"] = (("cell", "time"), lai)
-    observed = evaluate.train.observations(driver)["lai"][0].astype(np.float64).T  # (cell, time)
+    observed = batches.observations(driver)["lai"][0].astype(np.float64).T  # (cell, time)
     observed = np.where(np.isfinite(lai), observed, np.nan)
     sim = fake_sim(driver, np.random.default_rng(2))
     series = sim["lai"].T.copy()

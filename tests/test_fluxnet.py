@@ -14,7 +14,7 @@ from hybridland import config as study_config
 from hybridland import contract
 from hybridland.model import loss, parameters
 from hybridland.studies import fluxnet
-from hybridland.training import evaluate, train
+from hybridland.training import batches, evaluate, train
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_valid_day_threshold_masks_months(monthly):
 
 
 def test_training_never_sees_test_months(sites):
-    obs = train.observations(sites)
+    obs = batches.observations(sites)
     held_out = sites.test_month.values.T
     for name in ("gpp_ec", "reco_ec", "et_ec", "lai", "nbe"):
         _, mask = obs[name]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from drivers import tiny_driver
 
-from hybridland.training import members, setups, train
+from hybridland.training import checkpoints, members, setups, train
 
 WEIGHTS = {
     "lai": 1.0,
@@ -66,7 +66,9 @@ def test_same_seed_same_weights_and_losses(tmp_path):
     b = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "b.npz")
     c = train.train_member(driver, "PFT+CLIM", 1, 7, options(), tmp_path / "c.npz")
     assert a.info["history"] == b.info["history"]
-    for x, y in zip(train.flatten(a.net, "").values(), train.flatten(b.net, "").values()):
+    for x, y in zip(
+        checkpoints.flatten(a.net, "").values(), checkpoints.flatten(b.net, "").values()
+    ):
         np.testing.assert_array_equal(x, y)
     assert a.info["history"] != c.info["history"]
     assert a.info["history"]["train"][-1] < a.info["history"]["train"][0]
@@ -202,7 +204,8 @@ def test_members_trained_together_match_members_trained_alone(tmp_path):
         together[1].info["history"]["train"], alone.info["history"]["train"], rtol=1e-4
     )
     for x, y in zip(
-        train.flatten(together[1].net, "").values(), train.flatten(alone.net, "").values()
+        checkpoints.flatten(together[1].net, "").values(),
+        checkpoints.flatten(alone.net, "").values(),
     ):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
 
@@ -218,7 +221,9 @@ def test_padding_the_features_inside_the_training_program_changes_nothing(tmp_pa
     np.testing.assert_allclose(
         padded.info["history"]["train"], plain.info["history"]["train"], rtol=1e-5
     )
-    for x, y in zip(train.flatten(padded.net, "").values(), train.flatten(plain.net, "").values()):
+    for x, y in zip(
+        checkpoints.flatten(padded.net, "").values(), checkpoints.flatten(plain.net, "").values()
+    ):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
 
 
@@ -271,7 +276,7 @@ IMPROVES = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]
 
 
 def member_weights(tree, i=None) -> list[np.ndarray]:
-    return [x if i is None else x[i] for x in train.flatten(tree, "").values()]
+    return [x if i is None else x[i] for x in checkpoints.flatten(tree, "").values()]
 
 
 def test_a_member_whose_dev_loss_stalls_stops_and_keeps_its_best_weights(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 A member's 40 parameters are predicted on every driver cell and DALEC993 is run
 on them (float32, jitted, in chunks of cells). Each target is compared with its
 model counterpart exactly as the loss compares it (:mod:`hybridland.model.targets`,
-on the observations and weights of :func:`hybridland.training.train.observations`):
+on the observations and weights of :func:`hybridland.training.batches.observations`):
 fine targets per cell and month, NBE and the EWT anomaly as patch means, biomass
 as means over 12-month blocks, soil carbon as the time mean, and the
 eddy-covariance targets at the site cells only. Skill is the Nash-Sutcliffe
@@ -35,8 +35,15 @@ import xarray as xr
 from hybridland.contract import SITE_TARGETS
 from hybridland.io import atomic_path, grid_coords, write_csv, write_netcdf
 from hybridland.model import dalec, forward, parameters, targets
-from hybridland.training import train
+from hybridland.training import batches, train
 from hybridland.training.members import kept_files
+from hybridland.training.skill import (
+    columnwise_scores,
+    explained_variance,
+    finite_pairs,
+    pearson_r,
+    r2_score,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,79 +76,9 @@ CELL_SERIES = tuple(
 )
 RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
 SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
-MIN_PAIRS = 3
 
 
 # ---- metrics (pure numpy)
-
-
-def _finite_pairs(obs: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    obs, sim = np.broadcast_arrays(np.asarray(obs, np.float64), np.asarray(sim, np.float64))
-    keep = np.isfinite(obs) & np.isfinite(sim)
-    return obs[keep], sim[keep]
-
-
-def _no_spread(centred: np.ndarray, values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """True where a sum of squared deviations is zero up to rounding of the mean."""
-    scale = np.nanmax(np.abs(values), axis=axis, initial=0.0)
-    n = np.sum(np.isfinite(values), axis=axis)
-    return np.sum(centred**2, axis=axis) <= n * (8.0 * np.finfo(np.float64).eps * scale) ** 2
-
-
-def columnwise_scores(
-    obs: np.ndarray, sim: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """NSE, squared Pearson r and pair count of each column of (n, k) arrays.
-
-    Only pairs where both values are finite count. A column with fewer than 3
-    pairs, or with no spread in the observations (NSE) or in either series
-    (r2), scores NaN.
-    """
-    obs, sim = np.broadcast_arrays(np.asarray(obs, np.float64), np.asarray(sim, np.float64))
-    valid = np.isfinite(obs) & np.isfinite(sim)
-    n = valid.sum(axis=0)
-    o, s = np.where(valid, obs, np.nan), np.where(valid, sim, np.nan)
-    count = np.maximum(n, 1)
-    o_dev = np.where(valid, o - np.nansum(o, axis=0) / count, 0.0)
-    s_dev = np.where(valid, s - np.nansum(s, axis=0) / count, 0.0)
-    ss_obs, ss_sim = np.sum(o_dev**2, axis=0), np.sum(s_dev**2, axis=0)
-    flat_obs, flat_sim = _no_spread(o_dev, o), _no_spread(s_dev, s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        nse = 1.0 - np.nansum((s - o) ** 2, axis=0) / ss_obs
-        r2 = np.sum(o_dev * s_dev, axis=0) ** 2 / (ss_obs * ss_sim)
-    few = n < MIN_PAIRS
-    nse = np.where(few | flat_obs, np.nan, nse)
-    r2 = np.where(few | flat_obs | flat_sim, np.nan, np.minimum(r2, 1.0))
-    return nse, r2, n
-
-
-def r2_score(obs: np.ndarray, sim: np.ndarray) -> float:
-    """Nash-Sutcliffe efficiency 1 - sum((sim - obs)^2) / sum((obs - mean(obs))^2) over finite pairs."""
-    o, s = _finite_pairs(obs, sim)
-    return float(columnwise_scores(o[:, None], s[:, None])[0][0])
-
-
-def explained_variance(obs: np.ndarray, sim: np.ndarray) -> float:
-    """Squared Pearson correlation of ``obs`` and ``sim`` over finite pairs."""
-    o, s = _finite_pairs(obs, sim)
-    return float(columnwise_scores(o[:, None], s[:, None])[1][0])
-
-
-def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation over finite pairs; NaN with fewer than 3 pairs or no spread."""
-    x, y = _finite_pairs(a, b)
-    if x.size < MIN_PAIRS:
-        return float("nan")
-    dx, dy = x - x.mean(), y - y.mean()
-    if _no_spread(dx, x) or _no_spread(dy, y):
-        return float("nan")
-    return float(np.clip(np.sum(dx * dy) / np.sqrt(np.sum(dx**2) * np.sum(dy**2)), -1.0, 1.0))
-
-
-def rmse(obs: np.ndarray, sim: np.ndarray) -> float:
-    """Root-mean-square difference over finite pairs; NaN with fewer than 3 pairs."""
-    o, s = _finite_pairs(obs, sim)
-    return float(np.sqrt(np.mean((s - o) ** 2))) if o.size >= MIN_PAIRS else float("nan")
 
 
 def parameter_recovery(
@@ -153,7 +90,7 @@ def parameter_recovery(
     """
     rows = []
     for name in [n for n in parameters.NAMES if n in estimate and n in truth]:
-        est, tru = _finite_pairs(estimate[name], truth[name])
+        est, tru = finite_pairs(estimate[name], truth[name])
         gap = est - tru
         rows.append(
             {
@@ -236,7 +173,7 @@ def target_pairs(
     """Observed and simulated values of every target the driver holds, over the cells of the mask.
 
     Each target is compared as the loss compares it (:mod:`hybridland.model.targets`), on
-    the observations and weights training sees (:func:`hybridland.training.train.observations`):
+    the observations and weights training sees (:func:`hybridland.training.batches.observations`):
     per cell and month (lai, sif, et; site targets where the site weight is positive), per
     cell and block of 12 months with every month observed (biomass), per cell as the time
     mean (som), and per patch and month as the weighted mean over the patch's cells (nbe;
@@ -264,7 +201,7 @@ def _compared(
     driver: xr.Dataset, sim: Mapping[str, np.ndarray], names: Sequence[str]
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Model, observed value and weight of each named target the driver holds, on its timescale."""
-    observations = train.observations(driver)
+    observations = batches.observations(driver)
     out = {}
     for name in names:
         if name not in observations:

@@ -37,11 +37,10 @@ import numpy as np
 import optax
 import xarray as xr
 
-from hybridland.contract import COARSE_TARGETS, SITE_TARGETS, TARGETS
 from hybridland.data.driver import open_driver
 from hybridland.io import atomic_path
-from hybridland.model import dalec, forward, loss, network
-from hybridland.training import setups
+from hybridland.model import loss, network
+from hybridland.training import batches, checkpoints, setups
 
 logger = logging.getLogger(__name__)
 
@@ -86,20 +85,6 @@ class TrainOptions:
         ).hexdigest()[:16]
 
 
-class Patches(NamedTuple):
-    """Patches padded to a common number of slots; arrays (patch, slot, ...) or (time, patch, slot).
-
-    Forcing and observations are shared by the members of a setup; the
-    standardised features are each member's own (None in the shared pack).
-    """
-
-    features: jax.Array | None
-    lat_feature: jax.Array | None
-    met: dalec.Met
-    climate: dalec.Climate
-    observations: dict[str, loss.Observation]
-
-
 def member_seed(seed: int, setup: str, member: int) -> int:
     return (setups.setup_seed(seed, setup) * 1009 + member) % 2**31
 
@@ -115,89 +100,6 @@ def dev_patches(train_candidates: np.ndarray, fraction: float, seed: int) -> np.
     return np.sort(np.random.default_rng(seed).choice(train_candidates, size=count, replace=False))
 
 
-def observations(driver: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(value, mask) per target on driver cells, (time, cell); missing values are 0 with mask 0.
-
-    Optional driver variables refine the mask of (cell, time) targets: ``test_month``
-    (cell, time) removes held-out months from training, and ``<target>_weight``
-    (cell, time) multiplies a target's mask (e.g. inverse-variance weights).
-    """
-    out = {}
-    held_out = driver["test_month"].values.T if "test_month" in driver else None
-    cell_patch = driver.patch.values
-    patch_index = {int(p): i for i, p in enumerate(driver.patch_id.values)}
-    rows = np.array([patch_index[int(p)] for p in cell_patch])
-    for name in TARGETS | SITE_TARGETS:
-        if name not in driver:
-            continue
-        values = driver[name].values.astype(np.float64)
-        if name in COARSE_TARGETS:
-            values = values[rows]  # the patch value on each of its cells
-        values = values.T if values.ndim == 2 else values[None, :]
-        mask = np.isfinite(values).astype(np.float32)
-        if name in SITE_TARGETS:
-            mask = mask * driver.ec_weight.values[None, :]
-        if f"{name}_weight" in driver:
-            mask = mask * np.nan_to_num(driver[f"{name}_weight"].values.T.astype(np.float32))
-        if held_out is not None and mask.shape == held_out.shape:
-            mask = mask * ~held_out
-        out[name] = (np.where(mask > 0, values, 0.0).astype(np.float32), mask)
-    return out
-
-
-def _slots(driver: xr.Dataset, patch_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cell index (patch, slot) of each patch's cells, padded by repeating them, and the valid mask."""
-    members = [np.flatnonzero(driver.patch.values == p) for p in patch_ids]
-    slots = max(len(m) for m in members)
-    return np.array([np.resize(m, slots) for m in members]), np.array(
-        [np.arange(slots) < len(m) for m in members]
-    )
-
-
-def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
-    """Forcing and observations of ``patch_ids`` as (time, patch, slot); features are left empty.
-
-    Padded slots copy cells of the patch and carry observation weight 0.
-    """
-    index, valid = _slots(driver, patch_ids)
-
-    def cells(x: np.ndarray) -> jax.Array:  # (cell,) -> (patch, slot)
-        return jnp.asarray(x[index], jnp.float32)
-
-    def time_cells(x: np.ndarray) -> jax.Array:  # (time, cell) -> (time, patch, slot)
-        return jnp.asarray(x[:, index], jnp.float32)
-
-    met, climate = forward.forcing_arrays(driver, np.float32)
-    met = dalec.Met(*(time_cells(x) for x in met))
-    climate = dalec.Climate(*(cells(x) for x in climate))
-    obs = {
-        name: loss.Observation(
-            time_cells(value), time_cells(mask) * jnp.asarray(valid, jnp.float32)
-        )
-        for name, (value, mask) in observations(driver).items()
-    }
-    return Patches(None, None, met, climate, obs)
-
-
-def pack_features(driver: xr.Dataset, features: np.ndarray, patch_ids: np.ndarray) -> jax.Array:
-    """Per-cell features (cell, n) as (patch, slot, n) in the layout of :func:`pack`, zero in padded slots."""
-    index, valid = _slots(driver, patch_ids)
-    return jnp.asarray(features[index] * valid[..., None], jnp.float32)
-
-
-def take(patches: Patches, idx: jax.Array) -> loss.Batch:
-    """The patches ``idx`` as one batch (patch axis first for cells, second for time)."""
-    by_cell = lambda x: x[idx]
-    by_time = lambda x: x[:, idx]
-    return loss.Batch(
-        features=by_cell(patches.features),
-        lat_feature=by_cell(patches.lat_feature),
-        met=jax.tree_util.tree_map(by_time, patches.met),
-        climate=jax.tree_util.tree_map(by_cell, patches.climate),
-        observations=jax.tree_util.tree_map(by_time, patches.observations),
-    )
-
-
 def make_epoch(config: loss.LossConfig, optimiser: optax.GradientTransformation):
     """One jitted epoch for several members at once (vmapped over the leading member axis).
 
@@ -205,12 +107,14 @@ def make_epoch(config: loss.LossConfig, optimiser: optax.GradientTransformation)
     a member whose ``active`` flag is off keeps its state unchanged.
     """
 
-    def one(net, opt_state, features, lat_feature, shared: Patches, order, active):
+    def one(net, opt_state, features, lat_feature, shared: batches.Patches, order, active):
         patches = shared._replace(features=features, lat_feature=lat_feature)
 
         def step(carry, idx):
             net, opt_state = carry
-            value, grads = jax.value_and_grad(loss.network_loss)(net, take(patches, idx), config)
+            value, grads = jax.value_and_grad(loss.network_loss)(
+                net, batches.take(patches, idx), config
+            )
             updates, new_opt = optimiser.update(grads, opt_state, net)
             new = (optax.apply_updates(net, updates), new_opt)
             return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, carry), value
@@ -225,10 +129,12 @@ def make_epoch(config: loss.LossConfig, optimiser: optax.GradientTransformation)
 def make_evaluate(config: loss.LossConfig):
     """Jitted total loss of each member over its own patches ``index`` (member, n), one patch at a time."""
 
-    def one(net, features, lat_feature, shared: Patches, index):
+    def one(net, features, lat_feature, shared: batches.Patches, index):
         patches = shared._replace(features=features, lat_feature=lat_feature)
         return jnp.sum(
-            jax.lax.map(lambda i: loss.network_loss(net, take(patches, i[None]), config), index)
+            jax.lax.map(
+                lambda i: loss.network_loss(net, batches.take(patches, i[None]), config), index
+            )
         )
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
@@ -244,31 +150,6 @@ def epoch_order(
     order = np.random.default_rng([seed, epoch]).permutation(n_patches)
     steps = math.ceil(n_patches / per_step) if steps is None else steps
     return np.resize(order, steps * per_step).reshape(steps, per_step)
-
-
-# ---- checkpoints: flat .npz of tree leaves keyed by their paths, no pickle
-
-
-def flatten(tree: Any, prefix: str) -> dict[str, np.ndarray]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {prefix + jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
-
-
-def unflatten(template: Any, arrays: Mapping[str, np.ndarray], prefix: str) -> Any:
-    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
-    return jax.tree_util.tree_unflatten(
-        treedef, [jnp.asarray(arrays[prefix + jax.tree_util.keystr(p)]) for p, _ in paths]
-    )
-
-
-def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 class Member(NamedTuple):
@@ -406,7 +287,7 @@ def train_runs(
     """
     candidates = driver.patch_id.values[~driver.patch_test.values]
     position = {int(p): i for i, p in enumerate(candidates)}
-    shared = pack(driver, candidates)
+    shared = batches.pack(driver, candidates)
     loss.check_observations(shared.observations, options.loss)
     raw = raw_features(driver, setup, seed)
     standardizers = [
@@ -416,9 +297,11 @@ def train_runs(
     n_features = raw.shape[1] - 1
     width = padded_width(n_features, feature_pad)
     features = jnp.stack(
-        [_padded_features(pack_features(driver, x[:, :-1], candidates), width) for x in z]
+        [_padded_features(batches.pack_features(driver, x[:, :-1], candidates), width) for x in z]
     )
-    lat_feature = jnp.stack([pack_features(driver, x[:, -1:], candidates)[..., 0] for x in z])
+    lat_feature = jnp.stack(
+        [batches.pack_features(driver, x[:, -1:], candidates)[..., 0] for x in z]
+    )
     has_dev = all(r.dev.size for r in runs)
     dev_index = jnp.asarray([[position[int(p)] for p in r.dev] for r in runs]) if has_dev else None
     seeds = [member_seed(seed, r.label, r.member) for r in runs]
@@ -674,20 +557,6 @@ def _initial(
     return net, optimiser.init(net)
 
 
-def driver_digest(driver: xr.Dataset) -> str:
-    """Digest of every value of the driver: predictors, forcing, targets, masks and split.
-
-    Names, types, shapes and values of all variables and coordinates; attributes are not
-    read (they do not enter training).
-    """
-    digest = hashlib.sha256()
-    for name in sorted(map(str, driver.variables)):
-        values = np.ascontiguousarray(driver[name].values)
-        digest.update(f"{name}:{values.dtype.str}:{values.shape};".encode())
-        digest.update(values.astype(str) if values.dtype.kind == "O" else values)
-    return digest.hexdigest()[:16]
-
-
 def checkpoint_fingerprint(
     driver: xr.Dataset, setup: str, members: list[int], seed: int, options: TrainOptions
 ) -> dict[str, str]:
@@ -695,7 +564,7 @@ def checkpoint_fingerprint(
     a run whose every part is the same."""
     return {
         "options": options.fingerprint(),  # training and loss settings
-        "driver": driver_digest(driver),
+        "driver": checkpoints.driver_digest(driver),
         "setup": setup,
         "members": json.dumps(members),
         "seed": str(seed),
@@ -709,11 +578,11 @@ def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any]
     if not path.exists():
         return fresh
     try:
-        arrays = load_npz(path)
+        arrays = checkpoints.load_npz(path)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         logger.warning("not resuming from %s: it is unreadable (%s); starting afresh", path, error)
         return fresh
-    written = _written_fingerprint(arrays)
+    written = checkpoints.written_fingerprint(arrays)
     if not written:
         logger.warning("not resuming from %s: it has no fingerprint by part; starting afresh", path)
         return fresh
@@ -731,22 +600,13 @@ def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any]
         [tuple(map(float, row)) for row in arrays["history"][i, :k]] for i, k in enumerate(lengths)
     ]
     return _State(
-        unflatten(initial[0], arrays, "net"),
-        unflatten(initial[1], arrays, "opt"),
+        checkpoints.unflatten(initial[0], arrays, "net"),
+        checkpoints.unflatten(initial[1], arrays, "opt"),
         lengths,
         arrays["attempt"].tolist(),
         history,
-        unflatten(initial[0], arrays, "best"),
+        checkpoints.unflatten(initial[0], arrays, "best"),
     )
-
-
-def _written_fingerprint(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
-    """The fingerprint a checkpoint holds; empty for one written before it had parts."""
-    try:
-        written = json.loads(str(arrays.get("fingerprint", "")))
-    except json.JSONDecodeError:
-        return {}
-    return written if isinstance(written, dict) else {}
 
 
 def _save_checkpoint(path: Path, fingerprint: Mapping[str, str], state: _State) -> None:
@@ -755,7 +615,9 @@ def _save_checkpoint(path: Path, fingerprint: Mapping[str, str], state: _State) 
     for i, h in enumerate(state.history):
         history[i, : len(h)] = np.reshape(h, (-1, 2))
     arrays = (
-        flatten(state.net, "net") | flatten(state.opt_state, "opt") | flatten(state.best, "best")
+        checkpoints.flatten(state.net, "net")
+        | checkpoints.flatten(state.opt_state, "opt")
+        | checkpoints.flatten(state.best, "best")
     )
     arrays |= {
         "fingerprint": np.array(json.dumps(fingerprint, sort_keys=True)),
@@ -763,16 +625,16 @@ def _save_checkpoint(path: Path, fingerprint: Mapping[str, str], state: _State) 
         "attempt": np.array(state.attempt),
         "history": history,
     }
-    save_npz(path, arrays)
+    checkpoints.save_npz(path, arrays)
 
 
 def save_member(member: Member, weights: Path, info: Path) -> None:
     """Weights and standardisation as .npz, everything else as JSON."""
-    arrays = flatten(member.net, "net") | {
+    arrays = checkpoints.flatten(member.net, "net") | {
         "standardizer_mean": member.standardizer.mean,
         "standardizer_std": member.standardizer.std,
     }
-    save_npz(weights, arrays)
+    checkpoints.save_npz(weights, arrays)
     with atomic_path(info) as tmp:
         tmp.write_text(json.dumps(member.info, indent=1))
 
@@ -780,13 +642,13 @@ def save_member(member: Member, weights: Path, info: Path) -> None:
 def load_member(weights: Path, info: Path) -> Member:
     """A trained member back from :func:`save_member`."""
     meta = json.loads(Path(info).read_text())
-    arrays = load_npz(weights)
+    arrays = checkpoints.load_npz(weights)
     options = meta["options"]
     template = network.init_network(
         jax.random.key(0), len(meta["columns"]), width=options["width"], depth=options["depth"]
     )
     standardizer = network.Standardizer(arrays["standardizer_mean"], arrays["standardizer_std"])
-    return Member(unflatten(template, arrays, "net"), standardizer, meta)
+    return Member(checkpoints.unflatten(template, arrays, "net"), standardizer, meta)
 
 
 def member_parameters(driver: xr.Dataset, member: Member) -> dict[str, np.ndarray]:
@@ -813,12 +675,6 @@ def train_member_files(
     checkpoint.unlink(missing_ok=True)
 
 
-def setup_checkpoint(setup_dir: Path, members: list[int]) -> Path:
-    """The checkpoint of the job that trains ``members`` of a setup: one per job, so two
-    jobs of one setup (train_setup, train_extra_members) never share one."""
-    return setup_dir / f"checkpoint.members{'-'.join(f'{m:02d}' for m in members)}.npz"
-
-
 def train_setup_files(
     driver_path: Path,
     setup: str,
@@ -829,7 +685,7 @@ def train_setup_files(
     infos: list[Path],
 ) -> None:
     """Entry point of the train_setup rule: all members of a setup in one program, one file pair each."""
-    checkpoint = setup_checkpoint(Path(weights[0]).parent.parent, members)
+    checkpoint = checkpoints.setup_checkpoint(Path(weights[0]).parent.parent, members)
     results = train_members(open_driver(driver_path), setup, members, seed, options, checkpoint)
     for result, weight, info in zip(results, weights, infos):
         save_member(result, Path(weight), Path(info))

@@ -18,7 +18,7 @@ from hybridland.io import write_netcdf
 from hybridland.model import loss, parameters
 from hybridland.studies.fluxnet.crossval import simulate_targets
 from hybridland.studies.fluxnet.sites import CALIBRATION, CALIBRATION_SETUP, FluxnetError
-from hybridland.training import train
+from hybridland.training import batches
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def calibrate_sites(
     Returns physical parameters (cell,), the final loss per site and the summed loss every ``chunk``
     steps.
     """
-    shared = train.pack(drv, drv.patch_id.values)
+    shared = batches.pack(drv, drv.patch_id.values)
     loss.check_observations(shared.observations, config)
     n = drv.sizes["cell"]
     raw = {

@@ -19,7 +19,7 @@ from hybridland.studies.fluxnet.sites import (
     MONTHLY_TARGETS,
     SCHEMES,
 )
-from hybridland.training import evaluate
+from hybridland.training import evaluate, skill
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +27,9 @@ logger = logging.getLogger(__name__)
 def site_scores(obs: np.ndarray, sim: np.ndarray) -> dict[str, float]:
     """NSE, Pearson r and RMSE of one site's monthly series over finite pairs."""
     return {
-        "nse": evaluate.r2_score(obs, sim),
-        "r": evaluate.pearson_r(obs, sim),
-        "rmse": evaluate.rmse(obs, sim),
+        "nse": skill.r2_score(obs, sim),
+        "r": skill.pearson_r(obs, sim),
+        "rmse": skill.rmse(obs, sim),
     }
 
 
@@ -90,8 +90,8 @@ def pooled_metrics(
                     "variable": t,
                     "split": "test",
                     "metric": evaluate.POOLED,
-                    "r2_score": evaluate.r2_score(o, s),
-                    "explained_variance": evaluate.explained_variance(o, s),
+                    "r2_score": skill.r2_score(o, s),
+                    "explained_variance": skill.explained_variance(o, s),
                     "n": n,
                 }
             )
