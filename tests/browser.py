@@ -47,7 +47,8 @@ def _devtools_port(profile: Path, deadline: float) -> int:
 
 
 def open_page(path: Path, settle_s: float = 8.0, timeout_s: float = 60.0) -> PageReport:
-    """Load ``path`` and return the console errors and exceptions seen within ``settle_s`` of loading."""
+    """Load ``path`` and return the console errors and exceptions seen within ``settle_s`` of
+    loading."""
     import websocket  # websocket-client, a test dependency
 
     executable = chromium()

@@ -1,4 +1,5 @@
-"""Evaluation: metric formulas, target comparisons, recovery, tables and the per-setup entry point."""
+"""Evaluation: metric formulas, target comparisons, recovery, tables and the per-setup entry
+point."""
 
 from __future__ import annotations
 

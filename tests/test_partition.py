@@ -1,4 +1,5 @@
-"""Hierarchical partitioning: Shapley values, the global table, per-cell maps and the entry point."""
+"""Hierarchical partitioning: Shapley values, the global table, per-cell maps and the entry
+point."""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ POOLED, CELL = "r2_score_pooled", "nse_cell_median"
 
 
 def metrics_table(values_by_setup, variables=("lai", "et")):
-    """Ensemble test rows with the given r2_score; explained_variance = r2 / 2; plus distractor rows."""
+    """Ensemble test rows with the given r2_score; explained_variance = r2 / 2; plus distractor
+    rows."""
     rows = []
     for setup, value in values_by_setup.items():
         for i, variable in enumerate(variables):

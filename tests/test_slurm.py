@@ -1,4 +1,5 @@
-"""The smoke study's data stages through a real Slurm, as sbatch jobs (CI starts one: .ci/start-slurm)."""
+"""The smoke study's data stages through a real Slurm, as sbatch jobs (CI starts one:
+.ci/start-slurm)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Training: setups, determinism, resumption after a kill, re-initialisation after NaN, selection."""
+"""Training: setups, determinism, resumption after a kill, re-initialisation after NaN,
+selection."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def run_member(driver_path: Path, out: Path, epochs: int) -> subprocess.Popen:
     script = (
         "import sys, json; from hybridland.training import train;"
         "o = train.TrainOptions.from_config(json.loads(sys.argv[1]), json.loads(sys.argv[2]));"
-        "train.train_member_files(sys.argv[3], 'PFT', 0, 3, o, sys.argv[4] + '/weights.npz', sys.argv[4] + '/member.json')"
+        "train.train_member_files(sys.argv[3], 'PFT', 0, 3, o, "
+        "sys.argv[4] + '/weights.npz', sys.argv[4] + '/member.json')"
     )
     loss_config = {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
     return subprocess.Popen(

@@ -1,4 +1,5 @@
-"""The workflow on the smoke study: it runs, its outputs hold what they promise, edits rerun the right rules."""
+"""The workflow on the smoke study: it runs, its outputs hold what they promise, edits rerun the
+right rules."""
 
 from __future__ import annotations
 
@@ -368,7 +369,8 @@ def test_the_browser_check_sees_console_errors_and_exceptions(tmp_path):
     require_chromium()
     page = tmp_path / "broken.html"
     page.write_text(
-        "<html><body>hello<script>console.error('boom'); undefinedFunction();</script></body></html>"
+        "<html><body>hello<script>console.error('boom'); undefinedFunction();</script>"
+        "</body></html>"
     )
     report = open_page(page, settle_s=2.0)
     assert report.text == "hello"

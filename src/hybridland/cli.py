@@ -40,7 +40,8 @@ def _bench(args: argparse.Namespace) -> int:
         for name in ("forward", "value_and_grad", "adam_step"):
             r = result[name]
             print(
-                f"{name:15s} {r['median_s'] * 1e3:9.2f} ms  {r['pixel_months_per_s']:.3e} pixel-months/s"
+                f"{name:15s} {r['median_s'] * 1e3:9.2f} ms  "
+                f"{r['pixel_months_per_s']:.3e} pixel-months/s"
             )
         print(f"compile {result['compile_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
         print(f"backend {result['backend']} ({result['device_kind']})")

@@ -13,7 +13,8 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 @contextlib.contextmanager
 def logging_to(path: str | Path, level: int = logging.INFO) -> Iterator[logging.Logger]:
-    """Send log records to ``path`` and stderr; log any exception with its traceback, then re-raise."""
+    """Send log records to ``path`` and stderr; log any exception with its traceback, then
+    re-raise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()

@@ -85,7 +85,8 @@ def key_parameters(extra: Sequence[str] = ()) -> tuple[str, ...]:
 
 
 def dependence_fit(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Degree-4 polynomial ridge fit (alpha 0.5) on the standardised feature, evaluated on ``grid``."""
+    """Degree-4 polynomial ridge fit (alpha 0.5) on the standardised feature, evaluated on
+    ``grid``."""
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
@@ -426,7 +427,8 @@ def _explain_truth(
     outputs: Mapping[str, Path],
     overrides: twin.Overrides,
 ) -> None:
-    """The same Kernel SHAP procedure on the twin's true functions, and its agreement with ``learned``."""
+    """The same Kernel SHAP procedure on the twin's true functions, and its agreement with
+    ``learned``."""
     values = run.shap(true_function(run.names, run.layout, overrides), f"{run.setup} truth")
     true = importance_table(values, run.features, run.names, run.setup)
     write_csv(true, outputs["truth"])
@@ -483,7 +485,8 @@ def gather_files(
     out_csv: Path | str,
     figure_stem: Path | str,
 ) -> None:
-    """Entry point of the gather_shap rule: one importance table and one group-share figure per grid."""
+    """Entry point of the gather_shap rule: one importance table and one group-share figure per
+    grid."""
     table = pd.concat([pd.read_csv(p) for p in importance], ignore_index=True)[IMPORTANCE_COLUMNS]
     write_csv(table, Path(out_csv))
     plots.save_figure(

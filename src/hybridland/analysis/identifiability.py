@@ -44,7 +44,8 @@ def stack_parameters(
     """
     if len(members) != len(numbers) or not members:
         raise ValueError(
-            f"need one number per member and at least one member, got {len(members)} and {len(numbers)}"
+            "need one number per member and at least one member, "
+            f"got {len(members)} and {len(numbers)}"
         )
     data = {}
     for name in parameters.NAMES:
@@ -60,7 +61,8 @@ def stack_parameters(
 
 
 def member_parameter_stack(driver: xr.Dataset, members: Sequence[train.Member]) -> xr.Dataset:
-    """Every member's 40 parameters on every driver cell, (member, cell), with cell lat/lon as coordinates."""
+    """Every member's 40 parameters on every driver cell, (member, cell), with cell lat/lon as
+    coordinates."""
     from hybridland.training import train
 
     numbers = [int(m.info["member"]) for m in members]
@@ -102,7 +104,8 @@ def median_cv(cv: xr.Dataset) -> pd.Series:
 
 
 def summary(cv: xr.Dataset, setup: str, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """Rows ``setup, parameter, median_cv, identifiable`` (median_cv < threshold), in table order."""
+    """Rows ``setup, parameter, median_cv, identifiable`` (median_cv < threshold), in table
+    order."""
     if not threshold > 0:
         raise ValueError(f"identifiability threshold must be positive, got {threshold}")
     medians = median_cv(cv)

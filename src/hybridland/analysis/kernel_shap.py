@@ -351,7 +351,8 @@ def shares(values: np.ndarray) -> np.ndarray:
 def importance_table(
     values: np.ndarray, features: Sequence[str], names: Sequence[str], setup: str
 ) -> pd.DataFrame:
-    """Columns ``setup, parameter, feature, share``; parameters in the order given, then features."""
+    """Columns ``setup, parameter, feature, share``; parameters in the order given, then
+    features."""
     share = shares(values)
     rows = [
         (setup, name, feature, share[j, k])
@@ -439,5 +440,6 @@ def _import(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError as error:
         raise ImportError(
-            f"hybridland.analysis.explain needs the '{name}' package for Kernel SHAP: pip install {name}"
+            f"hybridland.analysis.explain needs the '{name}' package for Kernel SHAP: "
+            f"pip install {name}"
         ) from error

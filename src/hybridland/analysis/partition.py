@@ -232,7 +232,8 @@ def _aligned(
 
 
 def dominant_group(phi: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Index (into the order of ``phi``) of the largest contribution per cell; NO_GROUP where any is NaN."""
+    """Index (into the order of ``phi``) of the largest contribution per cell; NO_GROUP where any is
+    NaN."""
     stacked = np.stack(list(phi.values()))
     valid = np.isfinite(stacked).all(axis=0)
     index = np.argmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0)
@@ -307,7 +308,8 @@ def cell_partition(
 
 
 def bars_figure(table: pd.DataFrame) -> Figure:
-    """Stacked bars per variable and metric: baseline, then each group's contribution, ending at full."""
+    """Stacked bars per variable and metric: baseline, then each group's contribution, ending at
+    full."""
     metrics = [m for m in METRICS if m in set(table["metric"])]
     fig, axes = plots.new_figure(1, max(len(metrics), 1), panel=(5.0, 3.6))
     for ax, metric in zip(axes[0], metrics):

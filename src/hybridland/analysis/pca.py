@@ -100,11 +100,13 @@ def derived_quantities(params: Mapping[str, ArrayLike]) -> pd.DataFrame:
 
 
 def standardise(table: pd.DataFrame) -> pd.DataFrame:
-    """Z-score each column across rows (population std); a constant column becomes 0, with a warning."""
+    """Z-score each column across rows (population std); a constant column becomes 0, with a
+    warning."""
     values = table.to_numpy(np.float64)
     if not np.isfinite(values).all():
         raise ValueError(
-            f"PCA table has non-finite values in columns {list(table.columns[~np.isfinite(values).all(0)])}"
+            "PCA table has non-finite values in columns "
+            f"{list(table.columns[~np.isfinite(values).all(0)])}"
         )
     std = values.std(axis=0)
     constant = list(table.columns[std == 0])
@@ -143,7 +145,8 @@ def pca(table: pd.DataFrame) -> PCAResult:
 
 
 def tucker_congruence(a: ArrayLike, b: ArrayLike) -> float:
-    """Tucker's congruence |sum a b| / sqrt(sum a^2 sum b^2) of two loading vectors; 1 = same axis."""
+    """Tucker's congruence |sum a b| / sqrt(sum a^2 sum b^2) of two loading vectors; 1 = same
+    axis."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
         raise ValueError(f"loading vectors differ in shape: {a.shape} and {b.shape}")
@@ -178,11 +181,13 @@ def congruence(learned: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def not_identifiable(identifiability: pd.DataFrame, setup: str) -> set[str]:
-    """Quantities with a source parameter that the identifiability table marks as not identifiable."""
+    """Quantities with a source parameter that the identifiability table marks as not
+    identifiable."""
     rows = identifiability[identifiability["setup"] == setup]
     if rows.empty:
         raise ValueError(
-            f"identifiability table has no rows for setup {setup!r} (has {sorted(set(identifiability['setup']))})"
+            f"identifiability table has no rows for setup {setup!r} "
+            f"(has {sorted(set(identifiability['setup']))})"
         )
     flagged = set(rows.loc[~rows["identifiable"].astype(bool), "parameter"])
     return {q for q, sources in SOURCES.items() if flagged & set(sources)}

@@ -101,7 +101,8 @@ def shap_checks(
     drivers: Mapping[str, Sequence[str]],
     prefix: str,
 ) -> list[tuple]:
-    """Rows from ``truth_rank_correlation.csv`` and the learned ``group_importance.csv`` of one setup.
+    """Rows from ``truth_rank_correlation.csv`` and the learned ``group_importance.csv`` of one
+    setup.
 
     ``drivers``: parameter -> groups that drive it (the truth's record). Per
     quantity, only the twin predictor groups that do not drive it count; a group

@@ -36,7 +36,8 @@ COLUMNS = ["parameter", "target", "sensitivity"]
 
 
 def perturbed(values: np.ndarray, name: str, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """``values`` of parameter ``name`` moved down and up by ``step`` of its log range, kept in bounds."""
+    """``values`` of parameter ``name`` moved down and up by ``step`` of its log range, kept in
+    bounds."""
     info = parameters.BY_NAME[name]
     factor = (info.maximum / info.minimum) ** step
     values = np.asarray(values, np.float64)
@@ -49,7 +50,8 @@ def target_changes(
     down: Mapping[str, tuple[np.ndarray, np.ndarray]],
     up: Mapping[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, float]:
-    """Normalised change per target from two :func:`hybridland.training.evaluate.target_pairs` results.
+    """Normalised change per target from two :func:`hybridland.training.evaluate.target_pairs`
+    results.
 
     Both results hold the same observed values (same driver, same cells), so
     their pairs line up; a target without spread gets NaN.
@@ -69,7 +71,8 @@ def target_changes(
 def sensitivities(
     driver: xr.Dataset, truth: Mapping[str, np.ndarray], step: float = DEFAULT_STEP
 ) -> pd.DataFrame:
-    """Rows ``parameter, target, sensitivity`` for every parameter and observed target of ``driver``.
+    """Rows ``parameter, target, sensitivity`` for every parameter and observed target of
+    ``driver``.
 
     ``truth`` holds the 40 true parameters at the driver's cells, (cell,) each.
     """
@@ -102,7 +105,8 @@ def sensitivity_file(
     step: float = DEFAULT_STEP,
     seed: int = 0,
 ) -> None:
-    """Entry point of the sensitivity rule: write ``parameter, target, sensitivity`` for one grid."""
+    """Entry point of the sensitivity rule: write ``parameter, target, sensitivity`` for one
+    grid."""
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     with xr.open_dataset(truth_nc) as opened:

@@ -59,7 +59,8 @@ def observations(driver: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def _slots(driver: xr.Dataset, patch_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cell index (patch, slot) of each patch's cells, padded by repeating them, and the valid mask."""
+    """Cell index (patch, slot) of each patch's cells, padded by repeating them, and the valid
+    mask."""
     members = [np.flatnonzero(driver.patch.values == p) for p in patch_ids]
     slots = max(len(m) for m in members)
     return np.array([np.resize(m, slots) for m in members]), np.array(
@@ -93,7 +94,8 @@ def pack(driver: xr.Dataset, patch_ids: np.ndarray) -> Patches:
 
 
 def pack_features(driver: xr.Dataset, features: np.ndarray, patch_ids: np.ndarray) -> jax.Array:
-    """Per-cell features (cell, n) as (patch, slot, n) in the layout of :func:`pack`, zero in padded slots."""
+    """Per-cell features (cell, n) as (patch, slot, n) in the layout of :func:`pack`, zero in padded
+    slots."""
     index, valid = _slots(driver, patch_ids)
     return jnp.asarray(features[index] * valid[..., None], jnp.float32)
 

@@ -307,7 +307,8 @@ def ensemble_metrics(members: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_grid(driver: xr.Dataset, values: np.ndarray) -> np.ndarray:
-    """A per-cell (..., cell) field on the grid, (..., lat, lon), NaN where the driver has no cell."""
+    """A per-cell (..., cell) field on the grid, (..., lat, lon), NaN where the driver has no
+    cell."""
     values = np.asarray(values, np.float64)
     out = np.full(values.shape[:-1] + (driver.sizes["y"], driver.sizes["x"]), np.nan)
     out[..., driver.cell_y.values, driver.cell_x.values] = values
@@ -344,7 +345,8 @@ def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> x
 
 
 def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray]]) -> xr.Dataset:
-    """Ensemble mean ``<name>`` and population standard deviation ``<name>_std`` of every parameter on (lat, lon)."""
+    """Ensemble mean ``<name>`` and population standard deviation ``<name>_std`` of every parameter
+    on (lat, lon)."""
     data = {}
     for name in parameters.NAMES:
         stack = np.stack([np.asarray(m[name], np.float64) for m in members])  # (member, cell)
@@ -374,7 +376,8 @@ def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray
 def simulated_dataset(
     driver: xr.Dataset, sim: Mapping[str, np.ndarray], cells_mask: np.ndarray
 ) -> xr.Dataset:
-    """The simulated outputs of SIMULATED on the cells of the mask, (time, cell), with lat/lon per cell."""
+    """The simulated outputs of SIMULATED on the cells of the mask, (time, cell), with lat/lon per
+    cell."""
     mask = np.asarray(cells_mask, bool)
     long_names = {
         "lai": "leaf area index",
@@ -538,7 +541,8 @@ def evaluate_setup(
     truth_nc: Path | str | None = None,
     recovery_csv: Path | str | None = None,
 ) -> None:
-    """Entry point of the evaluation of one (grid, setup) from its kept members' (weights, info) files.
+    """Entry point of the evaluation of one (grid, setup) from its kept members' (weights, info)
+    files.
 
     Writes ``metrics_csv`` (per member and ``ensemble`` rows), ``params_nc``
     (ensemble mean and std of every parameter on the grid) with one GeoTIFF per
@@ -550,7 +554,8 @@ def evaluate_setup(
         raise ValueError(f"{grid}/{setup}: no members to evaluate")
     if (truth_nc is None) != (recovery_csv is None):
         raise ValueError(
-            f"{grid}/{setup}: truth_nc and recovery_csv go together (got {truth_nc}, {recovery_csv})"
+            f"{grid}/{setup}: truth_nc and recovery_csv go together "
+            f"(got {truth_nc}, {recovery_csv})"
         )
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
@@ -584,7 +589,8 @@ def evaluate_selected(
     truth: Path | str | None,
     outputs: Any,
 ) -> None:
-    """Entry point of the evaluate_setup rule: :func:`evaluate_setup` on the members kept in ``selected``.
+    """Entry point of the evaluate_setup rule: :func:`evaluate_setup` on the members kept in
+    ``selected``.
 
     Args:
         selected: JSON of the select_members rule, ``{"kept": [member numbers], ...}``.
@@ -659,7 +665,8 @@ def _gather(
 
 
 def gather_metrics(paths: Iterable[Path | str], destination: Path | str) -> None:
-    """Concatenate per-setup metric tables, sorted by grid, setup, member, metric, variable, split."""
+    """Concatenate per-setup metric tables, sorted by grid, setup, member, metric, variable,
+    split."""
     by = ["grid", "setup", "member", "metric", "variable", "split"]
     _gather(paths, destination, METRIC_COLUMNS, by)
 

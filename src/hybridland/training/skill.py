@@ -49,7 +49,8 @@ def columnwise_scores(
 
 
 def r2_score(obs: np.ndarray, sim: np.ndarray) -> float:
-    """Nash-Sutcliffe efficiency 1 - sum((sim - obs)^2) / sum((obs - mean(obs))^2) over finite pairs."""
+    """Nash-Sutcliffe efficiency 1 - sum((sim - obs)^2) / sum((obs - mean(obs))^2) over finite
+    pairs."""
     o, s = finite_pairs(obs, sim)
     return float(columnwise_scores(o[:, None], s[:, None])[0][0])
 

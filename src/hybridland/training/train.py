@@ -127,7 +127,8 @@ def make_epoch(config: loss.LossConfig, optimiser: optax.GradientTransformation)
 
 
 def make_evaluate(config: loss.LossConfig):
-    """Jitted total loss of each member over its own patches ``index`` (member, n), one patch at a time."""
+    """Jitted total loss of each member over its own patches ``index`` (member, n), one patch at a
+    time."""
 
     def one(net, features, lat_feature, shared: batches.Patches, index):
         patches = shared._replace(features=features, lat_feature=lat_feature)
@@ -463,7 +464,8 @@ def _reinitialise(
     attempt = state.attempt[i] + 1
     if attempt > options.max_restarts:
         raise RuntimeError(
-            f"{run.label} member {run.member}: loss not finite in epoch {state.epoch[i] + 1} after {options.max_restarts} re-initialisations"
+            f"{run.label} member {run.member}: loss not finite in epoch {state.epoch[i] + 1} "
+            f"after {options.max_restarts} re-initialisations"
         )
     logger.warning(
         "%s member %d: non-finite loss in epoch %d; re-initialising (attempt %d of %d)",
@@ -684,7 +686,8 @@ def train_setup_files(
     weights: list[Path],
     infos: list[Path],
 ) -> None:
-    """Entry point of the train_setup rule: all members of a setup in one program, one file pair each."""
+    """Entry point of the train_setup rule: all members of a setup in one program, one file pair
+    each."""
     checkpoint = checkpoints.setup_checkpoint(Path(weights[0]).parent.parent, members)
     results = train_members(open_driver(driver_path), setup, members, seed, options, checkpoint)
     for result, weight, info in zip(results, weights, infos):
