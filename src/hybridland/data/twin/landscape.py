@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage, special
 
 from hybridland.contract import PFT
-from hybridland.data.regrid import PFT_FROM_IGBP
+from hybridland.data.landcover import PFT_FROM_IGBP
 from hybridland.data.twin.config import FINE_PER_TRUTH, TwinConfig
 from hybridland.data.twin.fields import smooth_fields, smoothstep, stream
 from hybridland.data.twin.grids import (
