@@ -19,6 +19,9 @@ SOIL_TRUTH = twin.drivers(
 )
 
 
+FULL = "PFT+CLIM+SOIL+AGE"
+
+
 def rows(checks: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(checks, columns=scorecard.COLUMNS).set_index("check")
 
@@ -48,11 +51,11 @@ def test_derived_quantities_are_driven_by_the_parameters_they_read():
 
 def test_shap_checks_skip_undefined_ranks_and_take_the_largest_no_influence_share():
     ranks = pd.DataFrame(
-        {"setup": "S", "parameter": ["Q10", "LCMA", "f_gpp"], "spearman": [0.9, np.nan, 0.2]}
+        {"setup": FULL, "parameter": ["Q10", "LCMA", "f_gpp"], "spearman": [0.9, np.nan, 0.2]}
     )
     groups = pd.DataFrame(
         {
-            "setup": "S",
+            "setup": FULL,
             "parameter": ["Q10", "Q10", "f_gpp", "f_gpp"],
             "group": ["CLIM", "SOIL"] * 2,
             "share": [0.95, 0.05, 0.85, 0.15],
@@ -60,19 +63,19 @@ def test_shap_checks_skip_undefined_ranks_and_take_the_largest_no_influence_shar
     )
     card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
     assert list(card.index) == [
-        "g/shap/rank/S/Q10",
-        "g/shap/rank/S/f_gpp",
-        "g/shap/no_influence/S/SOIL",
+        f"g/shap/rank/{FULL}/Q10",
+        f"g/shap/rank/{FULL}/f_gpp",
+        f"g/shap/no_influence/{FULL}/SOIL",
     ]
     assert card.passed.tolist() == [True, False, False]
-    assert card.loc["g/shap/no_influence/S/SOIL", "value"] == pytest.approx(0.15)
+    assert card.loc[f"g/shap/no_influence/{FULL}/SOIL", "value"] == pytest.approx(0.15)
 
 
 def test_shap_no_influence_counts_per_quantity_the_groups_that_do_not_drive_it():
     ranks = pd.DataFrame(columns=["setup", "parameter", "spearman"])
     groups = pd.DataFrame(
         {
-            "setup": "S",
+            "setup": FULL,
             "parameter": ["field_capacity"] * 3 + ["Cwood"] * 3 + ["tor_wood"] * 3,
             "group": ["PFT", "SOIL", "AGE"] * 3,
             "share": [0.1, 0.6, 0.3, 0.7, 0.2, 0.1, 0.05, 0.5, 0.45],
@@ -86,46 +89,109 @@ def test_shap_no_influence_counts_per_quantity_the_groups_that_do_not_drive_it()
     ]
     designed = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
     assert designed.value.to_dict() == {
-        "g/shap/no_influence/S/PFT": pytest.approx(0.05),
-        "g/shap/no_influence/S/SOIL": pytest.approx(0.6),
-        "g/shap/no_influence/S/AGE": pytest.approx(0.3),
+        f"g/shap/no_influence/{FULL}/PFT": pytest.approx(0.05),
+        f"g/shap/no_influence/{FULL}/SOIL": pytest.approx(0.6),
+        f"g/shap/no_influence/{FULL}/AGE": pytest.approx(0.3),
     }
-    # Record: SOIL drives field_capacity, AGE drives nothing, Cwood reads PFT only.
+    # Record: SOIL drives field_capacity, Cwood reads PFT only, tor_wood is constant (its
+    # shares are not counted: there is no variation to attribute).
     configured = rows(scorecard.shap_checks(ranks, groups, SOIL_TRUTH, "g"))
     assert configured.value.to_dict() == {
-        "g/shap/no_influence/S/PFT": pytest.approx(0.1),
-        "g/shap/no_influence/S/SOIL": pytest.approx(0.5),
-        "g/shap/no_influence/S/AGE": pytest.approx(0.45),
+        f"g/shap/no_influence/{FULL}/PFT": pytest.approx(0.1),
+        f"g/shap/no_influence/{FULL}/SOIL": pytest.approx(0.2),
+        f"g/shap/no_influence/{FULL}/AGE": pytest.approx(0.3),
     }
+
+
+def test_shap_no_influence_skips_quantities_whose_driver_the_setup_lacks():
+    ranks = pd.DataFrame(columns=["setup", "parameter", "spearman"])
+    groups = pd.DataFrame(
+        {
+            "setup": ["CLIM+SOIL+AGE"] * 4 + [FULL] * 2,
+            "parameter": ["Cwood", "Cwood", "Q10", "Q10", "Cwood", "Cwood"],
+            "group": ["SOIL", "AGE", "SOIL", "AGE", "SOIL", "AGE"],
+            "share": [0.5, 0.5, 0.02, 0.03, 0.3, 0.7],
+        }
+    )
+    assert DESIGNED["Cwood"] == ("PFT", "AGE") and DESIGNED["Q10"] == ("CLIM",)
+    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
+    # Without PFT, Cwood can only be reached through proxies: only Q10 counts there.
+    assert card.value.to_dict() == {
+        "g/shap/no_influence/CLIM+SOIL+AGE/SOIL": pytest.approx(0.02),
+        "g/shap/no_influence/CLIM+SOIL+AGE/AGE": pytest.approx(0.03),
+        f"g/shap/no_influence/{FULL}/SOIL": pytest.approx(0.3),
+    }
+    assert card.passed.tolist() == [True, True, False]
 
 
 def test_a_group_driving_every_quantity_gets_no_shap_check():
     ranks = pd.DataFrame(columns=["setup", "parameter", "spearman"])
     groups = pd.DataFrame(
-        {"setup": "S", "parameter": "LCMA", "group": ["PFT", "CONTROL"], "share": [0.9, 0.1]}
+        {"setup": FULL, "parameter": "LCMA", "group": ["PFT", "CONTROL"], "share": [0.9, 0.1]}
     )
     assert DESIGNED["LCMA"] == ("PFT",)
     assert scorecard.shap_checks(ranks, groups, DESIGNED, "g") == []
 
 
-def test_identifiability_checks_count_agreement_and_identifiable_but_invisible():
+def test_identifiability_checks_score_the_combined_verdict_and_its_recovery():
     names = list(parameters.NAMES)
     visible = pd.Series(False, index=names)
     visible[names[:20]] = True
     identifiable = np.zeros(40, bool)
     identifiable[:18] = True  # two visible ones missed
     identifiable[30:33] = True  # three invisible ones called identifiable
-    summary = pd.DataFrame(
-        {"setup": "S", "parameter": names, "median_cv": 0.1, "identifiable": identifiable}
+    published = pd.DataFrame(
+        {"setup": "S", "parameter": names, "criterion": "cv_published", "identifiable": True}
     )
-    card = rows(scorecard.identifiability_checks(summary, visible, "g"))
+    combined = published.assign(criterion="combined", identifiable=identifiable)
+    summary = pd.concat([published, combined], ignore_index=True)
+    r = np.where(np.arange(40) < 10, 0.95, 0.5)  # identifiable: 10 at 0.95, 11 at 0.5
+    r[0] = np.nan  # a constant truth has no r
+    recovery = pd.DataFrame({"grid": "g", "setup": "S", "parameter": names, "pearson_r": r})
+    card = rows(scorecard.identifiability_checks(summary, visible, recovery, "g"))
     assert card.loc["g/identifiability/agreement/S", "value"] == pytest.approx(35 / 40)
     assert card.loc["g/identifiability/identifiable_but_invisible/S", "value"] == pytest.approx(
         3 / 20
     )
-    assert card.passed.tolist() == [True, False]
-    every = rows(scorecard.identifiability_checks(summary, visible | True, "g"))
+    # 20 finite r of the 21 called identifiable: nine 0.95, eleven 0.5 -> median 0.5
+    assert card.loc["g/identifiability/recovery_r/S", "value"] == pytest.approx(0.5)
+    assert card.passed.tolist() == [False, False, False]
+    every = rows(scorecard.identifiability_checks(summary, visible | True, recovery.head(0), "g"))
     assert list(every.index) == ["g/identifiability/agreement/S"]
+    with pytest.raises(ValueError, match="no 'combined' rows"):
+        scorecard.identifiability_checks(published, visible, recovery, "g")
+
+
+def test_training_checks_compare_the_full_setup_with_the_best_subset():
+    r2 = {  # setup -> (lai, sif, et) test R2
+        "CONTROL": (0.1, 0.1, 0.1),
+        "PFT+CLIM": (0.93, 0.80, 0.75),
+        "PFT+CLIM+SOIL": (0.90, 0.85, 0.70),
+        "LATLON": (0.99, 0.99, 0.99),  # not a subset of the factorial: not compared
+    }
+    r2[FULL] = (0.925, 0.86, 0.70)
+    metrics = pd.DataFrame(
+        [
+            ("g", setup, "ensemble", v, "test", "r2_score_pooled", x)
+            for setup, values in r2.items()
+            for v, x in zip(("lai", "sif", "et"), values)
+        ]
+        + [("g", FULL, "0", "lai", "test", "r2_score_pooled", 0.0)],  # a member row: ignored
+        columns=["grid", "setup", "member", "variable", "split", "metric", "r2_score"],
+    )
+    losses = {
+        "A": {"kept": [0, 2], "final_train_loss": {"0": 40.0, "1": 1027.0, "2": 70.0}},
+        "B": {"kept": [1, 2], "final_train_loss": {"0": 90.0, "1": 43.0, "2": 112.0}},
+    }
+    card = rows(scorecard.training_checks(metrics, ["PFT", "CLIM", "SOIL", "AGE"], losses, "g"))
+    assert card.value.to_dict() == {
+        "g/training/full_minus_best_subset/lai": pytest.approx(-0.005),
+        "g/training/full_minus_best_subset/sif": pytest.approx(0.01),
+        "g/training/full_minus_best_subset/et": pytest.approx(-0.05),
+        f"g/training/test_r2/{FULL}/lai": pytest.approx(0.925),
+        "g/training/kept_loss_ratio": pytest.approx(112 / 43),
+    }
+    assert card.passed.tolist() == [True, True, False, True, False]
 
 
 def test_pca_checks_use_the_first_three_components():
@@ -134,7 +200,7 @@ def test_pca_checks_use_the_first_three_components():
             "component": ["PC1", "PC2", "PC3", "PC4"],
             "congruence": [0.95, 0.7, 0.9, 0.1],
             "learned_ratio": [0.5, 0.3, 0.1, 0.1],
-            "true_ratio": [0.45, 0.1, 0.2, 0.25],
+            "true_ratio": [0.47, 0.1, 0.13, 0.25],
         }
     )
     card = rows(scorecard.pca_checks(congruence, "g"))
@@ -160,10 +226,10 @@ def test_partition_share_of_the_no_influence_group_by_hand():
 
 def test_scorecard_files_write_the_table_and_figure(tmp_path):
     paths = {}
-    ranks = pd.DataFrame({"setup": "S", "parameter": ["Q10"], "spearman": [0.8]})
+    ranks = pd.DataFrame({"setup": FULL, "parameter": ["Q10"], "spearman": [0.8]})
     groups = pd.DataFrame(
         {
-            "setup": "S",
+            "setup": FULL,
             "parameter": ["Q10", "Q10"],
             "group": ["CLIM", "SOIL"],
             "share": [0.97, 0.03],
@@ -171,7 +237,16 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
     )
     names = list(parameters.NAMES)
     summary = pd.DataFrame(
-        {"setup": "S", "parameter": names, "median_cv": 0.1, "identifiable": True}
+        {"setup": FULL, "parameter": names, "criterion": "combined", "identifiable": True}
+    )
+    recovery = pd.DataFrame({"grid": "g", "setup": FULL, "parameter": names, "pearson_r": 0.95})
+    metrics = pd.DataFrame(
+        [
+            ("g", setup, "ensemble", v, "test", "r2_score_pooled", x)
+            for setup, x in (("PFT", 0.9), ("PFT+SOIL", 0.91))
+            for v in ("lai", "sif", "et")
+        ],
+        columns=["grid", "setup", "member", "variable", "split", "metric", "r2_score"],
     )
     sens = pd.DataFrame({"parameter": names, "target": "lai", "sensitivity": 1.0})
     congruence = pd.DataFrame(
@@ -184,38 +259,50 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
         "ranks": ranks,
         "groups": groups,
         "summary": summary,
+        "recovery": recovery,
+        "metrics": metrics,
         "sens": sens,
         "congruence": congruence,
         "partition": partition,
     }.items():
         paths[name] = tmp_path / f"{name}.csv"
         table.to_csv(paths[name], index=False)
+    selected = tmp_path / "selected.json"
+    selected.write_text('{"kept": [0, 1], "final_train_loss": {"0": 40.0, "1": 50.0, "2": 900}}')
+    truth = tmp_path / "truth_parameters.nc"
+    write_truth(truth, DESIGNED)
     grids = {
         "g": {
-            "shap": {"S": (paths["ranks"], paths["groups"])},
+            "shap": {FULL: (paths["ranks"], paths["groups"])},
             "identifiability": paths["summary"],
             "sensitivity": paths["sens"],
             "congruence": paths["congruence"],
             "partition": paths["partition"],
+            "selected": {"PFT": selected},
+            "truth": truth,
         }
     }
-    truth = tmp_path / "regridded" / "g" / "truth_parameters.nc"
-    truth.parent.mkdir(parents=True)
-    write_truth(truth, DESIGNED)
-    card = scorecard.scorecard_files(
-        grids, ["PFT", "SOIL"], tmp_path / "scorecard.csv", tmp_path / "scorecard"
-    )
+
+    def card():
+        return scorecard.scorecard_files(
+            grids,
+            ["PFT", "SOIL"],
+            paths["metrics"],
+            paths["recovery"],
+            tmp_path / "scorecard.csv",
+            tmp_path / "scorecard",
+        )
+
+    table = card()
     written = pd.read_csv(tmp_path / "scorecard.csv")
     assert list(written.columns) == ["check", "value", "threshold", "passed"]
-    assert written.passed.all() and len(written) == len(card) == 6  # all visible: 1 left out
+    # training 5, shap 2, identifiability 2 (all visible: 1 left out), pca 2, partition 1
+    assert written.passed.all() and len(written) == len(table) == 12
     assert "g/partition/no_influence/SOIL/r2_score" in set(written.check)
-    assert_figure(tmp_path / "scorecard", (8.0, 3.0))  # 6 rows: the least height, 3 inches
+    assert written.set_index("check").loc["g/training/kept_loss_ratio", "value"] == 1.25
+    assert_figure(tmp_path / "scorecard", (8.0, 3.0))  # 12 rows: the least height, 3 inches
     # A record in which SOIL drives a parameter (not Q10): the partition check is left out.
-    other = tmp_path / "soil_truth.nc"
-    write_truth(other, SOIL_TRUTH)
-    grids["g"]["truth"] = other
-    card = scorecard.scorecard_files(
-        grids, ["PFT", "SOIL"], tmp_path / "scorecard.csv", tmp_path / "scorecard"
-    )
-    assert "g/partition/no_influence/SOIL/r2_score" not in set(card.check)
-    assert "g/shap/no_influence/S/SOIL" in set(card.check) and len(card) == 5
+    write_truth(truth, SOIL_TRUTH)
+    table = card()
+    assert "g/partition/no_influence/SOIL/r2_score" not in set(table.check)
+    assert f"g/shap/no_influence/{FULL}/SOIL" in set(table.check) and len(table) == 11

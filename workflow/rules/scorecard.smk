@@ -29,6 +29,16 @@ rule scorecard:
         **keyed("sensitivity", rules.sensitivity.output.sensitivity, grid=ANALYSIS_GRIDS),
         **keyed("congruence", rules.pca.output.congruence, grid=ANALYSIS_GRIDS),
         **keyed("partition", rules.partition.output.table, grid=ANALYSIS_GRIDS),
+        **{
+            key: path
+            for grid in ANALYSIS_GRIDS
+            for key, path in keyed(
+                "selected", rules.select_members.output.selected, grid=[grid], setup=SETUPS[grid]
+            ).items()
+        },
+        **keyed("truth", regridded_file("truth_parameters"), grid=ANALYSIS_GRIDS),
+        metrics=rules.gather_metrics.output.metrics,
+        recovery=rules.gather_metrics.output.recovery,
         code=code("scorecard"),
     output:
         table=report(
@@ -47,6 +57,7 @@ rule scorecard:
     params:
         grids=ANALYSIS_GRIDS,
         shap_setups=SHAP_SETUPS,
+        setups={grid: SETUPS[grid] for grid in ANALYSIS_GRIDS},
         groups=config["setups"]["groups"],
     log:
         log_file("scorecard"),

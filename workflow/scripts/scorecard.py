@@ -16,10 +16,17 @@ with logging_to(snakemake.log[0]):
                 "sensitivity": inputs[f"sensitivity/{grid}"],
                 "congruence": inputs[f"congruence/{grid}"],
                 "partition": inputs[f"partition/{grid}"],
+                "truth": inputs[f"truth/{grid}"],
+                "selected": {
+                    setup: inputs[f"selected/{grid}/{setup}"]
+                    for setup in snakemake.params.setups[grid]
+                },
             }
             for grid in snakemake.params.grids
         },
         groups=snakemake.params.groups,
+        metrics_csv=inputs.metrics,
+        recovery_csv=inputs.recovery,
         out_csv=snakemake.output.table,
         figure_stem=snakemake.output.figure.removesuffix(".png"),
     )

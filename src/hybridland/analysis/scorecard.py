@@ -2,8 +2,8 @@
 
 Each check is one row ``check, value, threshold, passed`` of
 ``results/<study>/scorecard.csv``; a check's name says what it measures and
-where (``<grid>/<analysis>/<what>``). The thresholds are set from the
-measurements reported in the README (section "The twin scorecard"):
+where (``<grid>/<analysis>/<what>``). The thresholds are those of issue #11,
+fixed before looking at any result (README, section "The twin scorecard"):
 
 * ``shap/rank/<setup>/<parameter>``: Spearman correlation between the learned
   and the true feature shares of Kernel SHAP (same cells, same samples);
@@ -13,14 +13,26 @@ measurements reported in the README (section "The twin scorecard"):
   SHAP that any explained quantity gives a group not driving it; at most
   :data:`NO_INFLUENCE_SHARE_MAX`. The drivers are those recorded in the
   grid's ``truth_parameters.nc`` (:func:`hybridland.data.twin.truth_drivers`),
-  so a configured truth (``twin.overrides``) is scored against itself.
+  so a configured truth (``twin.overrides``) is scored against itself. Only
+  quantities whose every driver is among the setup's groups count: without its
+  driver a network can only reach a quantity through a correlated proxy, and a
+  constant quantity has no variation to attribute.
 * ``identifiability/agreement/<setup>``: the fraction of the 40 parameters
-  whose identifiability (median CV below the threshold) agrees with whether
-  the observations can see them at all (:mod:`hybridland.analysis.sensitivity`); at
-  least :data:`AGREEMENT_MIN`. ``identifiability/identifiable_but_invisible``:
-  the share of the parameters no observation can see that are nevertheless
-  called identifiable (the dangerous kind of error); at most
-  :data:`INVISIBLE_IDENTIFIABLE_MAX`.
+  whose identifiability (the ``combined`` verdict of the summary) agrees with
+  whether the observations can see them at all
+  (:mod:`hybridland.analysis.sensitivity`); at least :data:`AGREEMENT_MIN`.
+  ``identifiability/identifiable_but_invisible``: the share of the parameters
+  no observation can see that are nevertheless called identifiable (the
+  dangerous kind of error); at most :data:`INVISIBLE_IDENTIFIABLE_MAX`.
+* ``identifiability/recovery_r/<setup>``: the median Pearson r between the
+  setup's learned (ensemble-mean) and true maps over the parameters called
+  identifiable where the truth varies; at least :data:`RECOVERY_R_MIN`.
+* ``training/full_minus_best_subset/<variable>``: the full setup's test R2
+  minus the best proper subset's (pooled, ensemble); at least
+  :data:`FULL_GAP_MIN`. ``training/test_r2/<full setup>/lai``: at least
+  :data:`LAI_R2_MIN`. ``training/kept_loss_ratio``: the largest ratio, over the
+  setups, of a kept member's final training loss to the setup's best member's;
+  at most :data:`KEPT_LOSS_RATIO_MAX`.
 * ``pca/congruence/PCn``: Tucker's congruence of learned and true loadings;
   at least :data:`CONGRUENCE_MIN`. ``pca/ratio_gap/PCn``: |learned - true|
   explained-variance ratio; at most :data:`RATIO_GAP_MAX`.
@@ -35,6 +47,7 @@ left out of the table, not counted as passed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,6 +61,8 @@ from hybridland.contract import PREDICTOR_GROUPS
 from hybridland.data import twin
 from hybridland.io import write_csv
 from hybridland.model import parameters
+from hybridland.training import setups
+from hybridland.training.evaluate import POOLED
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,12 +70,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COLUMNS = ["check", "value", "threshold", "passed"]
-SHAP_RANK_MIN = 0.5
-NO_INFLUENCE_SHARE_MAX = 0.1
-AGREEMENT_MIN = 0.6
-INVISIBLE_IDENTIFIABLE_MAX = 0.1
+SHAP_RANK_MIN = 0.6
+NO_INFLUENCE_SHARE_MAX = 0.05
+AGREEMENT_MIN = 0.9
+INVISIBLE_IDENTIFIABLE_MAX = 0.0
+RECOVERY_R_MIN = 0.9
 CONGRUENCE_MIN = 0.8
-RATIO_GAP_MAX = 0.15
+RATIO_GAP_MAX = 0.05
+FULL_GAP_MIN = -0.01
+LAI_R2_MIN = 0.9
+KEPT_LOSS_RATIO_MAX = 2.0
+VERDICT = "combined"  # the identifiability summary's criterion the analyses use
 N_COMPONENTS = 3
 # Targets observed in every cell and month; the site and coarse targets rest on a few
 # test sites or patches, where one group's Shapley value swings with noise.
@@ -95,6 +115,11 @@ def _row(
     return check, float(value), threshold, passed
 
 
+def setup_groups(setup: str) -> set[str]:
+    """The twin predictor groups a setup reads (none for CONTROL or LATLON)."""
+    return set(setup.split("+")) & set(PREDICTOR_GROUPS)
+
+
 def shap_checks(
     ranks: pd.DataFrame,
     groups: pd.DataFrame,
@@ -104,9 +129,10 @@ def shap_checks(
     """Rows from ``truth_rank_correlation.csv`` and the learned ``group_importance.csv`` of one
     setup.
 
-    ``drivers``: parameter -> groups that drive it (the truth's record). Per
-    quantity, only the twin predictor groups that do not drive it count; a group
-    that drives every explained quantity gets no row.
+    ``drivers``: parameter -> groups that drive it (the truth's record). Only the
+    quantities driven by some group and by none outside the setup count, and per
+    quantity only the twin predictor groups that do not drive it; a group that
+    drives every counted quantity gets no row.
     """
     defined = ranks.dropna(
         subset=["spearman"]
@@ -116,9 +142,16 @@ def shap_checks(
         for r in defined.itertuples()
     ]
     driven = {q: quantity_drivers(drivers, q) for q in groups.parameter.unique()}
-    undriven = [g not in driven[q] for q, g in zip(groups.parameter, groups.group)]
-    counted = groups[groups.group.isin(list(PREDICTOR_GROUPS)) & np.array(undriven, bool)]
-    for (setup, group), part in counted.groupby(["setup", "group"], sort=False):
+    counted = [
+        bool(driven[q])
+        and driven[q] <= setup_groups(s)
+        and g in PREDICTOR_GROUPS
+        and g not in driven[q]
+        for s, q, g in zip(groups.setup, groups.parameter, groups.group)
+    ]
+    for (setup, group), part in groups[np.array(counted, bool)].groupby(
+        ["setup", "group"], sort=False
+    ):
         rows.append(
             _row(
                 f"{prefix}/shap/no_influence/{setup}/{group}",
@@ -130,10 +163,25 @@ def shap_checks(
     return rows
 
 
-def identifiability_checks(summary: pd.DataFrame, visible: pd.Series, prefix: str) -> list[tuple]:
-    """Agreement of each setup's identifiable set with the parameters the observations see."""
+def verdict(summary: pd.DataFrame) -> pd.DataFrame:
+    """The identifiability summary's rows of the verdict the analyses use."""
+    rows = summary[summary.criterion == VERDICT] if "criterion" in summary else summary.head(0)
+    if rows.empty:
+        raise ValueError(
+            f"identifiability summary has no {VERDICT!r} rows "
+            f"(criteria: {sorted(set(summary.get('criterion', [])))})"
+        )
+    return rows
+
+
+def identifiability_checks(
+    summary: pd.DataFrame, visible: pd.Series, recovery: pd.DataFrame, prefix: str
+) -> list[tuple]:
+    """Agreement of each setup's identifiable set with the parameters the observations see, and
+    how well the identifiable ones are recovered (``recovery``: rows ``grid, setup, parameter,
+    pearson_r`` of the evaluation; NaN r where the truth is constant)."""
     rows = []
-    for setup, part in summary.groupby("setup", sort=False):
+    for setup, part in verdict(summary).groupby("setup", sort=False):
         identifiable = (
             part.set_index("parameter")["identifiable"].astype(bool).reindex(visible.index)
         )
@@ -145,14 +193,75 @@ def identifiability_checks(summary: pd.DataFrame, visible: pd.Series, prefix: st
             )
         )
         invisible = ~visible
-        if not invisible.any():
-            continue  # every parameter is visible: the check does not apply
-        share = float((identifiable & invisible).sum() / invisible.sum())
+        if invisible.any():  # else every parameter is visible: the check does not apply
+            share = float((identifiable & invisible).sum() / invisible.sum())
+            rows.append(
+                _row(
+                    f"{prefix}/identifiability/identifiable_but_invisible/{setup}",
+                    share,
+                    INVISIBLE_IDENTIFIABLE_MAX,
+                    at_most=True,
+                )
+            )
+        learned = recovery[(recovery.grid == prefix) & (recovery.setup == setup)]
+        r = learned.set_index("parameter").pearson_r.reindex(identifiable.index[identifiable])
+        if r.notna().any():
+            rows.append(
+                _row(
+                    f"{prefix}/identifiability/recovery_r/{setup}",
+                    float(r.median()),
+                    RECOVERY_R_MIN,
+                )
+            )
+    return rows
+
+
+def training_checks(
+    metrics: pd.DataFrame,
+    groups: Sequence[str],
+    losses: Mapping[str, Mapping[str, object]],
+    prefix: str,
+) -> list[tuple]:
+    """The full setup's test skill against the best proper subset's, its LAI skill, and the
+    worst kept member's loss against its setup's best.
+
+    ``metrics``: the study's ``metrics.csv``; ``losses``: setup -> its ``selected.json``
+    (``kept`` member numbers, ``final_train_loss`` per member number).
+    """
+    full = setups.setup_name(groups)
+    subsets = set(setups.factorial(groups)) - {full}
+    test = metrics[
+        (metrics.grid == prefix)
+        & (metrics.member.astype(str) == "ensemble")
+        & (metrics.split == "test")
+        & (metrics.metric == POOLED)
+    ]
+    r2 = test.pivot(index="setup", columns="variable", values="r2_score")
+    rows = []
+    if full in r2.index and subsets & set(r2.index):
+        best = r2.loc[sorted(subsets & set(r2.index))].max()
+        for variable in PARTITION_VARIABLES:
+            if variable in r2:
+                rows.append(
+                    _row(
+                        f"{prefix}/training/full_minus_best_subset/{variable}",
+                        float(r2.loc[full, variable] - best[variable]),
+                        FULL_GAP_MIN,
+                    )
+                )
+    if full in r2.index and "lai" in r2:
+        rows.append(_row(f"{prefix}/training/test_r2/{full}/lai", r2.loc[full, "lai"], LAI_R2_MIN))
+    ratios = [
+        max(float(s["final_train_loss"][str(m)]) for m in s["kept"])
+        / min(map(float, s["final_train_loss"].values()))
+        for s in losses.values()
+    ]
+    if ratios:
         rows.append(
             _row(
-                f"{prefix}/identifiability/identifiable_but_invisible/{setup}",
-                share,
-                INVISIBLE_IDENTIFIABLE_MAX,
+                f"{prefix}/training/kept_loss_ratio",
+                max(ratios),
+                KEPT_LOSS_RATIO_MAX,
                 at_most=True,
             )
         )
@@ -214,6 +323,8 @@ def figure(card: pd.DataFrame) -> Figure:
 def scorecard_files(
     grids: Mapping[str, Mapping[str, object]],
     groups: Sequence[str],
+    metrics_csv: Path | str,
+    recovery_csv: Path | str,
     out_csv: Path | str,
     figure_stem: Path | str,
 ) -> pd.DataFrame:
@@ -223,21 +334,26 @@ def scorecard_files(
         grids: grid -> its inputs: ``shap`` (setup -> (truth_rank_correlation.csv,
             group_importance.csv)), ``identifiability`` (summary.csv),
             ``sensitivity`` (sensitivity.csv), ``congruence`` (pca congruence.csv),
-            ``partition`` (partition global.csv) and ``truth`` (the grid's
-            truth_parameters.nc; default ``results/<study>/regridded/<grid>/``
-            beside ``out_csv``), whose record names each parameter's drivers.
+            ``partition`` (partition global.csv), ``selected`` (setup -> its
+            select_members ``selected.json``) and ``truth`` (the grid's
+            truth_parameters.nc, whose record names each parameter's drivers).
         groups: the factorial's predictor groups.
+        metrics_csv, recovery_csv: the study's gathered ``evaluation/metrics.csv`` and
+            ``evaluation/recovery.csv``.
         out_csv: ``results/<study>/scorecard.csv``; ``figure_stem``: its figure.
     """
+    metrics, recovery = pd.read_csv(metrics_csv), pd.read_csv(recovery_csv)
     rows: list[tuple] = []
     for grid, paths in grids.items():
-        default_truth = Path(out_csv).parent / "regridded" / grid / "truth_parameters.nc"
-        drivers = twin.truth_drivers(paths.get("truth", default_truth))
+        drivers = twin.truth_drivers(paths["truth"])
         absent = no_influence_groups(groups, drivers)
+        losses = {s: json.loads(Path(f).read_text()) for s, f in paths["selected"].items()}
+        rows += training_checks(metrics, groups, losses, grid)
         for ranks, shares in paths["shap"].values():
             rows += shap_checks(pd.read_csv(ranks), pd.read_csv(shares), drivers, grid)
         visible = sensitivity.visible(pd.read_csv(paths["sensitivity"]))
-        rows += identifiability_checks(pd.read_csv(paths["identifiability"]), visible, grid)
+        summary = pd.read_csv(paths["identifiability"])
+        rows += identifiability_checks(summary, visible, recovery, grid)
         rows += pca_checks(pd.read_csv(paths["congruence"]), grid)
         rows += partition_checks(pd.read_csv(paths["partition"]), groups, absent, grid)
     card = pd.DataFrame(rows, columns=COLUMNS)
