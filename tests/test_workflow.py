@@ -237,6 +237,10 @@ SCORECARD_KINDS = {
     "identifiable_but_invisible": ("INVISIBLE_IDENTIFIABLE_MAX", True),
     "congruence": ("CONGRUENCE_MIN", False),
     "ratio_gap": ("RATIO_GAP_MAX", True),
+    "recovery_r": ("RECOVERY_R_MIN", False),
+    "full_minus_best_subset": ("FULL_GAP_MIN", False),
+    "test_r2": ("LAI_R2_MIN", False),
+    "kept_loss_ratio": ("KEPT_LOSS_RATIO_MAX", True),
 }
 
 
@@ -248,8 +252,10 @@ def test_scorecard_passes_a_check_exactly_when_its_value_meets_the_threshold(smo
     card = pd.read_csv(smoke / "results/smoke/scorecard.csv")
     assert list(card.columns) == ["check", "value", "threshold", "passed"]
     assert card.passed.dtype == bool and card.check.is_unique
-    assert np.isfinite(card.value).all() and card.value.between(-1.0, 1.0).all()
     kind = card.check.str.split("/").str[2]
+    ratio = kind == "kept_loss_ratio"  # a loss ratio, at least 1; every other value is a share,
+    assert np.isfinite(card.value).all() and (card.value[ratio] >= 1.0).all()  # a correlation
+    assert card.value[~ratio].between(-2.0, 1.0).all()  # or an R2 (gap)
     assert set(kind) <= set(SCORECARD_KINDS)
     threshold = kind.map(lambda k: getattr(scorecard, SCORECARD_KINDS[k][0]))
     at_most = kind.map(lambda k: SCORECARD_KINDS[k][1]).astype(bool)
@@ -257,15 +263,19 @@ def test_scorecard_passes_a_check_exactly_when_its_value_meets_the_threshold(smo
     meets = np.where(at_most, card.value <= card.threshold, card.value >= card.threshold)
     assert (card.passed == meets).all()
     # Smoke: an agreement check per identifiability ensemble, two per principal component, one
-    # per ranked CLIM quantity; the truth record decides which no-influence and invisibility
-    # checks apply (none may appear outside those kinds).
-    expected = {f"0p25deg/identifiability/agreement/{setup}" for setup in ("PFT+CLIM", "CLIM")} | {
-        f"0p25deg/pca/{k}/PC{n}" for k in ("congruence", "ratio_gap") for n in (1, 2, 3)
-    }
+    # per ranked CLIM quantity, the training checks; the truth record and the verdict decide
+    # which no-influence, invisibility and recovery checks apply (none outside those kinds).
+    expected = (
+        {f"0p25deg/identifiability/agreement/{setup}" for setup in ("PFT+CLIM", "CLIM")}
+        | {f"0p25deg/pca/{k}/PC{n}" for k in ("congruence", "ratio_gap") for n in (1, 2, 3)}
+        | {f"0p25deg/training/full_minus_best_subset/{v}" for v in ("lai", "sif", "et")}
+        | {"0p25deg/training/test_r2/PFT+CLIM/lai", "0p25deg/training/kept_loss_ratio"}
+    )
     ranks = {c for c in card.check if c.startswith("0p25deg/shap/rank/CLIM/")}
     assert len(ranks) > 0 and expected <= set(card.check)
     applies_by_record = (
         "0p25deg/identifiability/identifiable_but_invisible/",
+        "0p25deg/identifiability/recovery_r/",
         "0p25deg/shap/no_influence/",
     )
     rest = set(card.check) - expected - ranks
