@@ -10,8 +10,9 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = DATA / "dalec993_cases.nc"
-# Modules whose tests run whole Snakemake workflows (minutes each): marked `slow`, so
-# `python -m pytest -m "not slow"` is the quick loop; CI runs everything.
+# Modules whose tests run whole Snakemake workflows (minutes each): marked `slow` and left out
+# of a plain `python -m pytest` unless $CI is set (as .ci/run does) or a `-m` expression
+# chooses them (`python -m pytest -m slow`, or `-m "slow or not slow"` for everything).
 SLOW_MODULES = ("test_workflow.py", "test_slurm.py")
 
 
@@ -26,10 +27,19 @@ def pytest_configure(config: pytest.Config) -> None:
     jaxcache.enable()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.name in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = [item for item in items if item.path.name in SLOW_MODULES]
+    for item in slow:
+        item.add_marker(pytest.mark.slow)
+    if slow and not os.environ.get("CI") and not config.option.markexpr:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in slow]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not os.environ.get("CI") and not config.option.markexpr:
+        return "slow workflow and Slurm tests left out (set CI=1 or pass -m to run them)"
+    return None
 
 
 @pytest.fixture(scope="session")
