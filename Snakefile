@@ -49,6 +49,9 @@ if TRUTH:
     include: "workflow/rules/scorecard.smk"
 
 
+include: "workflow/rules/comparison.smk"
+
+
 rule all:
     default_target: True
     input:

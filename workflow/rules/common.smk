@@ -192,6 +192,7 @@ def study_outputs():
         targets = [rules.gather_metrics.output.metrics]
         if TRUTH:
             targets += [rules.gather_metrics.output.recovery, rules.scorecard.output.table]
+    targets.append(rules.comparison.output.table)
     # The tables of each analysis grid (their rules bring the figures).
     tables = [rules.partition.output.table, rules.identifiability.output.table]
     if GRIDDED:  # PCA maps the parameters
