@@ -292,10 +292,12 @@ REPORT_FIGURES = {
     "shap/0p25deg/CLIM/dependence.png": "shap_dependence.rst",
     "shap/0p25deg/group_shares.png": "shap_groups.rst",
     "scorecard.png": "scorecard.rst",
+    "evaluation/comparison.png": "comparison.rst",
 }
 # Figure sizes in inches that the smoke study fixes: one panel per metric (r2_score,
 # explained_variance), per mapped variable (lai, sif, et), per principal component pair or
-# component (3), per SHAP setup (CLIM); the scorecard's height grows with its rows.
+# component (3), per SHAP setup (CLIM); the scorecard's height grows with its rows, the
+# comparison's width with its targets.
 FIGURE_INCHES = {
     "partition/0p25deg/bars.png": (2 * 5.0, 3.6),
     "partition/0p25deg/maps.png": (2 * 4.2, 3 * 3.4),
@@ -308,6 +310,7 @@ REPORT_TABLES = [
     "evaluation/recovery.csv",
     "partition/0p25deg/global.csv",
     "scorecard.csv",
+    "evaluation/comparison.csv",
 ]
 
 
@@ -320,7 +323,11 @@ def test_figures_are_images_of_their_size_with_something_drawn(smoke):
         REPORT_FIGURES
     )
     rows = len(pd.read_csv(results / "scorecard.csv"))
-    inches = FIGURE_INCHES | {"scorecard.png": (8.0, max(3.0, 0.22 * rows))}
+    targets = pd.read_csv(results / "evaluation/comparison.csv").variable.nunique()
+    inches = FIGURE_INCHES | {
+        "scorecard.png": (8.0, max(3.0, 0.22 * rows)),
+        "evaluation/comparison.png": (3.2 * targets, 3.6),
+    }
     for name in REPORT_FIGURES:
         assert_figure((results / name).with_suffix(""), inches.get(name))
 
