@@ -193,13 +193,16 @@ def _panels(n_setups: int, n_parameters: int) -> tuple[Figure, np.ndarray]:
     return plots.new_figure(1, max(n_setups, 1), panel=(3.6, 0.16 * n_parameters + 1.2))
 
 
-def _legend(ax, threshold: float) -> None:
+def _legend(fig: Figure, threshold: float, marginal: bool = False) -> None:
+    """Verdict colours and the threshold line (and the marginal dots), below the panels."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles = [Patch(color=c, label=k) for k, c in VERDICT_COLOURS.items()]
     handles.append(Line2D([], [], color="C3", linestyle="--", label=f"threshold {threshold:g}"))
-    ax.legend(handles=handles, fontsize="xx-small", frameon=False, loc="lower right")
+    if marginal:
+        handles.append(Line2D([], [], color="k", marker=".", linestyle="", label="marginal"))
+    fig.legend(handles=handles, fontsize="x-small", frameon=False, loc="outside lower center")
 
 
 def _colours(table: pd.DataFrame, setup: str, names: pd.Series) -> np.ndarray:
@@ -226,7 +229,7 @@ def bars_figure(table: pd.DataFrame, threshold: float) -> Figure:
         ax.set_xlabel("spatial median CV across members")
         ax.tick_params(axis="y", labelsize="x-small")
     if names:
-        _legend(axes[0, 0], threshold)
+        _legend(fig, threshold)
     return fig
 
 
@@ -247,10 +250,10 @@ def fisher_figure(table: pd.DataFrame, medians: pd.DataFrame, threshold: float) 
         ax.axvline(threshold, color="C3", linestyle="--", linewidth=1.0)
         ax.set_xscale("log")
         ax.set_title(setup, fontsize="medium")
-        ax.set_xlabel("median sensitivity (bars: conditional, dots: marginal)")
+        ax.set_xlabel("median conditional sensitivity")
         ax.tick_params(axis="y", labelsize="x-small")
     if names:
-        _legend(axes[0, 0], threshold)
+        _legend(fig, threshold, marginal=True)
     return fig
 
 
