@@ -360,24 +360,29 @@ def identifiability_files(
         cv = coefficient_of_variation(stack)
         found = learned_sensitivity(driver, stack, loss, n_cells, seed)
         seen = fisher_medians(found)
-        tables.append(
-            summary(
-                cv, seen.set_index("parameter")["conditional"], setup, threshold, fisher_threshold
-            )
-        )
+        conditional = seen.set_index("parameter")["conditional"]
+        table = summary(cv, conditional, setup, threshold, fisher_threshold)
+        equifinal = fisher.equifinal_pairs(found, parameters.NAMES, fisher_threshold)
+        tables.append(table)
         medians.append(seen.assign(setup=setup)[["setup", *seen.columns]])
-        pairs.append(
-            fisher.equifinal_pairs(found, parameters.NAMES, fisher_threshold).assign(setup=setup)
-        )
+        pairs.append(equifinal.assign(setup=setup)[list(fisher.PAIR_COLUMNS)])
         if cv_maps_nc:
             maps.append(cv_maps(cv, driver).expand_dims(setup=[setup]))
+        counts = table.groupby("criterion", sort=False)["identifiable"].sum()
+        logger.info(
+            "%s/%s: parameters identifiable of %d: %s; equifinal pairs: %s",
+            grid,
+            setup,
+            len(parameters.NAMES),
+            ", ".join(f"{c} {int(counts[c])}" for c in CRITERIA),
+            "; ".join(f"{a} x {b} ({v:.0%})" for a, b, v in equifinal.itertuples(index=False))
+            or "none",
+        )
     table = pd.concat(tables, ignore_index=True)
     sensitivities = pd.concat(medians, ignore_index=True)
     write_csv(table, out / "summary.csv")
     write_csv(sensitivities, out / "fisher.csv")
-    write_csv(
-        pd.concat(pairs, ignore_index=True)[list(fisher.PAIR_COLUMNS)], out / "equifinal_pairs.csv"
-    )
+    write_csv(pd.concat(pairs, ignore_index=True), out / "equifinal_pairs.csv")
     if cv_maps_nc:
         cvs = xr.concat(maps, dim="setup")
         cvs.attrs = {
@@ -389,19 +394,3 @@ def identifiability_files(
         write_netcdf(cvs, out / "cv_maps.nc")
     plots.save_figure(bars_figure(table, threshold), out / "median_cv")
     plots.save_figure(fisher_figure(table, sensitivities, fisher_threshold), out / "fisher")
-    for setup, part in table.groupby("setup", sort=False):
-        counts = part.groupby("criterion", sort=False)["identifiable"].sum()
-        logger.info(
-            "%s/%s: of %d parameters identifiable: %s; equifinal pairs: %s",
-            grid,
-            setup,
-            len(parameters.NAMES),
-            ", ".join(f"{c} {int(counts[c])}" for c in CRITERIA),
-            "; ".join(
-                f"{a} x {b} ({v:.0%} of cells)"
-                for _, a, b, v in pd.concat(pairs)
-                .query("setup == @setup")[list(fisher.PAIR_COLUMNS)]
-                .itertuples(index=False)
-            )
-            or "none",
-        )
