@@ -1,18 +1,21 @@
-"""Identifiability: CV across members, the summary table, and the entry point on saved members."""
+"""Identifiability: CV across members, Fisher sensitivity, the summary table, the entry point."""
 
 from __future__ import annotations
 
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from drivers import tiny_driver
 from figures import assert_figure
 
-from hybridland.analysis import identifiability
+from hybridland.analysis import fisher, identifiability
 from hybridland.model import network, parameters
+from hybridland.model.loss import LossConfig
 from hybridland.training import train
 
 
@@ -56,15 +59,49 @@ def test_summary_uses_spatial_median_and_strict_threshold():
     cv = identifiability.coefficient_of_variation(hand_stack({}, 2, 4))
     cv["Clab"][:] = [0.1, 0.2, np.nan, 0.9]
     cv["Cfol"][:] = 0.5
-    table = identifiability.summary(cv, "PFT+CLIM", threshold=0.5)
-    assert list(table.columns) == ["setup", "parameter", "median_cv", "identifiable"]
-    assert list(table.parameter) == list(parameters.NAMES)
-    row = table.set_index("parameter")
+    seen = pd.Series(2.0, index=list(parameters.NAMES))
+    table = identifiability.summary(cv, seen, "PFT+CLIM", threshold=0.5)
+    published = table[table.criterion == "cv_published"]
+    assert list(published.parameter) == list(parameters.NAMES)
+    row = published.set_index("parameter")
     assert row.loc["Clab", "median_cv"] == pytest.approx(0.2) and row.loc["Clab", "identifiable"]
+    assert row.loc["Clab", "value"] == pytest.approx(0.2) and row.loc["Clab", "threshold"] == 0.5
     assert not row.loc["Cfol", "identifiable"]  # 0.5 is not below 0.5
     assert (table.setup == "PFT+CLIM").all()
-    with pytest.raises(ValueError, match="threshold must be positive"):
-        identifiability.summary(cv, "PFT", threshold=0.0)
+    with pytest.raises(ValueError, match="identifiability.threshold must be positive"):
+        identifiability.summary(cv, seen, "PFT", threshold=0.0)
+    with pytest.raises(ValueError, match="identifiability.fisher_threshold must be positive"):
+        identifiability.summary(cv, seen, "PFT", fisher_threshold=-1.0)
+
+
+def test_summary_is_long_with_one_row_per_criterion_and_parameter_and_combines_both():
+    cv = identifiability.coefficient_of_variation(hand_stack({}, 2, 3))  # CV 0 everywhere
+    cv["LCMA"][:] = 0.9  # members disagree
+    seen = pd.Series(2.0, index=list(parameters.NAMES)).drop("Q10")  # Q10: no value
+    seen["IWUE"] = 1e-3  # members agree, the observations do not see it
+    seen["f_gpp"] = 1.0  # exactly at the threshold: reaches it
+    table = identifiability.summary(cv, seen, "S", threshold=0.5, fisher_threshold=1.0)
+    assert list(table.columns) == [
+        "setup",
+        "parameter",
+        "median_cv",
+        "identifiable",
+        "criterion",
+        "value",
+        "threshold",
+    ]
+    assert len(table) == 3 * len(parameters.NAMES)
+    assert list(dict.fromkeys(table.criterion)) == ["cv_published", "fisher", "combined"]
+    verdict = {c: identifiability.verdicts(table, "S", c) for c in identifiability.CRITERIA}
+    assert verdict["cv_published"]["IWUE"] and not verdict["fisher"]["IWUE"]
+    assert not verdict["combined"]["IWUE"] and not verdict["combined"]["LCMA"]
+    assert not verdict["fisher"]["Q10"] and verdict["fisher"]["f_gpp"]
+    assert (verdict["combined"] == (verdict["cv_published"] & verdict["fisher"])).all()
+    fisher_rows = table[table.criterion == "fisher"].set_index("parameter")
+    assert fisher_rows.loc["IWUE", "value"] == 1e-3 and (fisher_rows.threshold == 1.0).all()
+    assert fisher_rows.loc["LCMA", "median_cv"] == pytest.approx(0.9)
+    combined = table[table.criterion == "combined"]
+    assert combined.value.isna().all() and combined.threshold.isna().all()
 
 
 def test_stack_rejects_a_member_without_a_parameter():
@@ -74,24 +111,122 @@ def test_stack_rejects_a_member_without_a_parameter():
         identifiability.stack_parameters(members, [3, 7])
 
 
-# ---- trained members: a tiny CONTROL network on a 2 x 3 grid
-
-GRID_LAT, GRID_LON = np.array([38.125, 38.375]), np.array([-108.875, -108.625, -108.375])
+# ---- Fisher information: a synthetic forward of known structure, and DALEC993
 
 
-def tiny_driver():
-    cell_y, cell_x = np.array([0, 0, 1, 1, 1]), np.array([0, 2, 0, 1, 2])
-    return xr.Dataset(
-        {
-            "lat": ("cell", GRID_LAT[cell_y]),
-            "lon": ("cell", GRID_LON[cell_x]),
-            "cell_y": ("cell", cell_y.astype(np.int32)),
-            "cell_x": ("cell", cell_x.astype(np.int32)),
-            "grid_lat": ("y", GRID_LAT),
-            "grid_lon": ("x", GRID_LON),
-        },
-        attrs={"grid": "0p25deg"},
-    )
+NAMES4 = ("a", "b", "c", "d")
+
+
+def product_rows(theta, x, z):
+    """y = a b x_t (a and b only through their product) and c z_t; d is never read."""
+    return jnp.concatenate([theta[0] * theta[1] * x, theta[2] * z])
+
+
+@pytest.fixture(scope="module")
+def product_model():
+    rng = np.random.default_rng(0)
+    n_cells, n_time = 5, 12
+    theta = rng.uniform(0.5, 2.0, (n_cells, 4))
+    x, z = rng.normal(size=(n_cells, n_time)), rng.normal(size=(n_cells, n_time))
+    jac = fisher.jacobians(product_rows, theta, np.ones(4), jnp.asarray(x), jnp.asarray(z))
+    return theta, x, z, jac
+
+
+def test_jacobian_in_log_space_matches_the_hand_derivatives(product_model):
+    theta, x, z, jac = product_model
+    assert jac.shape == (5, 24, 4)
+    ab = (theta[:, 0] * theta[:, 1])[:, None]
+    for p in (0, 1):  # d(a b x)/d log a = d(a b x)/d log b = a b x
+        np.testing.assert_allclose(jac[:, :12, p], ab * x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jac[:, 12:, 2], theta[:, 2:3] * z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(jac[:, :12, 2], 0.0)
+    np.testing.assert_array_equal(jac[:, :, 3], 0.0)
+    # a unit step spans a log range: with log_range 2 the derivative doubles
+    doubled = fisher.jacobians(product_rows, theta, 2 * np.ones(4), jnp.asarray(x), jnp.asarray(z))
+    np.testing.assert_allclose(doubled, 2 * jac, rtol=1e-5, atol=1e-6)
+
+
+def test_product_pair_is_equifinal_unused_is_unseen_and_the_rest_identifiable(product_model):
+    theta, x, z, jac = product_model
+    found = fisher.sensitivity(fisher.information(jac))
+    s = np.sum((theta[:, 0] * theta[:, 1])[:, None] ** 2 * x**2, axis=1)
+    t = np.sum(theta[:, 2:3] ** 2 * z**2, axis=1)
+    np.testing.assert_allclose(found.marginal[:, 0], np.sqrt(s), rtol=1e-5)
+    np.testing.assert_allclose(found.conditional[:, 2], np.sqrt(t + fisher.RIDGE), rtol=1e-5)
+    np.testing.assert_allclose(found.marginal[:, 3], 0.0)
+    np.testing.assert_allclose(found.conditional[:, 3], np.sqrt(fisher.RIDGE), rtol=1e-6)
+    # with the other free, a and b are pinned down only through the ridge: sqrt(2 ridge)
+    assert (found.conditional[:, :2] < 1e-2).all() and (found.marginal[:, :2] > 1.0).all()
+    np.testing.assert_allclose(np.abs(found.correlation[:, 0, 1]), 1.0, atol=1e-4)
+    pairs = fisher.equifinal_pairs(found, NAMES4, threshold=0.5)
+    assert list(pairs.columns) == ["parameter_a", "parameter_b", "value"]
+    assert pairs.values.tolist() == [["a", "b", 1.0]]
+    assert fisher.equifinal_pairs(found, NAMES4, threshold=1e3).empty  # nothing visible
+
+
+def test_equifinal_pair_needs_most_cells():
+    # cell 0: a blurred, partner b; cells 1, 2: nothing blurred -> a x b holds in 1 of 3
+    marginal = np.array([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [2.0, 2.0, 2.0]])
+    conditional = np.array([[0.1, 2.0, 2.0], [2.0, 2.0, 2.0], [2.0, 2.0, 2.0]])
+    correlation = np.tile(np.eye(3), (3, 1, 1))
+    correlation[0, 0, 1] = correlation[0, 1, 0] = -0.9
+    found = fisher.Sensitivity(marginal, conditional, correlation)
+    assert fisher.equifinal_pairs(found, ("a", "b", "c"), 1.0).empty
+    assert fisher.equifinal_pairs(found, ("a", "b", "c"), 1.0, share=0.3).values.tolist() == [
+        ["a", "b", pytest.approx(1 / 3)]
+    ]
+
+
+def network_truth(driver, key=7):
+    net = network.init_network(jax.random.key(key), 3)
+    z = np.random.default_rng(key).normal(size=(driver.sizes["cell"], 3)).astype(np.float32)
+    return {
+        k: np.asarray(v, np.float64)
+        for k, v in network.physical_parameters(
+            net, z, np.zeros(driver.sizes["cell"], np.float32)
+        ).items()
+    }
+
+
+LOSS = LossConfig.from_mapping({"lai": 1.0, "sif": 100.0, "et": 1.0, "nbe": 2.0, "som": 1e-7})
+
+
+def test_dalec_observations_do_not_see_iwue_and_see_lcma():
+    # IWUE is predicted but never read by DALEC993 (spec 4.1, #24): its column is zero.
+    driver = gridded_driver()
+    found = fisher.cell_sensitivity(driver, network_truth(driver), LOSS)
+    index = {n: i for i, n in enumerate(parameters.NAMES)}
+    assert found.marginal.shape == (driver.sizes["cell"], len(parameters.NAMES))
+    np.testing.assert_array_equal(found.marginal[:, index["IWUE"]], 0.0)
+    conditional = np.median(found.conditional, axis=0)
+    assert conditional[index["IWUE"]] == pytest.approx(np.sqrt(fisher.RIDGE), rel=1e-3)
+    assert conditional[index["IWUE"]] < fisher.DEFAULT_THRESHOLD
+    assert np.median(found.marginal[:, index["LCMA"]]) > fisher.DEFAULT_THRESHOLD  # LAI = Cfol/LCMA
+    assert (found.conditional <= found.marginal * (1 + 1e-6) + np.sqrt(fisher.RIDGE)).all()
+
+
+def test_dalec_rows_weigh_each_target_like_the_loss():
+    # A target's rows scale with sqrt(weight): F of 4 x the weights is 4 x F.
+    driver = gridded_driver(n_patches=1)
+    truth = network_truth(driver)
+    once = fisher.cell_sensitivity(driver, truth, LossConfig.from_mapping({"lai": 1.0}))
+    four = fisher.cell_sensitivity(driver, truth, LossConfig.from_mapping({"lai": 4.0}))
+    np.testing.assert_allclose(four.marginal, 2 * once.marginal, rtol=1e-6)
+    with pytest.raises(ValueError, match="no active loss target has observations"):
+        fisher.cell_sensitivity(driver, truth, LossConfig.from_mapping({"gpp_ec": 1.0}))
+
+
+# ---- trained members: a tiny CONTROL network on a synthetic driver
+
+
+def gridded_driver(n_patches: int = 3, slots: int = 2) -> xr.Dataset:
+    """The shared synthetic driver (forcing, observations, test patch) on a gridded layout."""
+    driver = tiny_driver(n_patches=n_patches, slots=slots, years=1)
+    ny, nx = driver.sizes["y"], driver.sizes["x"]
+    return driver.assign(
+        grid_lat=("y", 38.125 + 0.25 * np.arange(ny)),
+        grid_lon=("x", -108.875 + 0.25 * np.arange(nx)),
+    ).assign_attrs(grid="0p25deg")
 
 
 def tiny_member(number: int, key: int) -> train.Member:
@@ -107,9 +242,9 @@ def tiny_member(number: int, key: int) -> train.Member:
 
 
 def test_member_parameter_stack_from_networks():
-    driver = tiny_driver()
+    driver = gridded_driver()
     same = identifiability.member_parameter_stack(driver, [tiny_member(0, 1), tiny_member(1, 1)])
-    assert same["LCMA"].dims == ("member", "cell") and same.sizes == {"member": 2, "cell": 5}
+    assert same["LCMA"].dims == ("member", "cell") and same.sizes == {"member": 2, "cell": 6}
     assert list(same.member.values) == [0, 1]
     np.testing.assert_array_equal(same.lat.values, driver.lat.values)
     cv_same = identifiability.coefficient_of_variation(same)
@@ -122,8 +257,9 @@ def test_member_parameter_stack_from_networks():
 
 def test_identifiability_files_on_saved_members(tmp_path):
     pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    driver = gridded_driver()
     driver_path = tmp_path / "driver.nc"
-    tiny_driver().to_netcdf(driver_path)
+    driver.to_netcdf(driver_path)
     files = []
     for number in range(3):
         weights, info = (
@@ -137,23 +273,24 @@ def test_identifiability_files_on_saved_members(tmp_path):
     selected.write_text(json.dumps({"kept": [0, 2]}))
     out = tmp_path / "identifiability"
     identifiability.identifiability_files(
-        driver_path,
-        {"CONTROL": files},
-        "0p25deg",
-        0.5,
-        out / "summary.csv",
-        out / "cv",
-        out_cv_nc=out / "cv.nc",
-        selected={"CONTROL": selected},
+        driver_path, {"CONTROL": files}, "0p25deg", out, LOSS, selected={"CONTROL": selected}
     )
     table = pd.read_csv(out / "summary.csv")
-    assert list(table.columns) == ["setup", "parameter", "median_cv", "identifiable"]
-    assert len(table) == len(parameters.NAMES)
-    with xr.open_dataset(out / "cv.nc") as cv:
+    assert list(table.columns) == list(identifiability.COLUMNS)
+    assert len(table) == 3 * len(parameters.NAMES)
+    both = table.pivot(index="parameter", columns="criterion", values="identifiable")
+    assert (both["combined"] == (both["cv_published"] & both["fisher"])).all()
+    assert not both.loc["IWUE", "fisher"]
+    medians = pd.read_csv(out / "fisher.csv")
+    assert list(medians.columns) == ["setup", "parameter", "marginal", "conditional"]
+    assert (medians.conditional <= medians.marginal + 1e-3).all()
+    pairs = pd.read_csv(out / "equifinal_pairs.csv")
+    assert list(pairs.columns) == ["setup", "parameter_a", "parameter_b", "value"]
+    assert (pairs.value > fisher.PAIR_SHARE).all()
+    with xr.open_dataset(out / "cv_maps.nc") as cv:
         assert cv["LCMA"].dims == ("setup", "lat", "lon")
-        assert np.isnan(cv["LCMA"].sel(setup="CONTROL")[0, 1])  # no cell there
-    assert_figure(out / "cv")
+        assert np.isnan(cv["LCMA"].sel(setup="CONTROL")[-1, -1])  # no cell there
+    assert_figure(out / "median_cv")
+    assert_figure(out / "fisher")
     with pytest.raises(ValueError, match="not 'PFT'"):
-        identifiability.identifiability_files(
-            driver_path, {"PFT": files}, "0p25deg", 0.5, out / "x.csv", out / "x"
-        )
+        identifiability.identifiability_files(driver_path, {"PFT": files}, "0p25deg", out, LOSS)

@@ -111,18 +111,54 @@ def test_align_signs_and_congruence_table():
     assert table["congruence"].tolist() == pytest.approx([0.96, 0.96])
 
 
+def summary_rows(setup, identifiable):
+    """A long identifiability table: every criterion's rows say ``identifiable`` (name -> bool)."""
+    return pd.DataFrame(
+        [
+            (setup, n, 0.1, identifiable.get(n, True), criterion, np.nan, np.nan)
+            for criterion in ("cv_published", "fisher", "combined")
+            for n in parameters.NAMES
+        ],
+        columns=[
+            "setup",
+            "parameter",
+            "median_cv",
+            "identifiable",
+            "criterion",
+            "value",
+            "threshold",
+        ],
+    )
+
+
 def test_not_identifiable_flags_quantities_through_their_sources():
-    rows = [("full", n, 0.1, True) for n in parameters.NAMES] + [("other", "LCMA", 0.9, False)]
-    table = pd.DataFrame(rows, columns=["setup", "parameter", "median_cv", "identifiable"])
-    table.loc[(table.setup == "full") & (table.parameter == "flab"), "identifiable"] = False
+    table = pd.concat(
+        [summary_rows("full", {"flab": False}), summary_rows("other", {"LCMA": False})]
+    )
+    # only the combined verdict counts: the published one alone does not flag
+    published = (table.setup == "full") & (table.criterion == "cv_published")
+    table.loc[published & (table.parameter == "uWUE"), "identifiable"] = False
     assert pca.not_identifiable(table, "full") == {
         "labile_allocation",
         "root_allocation",
         "wood_allocation",
     }
     assert pca.not_identifiable(table, "other") == {"LCMA"}
-    with pytest.raises(ValueError, match="no rows for setup 'PFT'"):
+    with pytest.raises(ValueError, match="no 'combined' rows for setup 'PFT'"):
         pca.not_identifiable(table, "PFT")
+
+
+def test_analysed_quantities_keep_the_identifiable_ones_and_need_two():
+    flagged = {"labile_allocation", "root_allocation", "wood_allocation"}
+    chosen = pca.analysed_quantities(flagged, "identifiable")
+    assert chosen == tuple(q for q in pca.QUANTITIES if q not in flagged)
+    assert pca.analysed_quantities(flagged, "all") == pca.QUANTITIES
+    # one identifiable quantity leaves no plane to show: all, with a warning
+    assert pca.analysed_quantities(set(pca.QUANTITIES) - {"LCMA"}, "identifiable") == (
+        pca.QUANTITIES
+    )
+    with pytest.raises(ValueError, match="pca.quantities must be one of"):
+        pca.analysed_quantities(flagged, "some")
 
 
 def parameter_maps(rng, lat, lon):
@@ -145,16 +181,9 @@ def test_pca_files_writes_tables_scores_and_figures(tmp_path):
     params_nc = tmp_path / "PFT+CLIM.nc"
     params.to_netcdf(params_nc)
     summary = tmp_path / "summary.csv"
-    pd.DataFrame(
-        {
-            "setup": "PFT+CLIM",
-            "parameter": list(parameters.NAMES),
-            "median_cv": 0.1,
-            "identifiable": [n != "uWUE" for n in parameters.NAMES],
-        }
-    ).to_csv(summary, index=False)
+    summary_rows("PFT+CLIM", {"uWUE": False}).to_csv(summary, index=False)
     out = tmp_path / "pca"
-    pca.pca_files(params_nc, summary, "0p25deg", out, truth_nc=params_nc)
+    pca.pca_files(params_nc, summary, "0p25deg", out, truth_nc=params_nc, quantities="all")
     ratio = pd.read_csv(out / "explained_variance.csv")
     assert list(ratio.columns) == ["component", "ratio"]
     assert ratio["ratio"].sum() == pytest.approx(1.0) and ratio["component"].iloc[0] == "PC1"
@@ -174,3 +203,26 @@ def test_pca_files_writes_tables_scores_and_figures(tmp_path):
         assert_figure(out / stem)
     with pytest.raises(ValueError, match="not '0p125deg'"):
         pca.pca_files(params_nc, summary, "0p125deg", out)
+
+
+def test_pca_files_on_identifiable_quantities_compares_the_truth_on_the_same_ones(tmp_path):
+    pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    lat, lon = np.arange(4) * 0.25 + 38.125, np.arange(5) * 0.25 - 108.875
+    params = parameter_maps(np.random.default_rng(5), lat, lon)
+    params_nc = tmp_path / "PFT+CLIM.nc"
+    params.to_netcdf(params_nc)
+    truth = params.copy()  # the truth differs in uWUE only: not identifiable, not analysed
+    truth["uWUE"] = truth["uWUE"].copy(data=np.random.default_rng(6).uniform(0.5, 30.0, (4, 5)))
+    truth_nc = tmp_path / "truth.nc"
+    truth.to_netcdf(truth_nc)
+    summary = tmp_path / "summary.csv"
+    summary_rows("PFT+CLIM", {"uWUE": False, "flab": False}).to_csv(summary, index=False)
+    out = tmp_path / "pca"
+    pca.pca_files(params_nc, summary, "0p25deg", out, truth_nc=truth_nc)
+    loadings = pd.read_csv(out / "loadings.csv")
+    dropped = {"uWUE", "labile_allocation", "root_allocation", "wood_allocation"}
+    assert list(loadings["quantity"]) == [q for q in pca.QUANTITIES if q not in dropped]
+    congruence = pd.read_csv(out / "congruence.csv")
+    np.testing.assert_allclose(congruence["congruence"], 1.0, atol=1e-8)
+    with xr.open_dataset(out / "scores.nc") as scores:
+        assert "uWUE" not in scores.attrs["quantities"].split()

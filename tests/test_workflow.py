@@ -215,8 +215,22 @@ def test_analysis_tables(smoke):
     assert set(partition.metric) == {"r2_score", "explained_variance"}
     assert set(partition.component) == {"PFT", "CLIM", "baseline", "full"}
     summary = pd.read_csv(results / "identifiability/0p25deg/summary.csv")
-    assert list(summary.columns) == ["setup", "parameter", "median_cv", "identifiable"]
-    assert list(dict.fromkeys(summary.setup)) == ["PFT+CLIM", "CLIM"] and len(summary) == 80
+    assert list(summary.columns) == [
+        "setup",
+        "parameter",
+        "median_cv",
+        "identifiable",
+        "criterion",
+        "value",
+        "threshold",
+    ]
+    assert list(dict.fromkeys(summary.setup)) == ["PFT+CLIM", "CLIM"] and len(summary) == 240
+    assert set(summary.criterion) == {"cv_published", "fisher", "combined"}
+    both = summary.pivot(index=["setup", "parameter"], columns="criterion", values="identifiable")
+    assert (both["combined"] == (both["cv_published"] & both["fisher"])).all()
+    assert not both.loc[("CLIM", "IWUE"), "fisher"]  # never read by DALEC993
+    pairs = pd.read_csv(results / "identifiability/0p25deg/equifinal_pairs.csv")
+    assert list(pairs.columns) == ["setup", "parameter_a", "parameter_b", "value"]
     ratio = pd.read_csv(results / "pca/0p25deg/explained_variance.csv")
     assert list(ratio.columns) == ["component", "ratio"] and ratio.ratio.sum() == pytest.approx(1.0)
     importance = pd.read_csv(results / "shap/0p25deg/importance.csv")
@@ -287,6 +301,7 @@ REPORT_FIGURES = {
     "partition/0p25deg/bars.png": "partition_bars.rst",
     "partition/0p25deg/maps.png": "partition_maps.rst",
     "identifiability/0p25deg/median_cv.png": "identifiability_bars.rst",
+    "identifiability/0p25deg/fisher.png": "identifiability_fisher.rst",
     "pca/0p25deg/biplot.png": "pca_biplot.rst",
     "pca/0p25deg/score_maps.png": "pca_maps.rst",
     "shap/0p25deg/CLIM/dependence.png": "shap_dependence.rst",

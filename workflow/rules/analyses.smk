@@ -72,6 +72,8 @@ rule identifiability:
             category="Identifiability",
             labels={"grid": "{grid}", "table": "summary"},
         ),
+        fisher=analysis_file("identifiability", "fisher.csv"),
+        pairs=analysis_file("identifiability", "equifinal_pairs.csv"),
         **only_if(GRIDDED, cv=analysis_file("identifiability", "cv_maps.nc")),
         figure=report(
             analysis_file("identifiability", "median_cv.png"),
@@ -80,9 +82,20 @@ rule identifiability:
             labels={"grid": "{grid}", "figure": "median CV"},
         ),
         figure_pdf=analysis_file("identifiability", "median_cv.pdf"),
+        fisher_figure=report(
+            analysis_file("identifiability", "fisher.png"),
+            caption="../report/identifiability_fisher.rst",
+            category="Identifiability",
+            labels={"grid": "{grid}", "figure": "Fisher sensitivity"},
+        ),
+        fisher_figure_pdf=analysis_file("identifiability", "fisher.pdf"),
     params:
         setups=IDENTIFIABILITY["setups"],
         threshold=IDENTIFIABILITY["threshold"],
+        fisher_threshold=IDENTIFIABILITY["fisher_threshold"],
+        fisher_cells=IDENTIFIABILITY["fisher_cells"],
+        loss=config["loss"],
+        seed=config["seed"],
     log:
         log_file("identifiability/{grid}"),
     benchmark:
@@ -129,6 +142,7 @@ rule pca:
         **only_if(TRUTH, congruence=analysis_file("pca", "congruence.csv")),
     params:
         setup=config["pca"]["setup"],
+        quantities=config["pca"]["quantities"],
     log:
         log_file("pca/{grid}"),
     benchmark:

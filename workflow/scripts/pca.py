@@ -13,4 +13,5 @@ with logging_to(snakemake.log[0]):
         out_dir=Path(snakemake.output.ratio).parent,  # pca/{grid}/, where every output lies
         truth_nc=snakemake.input.get("truth"),
         setup=snakemake.params.setup,
+        quantities=snakemake.params.quantities,
     )

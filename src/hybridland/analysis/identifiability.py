@@ -1,11 +1,22 @@
-"""Identifiability: how consistently the kept ensemble members agree on each parameter.
+"""Identifiability: do the members agree on a parameter, and can the observations see it?
 
 Each kept member of a setup predicts all 40 parameters (process parameters,
-initial pools and phenology phases) on every driver cell. Their spread is the
-pixelwise coefficient of variation, CV = std / |mean| over members (population
-std, as in the parameter maps). A parameter is identifiable when the spatial
-median of its CV lies below a threshold (0.5 in the reference study): members
-trained from different initialisations and dev splits then agree on it.
+initial pools and phenology phases) on every driver cell. Two criteria, one
+verdict per setup, criterion and parameter (summary.csv, long format):
+
+* ``cv_published``: the spatial median of the pixelwise coefficient of variation
+  across members, CV = std / |mean| (population std, as in the parameter maps),
+  lies below a threshold (0.5 in the reference study): members trained from
+  different initialisations and dev splits agree on it.
+* ``fisher``: at the learned parameters (the members' mean) the median over a
+  seeded sample of non-test cells of the conditional sensitivity of the
+  assimilated observations (:mod:`hybridland.analysis.fisher`) reaches a
+  threshold: the observations pin the parameter down even with the others free.
+* ``combined``: both. The PCA and the report use this verdict.
+
+Members can agree on a parameter no observation sees (the network's shared
+initial bias); only the second criterion catches that. Pairs of parameters the
+observations see only together (equifinal) are listed per setup.
 """
 
 from __future__ import annotations
@@ -19,9 +30,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.analysis import plots
+from hybridland.analysis import fisher, plots
+from hybridland.analysis.kernel_shap import sample_cells
 from hybridland.io import write_csv, write_netcdf
 from hybridland.model import parameters
+from hybridland.model.loss import LossConfig
 from hybridland.training.members import MemberFiles, kept_files
 
 if TYPE_CHECKING:
@@ -31,8 +44,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("setup", "parameter", "median_cv", "identifiable")
+COLUMNS = ("setup", "parameter", "median_cv", "identifiable", "criterion", "value", "threshold")
+CRITERIA = ("cv_published", "fisher", "combined")
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_CELLS = 200  # cells sampled for the Fisher criterion
 
 
 def stack_parameters(
@@ -103,43 +118,142 @@ def median_cv(cv: xr.Dataset) -> pd.Series:
     )
 
 
-def summary(cv: xr.Dataset, setup: str, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """Rows ``setup, parameter, median_cv, identifiable`` (median_cv < threshold), in table
-    order."""
-    if not threshold > 0:
-        raise ValueError(f"identifiability threshold must be positive, got {threshold}")
+def summary(
+    cv: xr.Dataset,
+    conditional: pd.Series,
+    setup: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    fisher_threshold: float = fisher.DEFAULT_THRESHOLD,
+) -> pd.DataFrame:
+    """Rows of :data:`COLUMNS` per criterion (:data:`CRITERIA` order) and parameter (table order).
+
+    ``cv_published``: value the median CV, identifiable below ``threshold``. ``fisher``:
+    value the median conditional sensitivity (``conditional``: parameter -> value; absent
+    is NaN), identifiable when it reaches ``fisher_threshold``. ``combined``: both; no value
+    or threshold of its own (NaN). ``median_cv`` is the parameter's median CV in every row.
+    """
+    for key, limit in (("threshold", threshold), ("fisher_threshold", fisher_threshold)):
+        if not limit > 0:
+            raise ValueError(f"identifiability.{key} must be positive, got {limit}")
     medians = median_cv(cv)
+    seen = conditional.reindex(medians.index).to_numpy(np.float64)
+    agree, sees = medians.to_numpy() < threshold, seen >= fisher_threshold
+    parts = (
+        ("cv_published", medians.to_numpy(), agree, threshold),
+        ("fisher", seen, sees, fisher_threshold),
+        ("combined", np.nan, agree & sees, np.nan),
+    )
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "setup": setup,
+                    "parameter": medians.index,
+                    "median_cv": medians.to_numpy(),
+                    "identifiable": verdict,
+                    "criterion": criterion,
+                    "value": value,
+                    "threshold": limit,
+                },
+                columns=list(COLUMNS),
+            )
+            for criterion, value, verdict, limit in parts
+        ],
+        ignore_index=True,
+    )
+
+
+def verdicts(table: pd.DataFrame, setup: str, criterion: str) -> pd.Series:
+    """Parameter -> identifiable, for one setup and criterion of a summary table."""
+    rows = table[(table["setup"] == setup) & (table["criterion"] == criterion)]
+    return rows.set_index("parameter")["identifiable"].astype(bool)
+
+
+def fisher_medians(found: fisher.Sensitivity) -> pd.DataFrame:
+    """Rows ``parameter, marginal, conditional``: medians over the cells, in table order."""
     return pd.DataFrame(
         {
-            "setup": setup,
-            "parameter": medians.index,
-            "median_cv": medians.to_numpy(),
-            "identifiable": medians.to_numpy() < threshold,
-        },
-        columns=list(COLUMNS),
+            "parameter": list(parameters.NAMES),
+            "marginal": np.median(found.marginal, axis=0),
+            "conditional": np.median(found.conditional, axis=0),
+        }
     )
+
+
+# ---- figures
+
+VERDICT_COLOURS = {
+    "identifiable (both criteria)": "C0",
+    "members agree, observations do not pin it": "C1",
+    "members disagree": "0.65",
+}
+
+
+def _panels(n_setups: int, n_parameters: int) -> tuple[Figure, np.ndarray]:
+    return plots.new_figure(1, max(n_setups, 1), panel=(3.6, 0.16 * n_parameters + 1.2))
+
+
+def _legend(fig: Figure, threshold: float, marginal: bool = False) -> None:
+    """Verdict colours and the threshold line (and the marginal dots), below the panels."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=c, label=k) for k, c in VERDICT_COLOURS.items()]
+    handles.append(Line2D([], [], color="C3", linestyle="--", label=f"threshold {threshold:g}"))
+    if marginal:
+        handles.append(Line2D([], [], color="k", marker=".", linestyle="", label="marginal"))
+    fig.legend(handles=handles, fontsize="x-small", frameon=False, loc="outside lower center")
+
+
+def _colours(table: pd.DataFrame, setup: str, names: pd.Series) -> np.ndarray:
+    both = verdicts(table, setup, "combined").reindex(names).to_numpy()
+    agree = verdicts(table, setup, "cv_published").reindex(names).to_numpy()
+    kinds = list(VERDICT_COLOURS.values())
+    return np.where(both, kinds[0], np.where(agree, kinds[1], kinds[2]))
 
 
 def bars_figure(table: pd.DataFrame, threshold: float) -> Figure:
-    """One panel per setup: median CV of each parameter, sorted, with the threshold line."""
-    names = list(dict.fromkeys(table["setup"]))
-    fig, axes = plots.new_figure(
-        1, max(len(names), 1), panel=(3.6, 0.16 * table["parameter"].nunique() + 1.2)
-    )
+    """One panel per setup: median CV of each parameter, sorted, with the threshold line;
+    colours give the combined verdict."""
+    rows_cv = table[table["criterion"] == "cv_published"]
+    names = list(dict.fromkeys(rows_cv["setup"]))
+    fig, axes = _panels(len(names), rows_cv["parameter"].nunique())
     for ax, setup in zip(axes[0], names):
-        rows = table[table["setup"] == setup].sort_values(
+        rows = rows_cv[rows_cv["setup"] == setup].sort_values(
             "median_cv", ascending=False, na_position="first"
         )
-        colors = np.where(rows["identifiable"], "C0", "0.65")
-        ax.barh(rows["parameter"], rows["median_cv"].fillna(0.0), color=colors)
-        ax.axvline(
-            threshold, color="C3", linestyle="--", linewidth=1.0, label=f"threshold {threshold:g}"
-        )
+        colours = _colours(table, setup, rows["parameter"])
+        ax.barh(rows["parameter"], rows["median_cv"].fillna(0.0), color=colours)
+        ax.axvline(threshold, color="C3", linestyle="--", linewidth=1.0)
         ax.set_title(setup, fontsize="medium")
         ax.set_xlabel("spatial median CV across members")
         ax.tick_params(axis="y", labelsize="x-small")
     if names:
-        axes[0, 0].legend(fontsize="small", frameon=False, loc="lower right")
+        _legend(fig, threshold)
+    return fig
+
+
+def fisher_figure(table: pd.DataFrame, medians: pd.DataFrame, threshold: float) -> Figure:
+    """One panel per setup: median conditional sensitivity (bars, coloured by the combined
+    verdict) and median marginal sensitivity (dots) of each parameter, log scale, sorted."""
+    names = list(dict.fromkeys(medians["setup"]))
+    fig, axes = _panels(len(names), medians["parameter"].nunique())
+    for ax, setup in zip(axes[0], names):
+        rows = medians[medians["setup"] == setup].sort_values("conditional")
+        floor = fisher.RIDGE**0.5  # the ridge's own sensitivity: nothing is seen below it
+        ax.barh(
+            rows["parameter"],
+            rows["conditional"].clip(lower=floor),
+            color=_colours(table, setup, rows["parameter"]),
+        )
+        ax.plot(rows["marginal"].clip(lower=floor), rows["parameter"], "k.", markersize=3)
+        ax.axvline(threshold, color="C3", linestyle="--", linewidth=1.0)
+        ax.set_xscale("log")
+        ax.set_title(setup, fontsize="medium")
+        ax.set_xlabel("median conditional sensitivity")
+        ax.tick_params(axis="y", labelsize="x-small")
+    if names:
+        _legend(fig, threshold, marginal=True)
     return fig
 
 
@@ -158,8 +272,8 @@ def cv_maps(cv: xr.Dataset, driver: xr.Dataset) -> xr.Dataset:
 # ---- entry point
 
 
-def setup_cv(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Dataset:
-    """Load a setup's members, check they belong to it, and return their CV per cell."""
+def setup_stack(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Dataset:
+    """Load a setup's members, check they belong to it, and stack their parameters per cell."""
     from hybridland.training import train
 
     members = []
@@ -179,17 +293,34 @@ def setup_cv(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Dataset:
     logger.info(
         "%s: parameters of %d members on %d cells", setup, len(members), driver.sizes["cell"]
     )
-    return coefficient_of_variation(member_parameter_stack(driver, members))
+    return member_parameter_stack(driver, members)
+
+
+def learned_sensitivity(
+    driver: xr.Dataset, stack: xr.Dataset, config: LossConfig, n_cells: int, seed: int
+) -> fisher.Sensitivity:
+    """Fisher sensitivities at the members' mean parameters on a seeded sample of non-test
+    cells."""
+    candidates = np.flatnonzero(~driver["test"].values.astype(bool))
+    cells = sample_cells(candidates, n_cells, np.random.default_rng([seed, 11]))
+    mean = stack.mean("member")
+    return fisher.cell_sensitivity(
+        driver.isel(cell=cells), {n: mean[n].values[cells] for n in parameters.NAMES}, config
+    )
 
 
 def identifiability_files(
     driver_path: Path | str,
     member_files_by_setup: Mapping[str, MemberFiles],
     grid: str,
-    threshold: float,
-    out_csv: Path | str,
-    figure_stem: Path | str,
-    out_cv_nc: Path | str | None = None,
+    out_dir: Path | str,
+    loss: LossConfig,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    fisher_threshold: float = fisher.DEFAULT_THRESHOLD,
+    n_cells: int = DEFAULT_CELLS,
+    seed: int = 0,
+    cv_maps_nc: bool = True,
     selected: Mapping[str, Path | str] | None = None,
 ) -> None:
     """Entry point of the identifiability rule for one grid.
@@ -199,33 +330,60 @@ def identifiability_files(
         member_files_by_setup: setup -> (weights.npz, member.json) of its
             members, ``results/{study}/train/{grid}/{setup}/memberNN/``.
         grid: the grid name, checked against the driver's ``grid`` attribute.
-        threshold: a parameter is identifiable when its median CV is below it (config).
-        out_csv: ``results/{study}/identifiability/{grid}/summary.csv``, columns
-            ``setup, parameter, median_cv, identifiable``, setups in the order given.
-        figure_stem: bar chart of median CV per setup (``.png`` and ``.pdf``).
-        out_cv_nc: optional CV maps on (setup, lat, lon), one variable per parameter.
+        out_dir: ``results/{study}/identifiability/{grid}``; receives ``summary.csv``
+            (:data:`COLUMNS`, setups in the order given), ``fisher.csv`` (``setup,
+            parameter, marginal, conditional``: medians over the sampled cells),
+            ``equifinal_pairs.csv`` (:data:`hybridland.analysis.fisher.PAIR_COLUMNS`),
+            ``median_cv.{png,pdf}``, ``fisher.{png,pdf}`` and, with ``cv_maps_nc``,
+            ``cv_maps.nc`` (CV on setup, lat, lon, one variable per parameter).
+        loss: the training loss (its active targets and weights weigh the observations).
+        threshold: the published criterion: median CV below it (config).
+        fisher_threshold: the Fisher criterion: median conditional sensitivity at least it.
+        n_cells, seed: the sample of non-test cells the Fisher criterion uses.
         selected: optional setup -> ``selected.json`` of select_members; when
             given, only the kept members of each setup count.
     """
     if not member_files_by_setup:
         raise ValueError(f"{grid}: no setups for identifiability")
+    out = Path(out_dir)
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     if driver.attrs.get("grid", grid) != grid:
         raise ValueError(
             f"{driver_path}: driver is for grid {driver.attrs['grid']!r}, not {grid!r}"
         )
-    tables, maps = [], []
+    tables, medians, pairs, maps = [], [], [], []
     for setup, files in member_files_by_setup.items():
         if selected is not None:
             files = kept_files(selected[setup], files)
-        cv = setup_cv(driver, files, setup)
-        tables.append(summary(cv, setup, threshold))
-        if out_cv_nc is not None:
+        stack = setup_stack(driver, files, setup)
+        cv = coefficient_of_variation(stack)
+        found = learned_sensitivity(driver, stack, loss, n_cells, seed)
+        seen = fisher_medians(found)
+        conditional = seen.set_index("parameter")["conditional"]
+        table = summary(cv, conditional, setup, threshold, fisher_threshold)
+        equifinal = fisher.equifinal_pairs(found, parameters.NAMES, fisher_threshold)
+        tables.append(table)
+        medians.append(seen.assign(setup=setup)[["setup", *seen.columns]])
+        pairs.append(equifinal.assign(setup=setup)[list(fisher.PAIR_COLUMNS)])
+        if cv_maps_nc:
             maps.append(cv_maps(cv, driver).expand_dims(setup=[setup]))
+        counts = table.groupby("criterion", sort=False)["identifiable"].sum()
+        logger.info(
+            "%s/%s: parameters identifiable of %d: %s; equifinal pairs: %s",
+            grid,
+            setup,
+            len(parameters.NAMES),
+            ", ".join(f"{c} {int(counts[c])}" for c in CRITERIA),
+            "; ".join(f"{a} x {b} ({v:.0%})" for a, b, v in equifinal.itertuples(index=False))
+            or "none",
+        )
     table = pd.concat(tables, ignore_index=True)
-    write_csv(table, out_csv)
-    if out_cv_nc is not None:
+    sensitivities = pd.concat(medians, ignore_index=True)
+    write_csv(table, out / "summary.csv")
+    write_csv(sensitivities, out / "fisher.csv")
+    write_csv(pd.concat(pairs, ignore_index=True), out / "equifinal_pairs.csv")
+    if cv_maps_nc:
         cvs = xr.concat(maps, dim="setup")
         cvs.attrs = {
             "Conventions": "CF-1.8",
@@ -233,13 +391,6 @@ def identifiability_files(
             "threshold": threshold,
             "title": f"hybridland coefficient of variation of parameters across members, {grid}",
         }
-        write_netcdf(cvs, out_cv_nc)
-    plots.save_figure(bars_figure(table, threshold), figure_stem)
-    for setup, part in table.groupby("setup", sort=False):
-        logger.info(
-            "%s/%s: %d of %d parameters identifiable",
-            grid,
-            setup,
-            int(part["identifiable"].sum()),
-            len(part),
-        )
+        write_netcdf(cvs, out / "cv_maps.nc")
+    plots.save_figure(bars_figure(table, threshold), out / "median_cv")
+    plots.save_figure(fisher_figure(table, sensitivities, fisher_threshold), out / "fisher")

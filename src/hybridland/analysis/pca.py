@@ -8,8 +8,15 @@ across the land cells (z-score) and the PCA is the SVD of that cell x quantity
 matrix. Loadings are the unit-length principal axes (quantity x component),
 scores the projections of the cells (cell x component).
 
-The learned PCA can be compared with the PCA of the twin's true parameters by
-Tucker's congruence coefficient per component, after aligning signs.
+By default (``pca.quantities: identifiable``) only the quantities whose every
+source parameter the identifiability table calls identifiable (criterion
+``combined``) enter; with ``all`` every quantity enters and the others are
+flagged on the biplot. When fewer than two quantities are identifiable, the PCA
+falls back to all of them, with a warning, so that it still has axes to show.
+
+The learned PCA can be compared with the PCA of the twin's true parameters on
+the same quantities by Tucker's congruence coefficient per component, after
+aligning signs.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "root_allocation": ("f_gpp", "f_fol", "flab", "f_root"),
 }
 QUANTITIES = tuple(SOURCES)
+QUANTITY_SETS = ("identifiable", "all")  # config pca.quantities
+MIN_QUANTITIES = 2  # fewer identifiable quantities than this: the PCA uses all, with a warning
 PARAMETERS = tuple(dict.fromkeys(p for sources in SOURCES.values() for p in sources))
 N_MAPPED = 3  # components shown in the biplot and the score maps
 
@@ -75,8 +84,10 @@ def allocation_fractions(params: Mapping[str, ArrayLike]) -> dict[str, np.ndarra
     return {"autotrophic": f_a, "foliar": foliar, "labile": labile, "root": root, "wood": wood}
 
 
-def derived_quantities(params: Mapping[str, ArrayLike]) -> pd.DataFrame:
-    """The analysed quantities (columns, in QUANTITIES order) of every cell (rows)."""
+def derived_quantities(
+    params: Mapping[str, ArrayLike], names: Sequence[str] = QUANTITIES
+) -> pd.DataFrame:
+    """The analysed quantities ``names`` (columns, in that order) of every cell (rows)."""
     missing = [p for p in PARAMETERS if p not in params]
     if missing:
         raise ValueError(f"parameters {missing} are needed for the PCA quantities")
@@ -96,7 +107,7 @@ def derived_quantities(params: Mapping[str, ArrayLike]) -> pd.DataFrame:
         "wood_allocation": alloc["wood"],
         "root_allocation": alloc["root"],
     }
-    return pd.DataFrame(columns)[list(QUANTITIES)]
+    return pd.DataFrame(columns)[list(names)]
 
 
 def standardise(table: pd.DataFrame) -> pd.DataFrame:
@@ -181,16 +192,37 @@ def congruence(learned: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def not_identifiable(identifiability: pd.DataFrame, setup: str) -> set[str]:
-    """Quantities with a source parameter that the identifiability table marks as not
-    identifiable."""
-    rows = identifiability[identifiability["setup"] == setup]
+    """Quantities with a source parameter that the identifiability table's ``combined``
+    verdict calls not identifiable."""
+    rows = identifiability[
+        (identifiability["setup"] == setup) & (identifiability["criterion"] == "combined")
+    ]
     if rows.empty:
         raise ValueError(
-            f"identifiability table has no rows for setup {setup!r} "
+            f"identifiability table has no 'combined' rows for setup {setup!r} "
             f"(has {sorted(set(identifiability['setup']))})"
         )
     flagged = set(rows.loc[~rows["identifiable"].astype(bool), "parameter"])
     return {q for q, sources in SOURCES.items() if flagged & set(sources)}
+
+
+def analysed_quantities(flagged: Collection[str], which: str) -> tuple[str, ...]:
+    """The quantities the PCA uses: ``all``, or the ``identifiable`` ones (not ``flagged``).
+
+    Fewer than :data:`MIN_QUANTITIES` identifiable ones give all, with a warning.
+    """
+    if which not in QUANTITY_SETS:
+        raise ValueError(f"pca.quantities must be one of {list(QUANTITY_SETS)}, got {which!r}")
+    chosen = tuple(q for q in QUANTITIES if which == "all" or q not in flagged)
+    if len(chosen) < MIN_QUANTITIES:
+        logger.warning(
+            "only %s of the PCA quantities are identifiable; the PCA uses all %d, "
+            "the others flagged",
+            list(chosen),
+            len(QUANTITIES),
+        )
+        return QUANTITIES
+    return chosen
 
 
 # ---- grid <-> cells
@@ -293,7 +325,8 @@ def _open(path: Path | str) -> xr.Dataset:
 
 
 def truth_congruence(learned: PCAResult, cells: pd.Index, truth_nc: Path | str) -> pd.DataFrame:
-    """Congruence of ``learned`` loadings with the PCA of the true parameters on the same cells."""
+    """Congruence of ``learned`` loadings with the PCA of the true parameters on the same cells
+    and quantities."""
     truth = cells_of(_open(truth_nc), PARAMETERS)
     common = cells.intersection(truth.index)
     if len(common) < len(cells):
@@ -303,7 +336,8 @@ def truth_congruence(learned: PCAResult, cells: pd.Index, truth_nc: Path | str) 
             len(common),
             len(cells),
         )
-    true = pca(derived_quantities({n: truth.loc[common, n].to_numpy() for n in PARAMETERS}))
+    names = list(learned.loadings.index)
+    true = pca(derived_quantities({n: truth.loc[common, n].to_numpy() for n in PARAMETERS}, names))
     table = congruence(learned.loadings, true.loadings)
     table["learned_ratio"] = learned.explained_variance_ratio.reindex(table.component).to_numpy()
     table["true_ratio"] = true.explained_variance_ratio.reindex(table.component).to_numpy()
@@ -317,13 +351,14 @@ def pca_files(
     out_dir: Path | str,
     truth_nc: Path | str | None = None,
     setup: str | None = None,
+    quantities: str = "identifiable",
 ) -> None:
     """Entry point of the pca rule: PCA of one setup's ensemble-mean parameter maps.
 
     Args:
         params_nc: ``results/{study}/params/{grid}/{setup}.nc`` (ensemble means on lat/lon).
         identifiability_csv: ``results/{study}/identifiability/{grid}/summary.csv``;
-            its rows for the setup flag quantities that are not identifiable.
+            its ``combined`` rows for the setup flag quantities that are not identifiable.
         grid: the grid name, checked against ``params_nc``'s ``grid`` attribute.
         out_dir: ``results/{study}/pca/{grid}``; receives ``explained_variance.csv``
             (``component, ratio``), ``loadings.csv`` (``quantity, PC1, ...``),
@@ -332,6 +367,7 @@ def pca_files(
             (``component, congruence, learned_ratio, true_ratio``).
         truth_nc: the twin's ``results/{study}/regridded/{grid}/truth_parameters.nc``, or None.
         setup: the identifiability rows to use; default ``params_nc``'s ``setup`` attribute.
+        quantities: ``identifiable`` (the quantities that are) or ``all`` (config).
     """
     out = Path(out_dir)
     params = _open(params_nc)
@@ -343,15 +379,16 @@ def pca_files(
     if setup is None:
         raise ValueError(f"{params_nc}: no 'setup' attribute; pass the setup explicitly")
     flagged = not_identifiable(pd.read_csv(identifiability_csv), setup)
+    names = analysed_quantities(flagged, quantities)
     cells = cells_of(params, PARAMETERS)
-    result = pca(derived_quantities({n: cells[n].to_numpy() for n in PARAMETERS}))
+    result = pca(derived_quantities({n: cells[n].to_numpy() for n in PARAMETERS}, names))
     result.scores.index = cells.index
     scores = scores_on_grid(result.scores, params.lat.values, params.lon.values)
     scores.attrs = {
         "Conventions": "CF-1.8",
         "grid": grid,
         "setup": setup,
-        "quantities": " ".join(QUANTITIES),
+        "quantities": " ".join(names),
         "title": f"hybridland PCA scores of the learned parameters, {setup} on {grid}",
     }
     write_csv(result.explained_variance_ratio.reset_index(), out / "explained_variance.csv")
@@ -359,7 +396,7 @@ def pca_files(
     write_netcdf(scores, out / "scores.nc")
     if truth_nc is not None:
         write_csv(truth_congruence(result, cells.index, truth_nc), out / "congruence.csv")
-    plots.save_figure(biplot(result, flagged), out / "biplot")
+    plots.save_figure(biplot(result, flagged & set(names)), out / "biplot")
     plots.save_figure(
         score_maps_figure(scores, result.explained_variance_ratio), out / "score_maps"
     )
@@ -367,9 +404,10 @@ def pca_files(
         f"{c} {r:.2f}" for c, r in result.explained_variance_ratio.iloc[:N_MAPPED].items()
     )
     logger.info(
-        "%s/%s: PCA of %d cells; explained variance %s; not identifiable: %s",
+        "%s/%s: PCA of %d quantities on %d cells; explained variance %s; not identifiable: %s",
         grid,
         setup,
+        len(names),
         len(cells),
         head,
         sorted(flagged),

@@ -1,0 +1,200 @@
+"""Identifiability the observations see: Fisher information of the assimilated targets.
+
+At given parameters (the learned ensemble mean; never the truth) the model
+quantities the loss compares with observations (:mod:`hybridland.model.targets`)
+are differentiated with respect to every parameter in normalised log space,
+u_p = log(theta_p) / log(max_p / min_p), so a unit move crosses the whole range.
+Each cell's rows are its observed entries of every active loss target, scaled by
+sqrt(w_k m_t / sum_t m_t) (loss weight w_k, observation weight m_t): J^T J is then
+the Gauss-Newton curvature of the cell's loss (mean reduction). Per cell:
+
+    F = J^T J,  marginal_p = sqrt(F_pp),  conditional_p = 1 / sqrt([(F + ridge I)^-1]_pp)
+
+The marginal sensitivity is how much the observations move with p alone; the
+conditional one (Cramer-Rao) how much they move when the others re-fit to
+compensate. Patch-level targets (NBE, fire, EWT) count per cell, as if the cell
+were its own patch. With loss weights of about 1 / variance of each observation
+(the twin's), both are in observation standard deviations per full log range.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hybridland.model import dalec, forward, parameters, targets
+from hybridland.model.loss import LossConfig
+from hybridland.model.targets import TERMS
+from hybridland.training import batches
+
+logger = logging.getLogger(__name__)
+
+# A parameter is identifiable when, with every other parameter free to compensate, moving
+# it across its whole log range still moves the observations by one SD of their spread:
+# the scale at which analysis.sensitivity calls a parameter visible (0.05 SD for a step of
+# 0.05). The conditional sensitivity never exceeds the marginal one, so a parameter that
+# is identifiable is also visible on that scale.
+DEFAULT_THRESHOLD = 1.0
+# Prior information added to F before inversion: a prior SD of 1000 log ranges, so it only
+# keeps F invertible where a parameter is not read at all.
+RIDGE = 1e-6
+PAIR_SHARE = 0.5  # an equifinal pair is flagged when it holds in more than this share of cells
+PAIR_COLUMNS = ("setup", "parameter_a", "parameter_b", "value")
+
+Rows = Callable[..., jax.Array]  # (theta (P,), *cell arguments) -> weighted rows (R,)
+
+
+class Sensitivity(NamedTuple):
+    """Per cell and parameter: (cell, P) sensitivities, (cell, P, P) posterior correlation."""
+
+    marginal: np.ndarray
+    conditional: np.ndarray
+    correlation: np.ndarray
+
+
+def log_ranges(names: Sequence[str] = parameters.NAMES) -> np.ndarray:
+    """log(max / min) of each named parameter: the physical size of a unit step in u."""
+    return np.array(
+        [np.log(parameters.BY_NAME[n].maximum / parameters.BY_NAME[n].minimum) for n in names]
+    )
+
+
+def jacobians(rows: Rows, theta: Any, log_range: Any, *cell_args: Any) -> np.ndarray:
+    """d rows / d u at ``theta`` for every cell, (cell, R, P).
+
+    ``theta`` (cell, P) are physical parameters, ``cell_args`` pytrees with a leading
+    cell axis; ``rows`` sees one cell: theta (P,) and the cell's slices of ``cell_args``.
+    """
+    theta = jnp.asarray(theta)
+    scale = jnp.asarray(log_range, theta.dtype)
+
+    def one_cell(point, *args):
+        moved = lambda du: rows(point * jnp.exp(du * scale), *args)
+        return jax.jacfwd(moved)(jnp.zeros_like(point))
+
+    return np.asarray(jax.jit(jax.vmap(one_cell))(theta, *cell_args), np.float64)
+
+
+def information(jacobian: np.ndarray) -> np.ndarray:
+    """Fisher information J^T J of each cell, (cell, P, P), in float64."""
+    j = np.asarray(jacobian, np.float64)
+    return np.einsum("crp,crq->cpq", j, j)
+
+
+def sensitivity(fisher: np.ndarray, ridge: float = RIDGE) -> Sensitivity:
+    """Marginal and conditional sensitivities and the correlation of (F + ridge I)^-1."""
+    size = fisher.shape[-1]
+    covariance = np.linalg.inv(fisher + ridge * np.eye(size))
+    variance = np.diagonal(covariance, axis1=-2, axis2=-1)
+    sd = np.sqrt(variance)
+    return Sensitivity(
+        marginal=np.sqrt(np.diagonal(fisher, axis1=-2, axis2=-1)),
+        conditional=1.0 / sd,
+        correlation=covariance / (sd[..., :, None] * sd[..., None, :]),
+    )
+
+
+def equifinal_pairs(
+    found: Sensitivity, names: Sequence[str], threshold: float, share: float = PAIR_SHARE
+) -> pd.DataFrame:
+    """Pairs ``parameter_a, parameter_b, value`` that hold in more than ``share`` of the cells.
+
+    In a cell, a parameter visible alone (marginal >= threshold) but not with the others
+    free (conditional < threshold) pairs with the parameter its estimate correlates with
+    most, |correlation| in (F + ridge)^-1. ``value``: the share of cells where the pair
+    holds; a and b in table order.
+    """
+    cells, size = found.marginal.shape
+    order = {n: i for i, n in enumerate(names)}
+    blurred = (found.marginal >= threshold) & (found.conditional < threshold)
+    others = np.abs(found.correlation) * (1.0 - np.eye(size))
+    partner = np.argmax(others, axis=-1)
+    counts: dict[tuple[str, str], int] = {}
+    for cell in range(cells):
+        held = {
+            tuple(sorted((names[p], names[int(partner[cell, p])]), key=order.get))
+            for p in np.flatnonzero(blurred[cell])
+        }
+        for pair in held:
+            counts[pair] = counts.get(pair, 0) + 1
+    rows = [(a, b, n / cells) for (a, b), n in counts.items() if n / cells > share]
+    rows.sort(key=lambda r: (order[r[0]], order[r[1]]))
+    return pd.DataFrame(rows, columns=list(PAIR_COLUMNS[1:]))
+
+
+# ---- DALEC993: the assimilated observations of one cell
+
+
+def assimilated(config: LossConfig, observed: Sequence[str]) -> dict[str, float]:
+    """Active loss targets whose observation the driver holds, with their weights."""
+    return {
+        name: weight
+        for name, weight in config.active.items()
+        if name in TERMS and targets.observed(name) in observed
+    }
+
+
+def observation_rows(
+    weights: Mapping[str, float], steps_per_year: int
+) -> Callable[[jax.Array, dalec.Met, dalec.Climate, dict[str, jax.Array]], jax.Array]:
+    """The rows function of one cell: every observed entry of every target, weighted as in
+    the loss (sqrt(w m / sum m)), from theta (P,), Met (time,), Climate () and masks
+    (time,)."""
+    outputs = tuple(sorted({o for name in weights for o in TERMS[name].outputs}))
+
+    def rows(theta, met, climate, masks):
+        params = dict(zip(parameters.NAMES, theta))
+        out = dalec.simulate(params, met, climate, outputs=outputs).outputs
+        pieces = []
+        for name, weight in weights.items():
+            mask = masks[targets.observed(name)]
+            model = targets.model_quantity(name, out, mask)
+            model, _, kept = targets.on_timescale(name, model, mask, mask, steps_per_year)
+            scale = jnp.sqrt(weight * kept / jnp.maximum(jnp.sum(kept), 1e-12))
+            pieces.append(jnp.ravel(scale * model))
+        return jnp.concatenate(pieces)
+
+    return rows
+
+
+def cell_sensitivity(
+    driver: xr.Dataset, theta: Mapping[str, np.ndarray], config: LossConfig
+) -> Sensitivity:
+    """Sensitivities of every driver cell's assimilated observations at ``theta`` (name ->
+    (cell,))."""
+    masks = {k: mask for k, (_, mask) in batches.observations(driver).items()}
+    weights = assimilated(config, tuple(masks))
+    if not weights:
+        raise ValueError(
+            "no active loss target has observations in the driver "
+            f"(active terms: {sorted(config.active)})"
+        )
+    met, climate = forward.forcing_arrays(driver, np.float32)
+    needed = {targets.observed(n) for n in weights}
+    cell_major = lambda x: jnp.asarray(np.moveaxis(np.asarray(x), 0, -1), jnp.float32)
+    stacked = np.stack([np.asarray(theta[n], np.float32) for n in parameters.NAMES], axis=-1)
+    jac = jacobians(
+        observation_rows(weights, config.steps_per_year),
+        stacked,
+        log_ranges(),
+        dalec.Met(*(cell_major(x) for x in met)),
+        dalec.Climate(*(jnp.asarray(x) for x in climate)),
+        {k: cell_major(masks[k]) for k in needed},
+    )
+    finite = np.isfinite(jac).all(axis=(1, 2))
+    if not finite.any():
+        raise ValueError("the Jacobian of the observations is non-finite in every cell")
+    if not finite.all():
+        logger.warning(
+            "non-finite Jacobian in %d of %d cells; they are left out",
+            int((~finite).sum()),
+            finite.size,
+        )
+    return sensitivity(information(jac[finite]))
