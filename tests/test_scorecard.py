@@ -148,18 +148,30 @@ def test_identifiability_checks_score_the_combined_verdict_and_its_recovery():
     r = np.where(np.arange(40) < 10, 0.95, 0.5)  # identifiable: 10 at 0.95, 11 at 0.5
     r[0] = np.nan  # a constant truth has no r
     recovery = pd.DataFrame({"grid": "g", "setup": "S", "parameter": names, "pearson_r": r})
-    card = rows(scorecard.identifiability_checks(summary, visible, recovery, "g"))
-    assert card.loc["g/identifiability/agreement/S", "value"] == pytest.approx(35 / 40)
+    # The learned analysis flags the two missed visible ones as a pair (seen together); the
+    # truth sees three parameters only in pairs, two of which the learned analysis flags.
+    pairs = pd.DataFrame(
+        {"setup": ["S", "T"], "parameter_a": [names[18], names[0]], "parameter_b": names[19:21]}
+    )
+    truth_pairs = pd.DataFrame({"parameter_a": names[18:20], "parameter_b": names[19:21]})
+    card = rows(
+        scorecard.identifiability_checks(summary, pairs, visible, truth_pairs, recovery, "g")
+    )
+    assert card.loc["g/identifiability/agreement/S", "value"] == pytest.approx(37 / 40)
     assert card.loc["g/identifiability/identifiable_but_invisible/S", "value"] == pytest.approx(
         3 / 20
     )
+    assert card.loc["g/identifiability/equifinal_flagged/S", "value"] == pytest.approx(2 / 3)
     # 20 finite r of the 21 called identifiable: nine 0.95, eleven 0.5 -> median 0.5
     assert card.loc["g/identifiability/recovery_r/S", "value"] == pytest.approx(0.5)
-    assert card.passed.tolist() == [False, False, False]
-    every = rows(scorecard.identifiability_checks(summary, visible | True, recovery.head(0), "g"))
-    assert list(every.index) == ["g/identifiability/agreement/S"]
+    assert card.passed.tolist() == [True, False, False, False]
+    none = pairs.head(0)
+    every = rows(
+        scorecard.identifiability_checks(summary, none, visible | True, none, recovery.head(0), "g")
+    )
+    assert every.value.to_dict() == {"g/identifiability/agreement/S": pytest.approx(21 / 40)}
     with pytest.raises(ValueError, match="no 'combined' rows"):
-        scorecard.identifiability_checks(published, visible, recovery, "g")
+        scorecard.identifiability_checks(published, pairs, visible, none, recovery, "g")
 
 
 def test_training_checks_compare_the_full_setup_with_the_best_subset():
@@ -240,6 +252,7 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
         {"setup": FULL, "parameter": names, "criterion": "combined", "identifiable": True}
     )
     recovery = pd.DataFrame({"grid": "g", "setup": FULL, "parameter": names, "pearson_r": 0.95})
+    pairs = pd.DataFrame(columns=["setup", "parameter_a", "parameter_b", "value"])
     metrics = pd.DataFrame(
         [
             ("g", setup, "ensemble", v, "test", "r2_score_pooled", x)
@@ -260,6 +273,8 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
         "groups": groups,
         "summary": summary,
         "recovery": recovery,
+        "pairs": pairs,
+        "truth_pairs": pairs.drop(columns="setup"),
         "metrics": metrics,
         "sens": sens,
         "congruence": congruence,
@@ -276,6 +291,8 @@ def test_scorecard_files_write_the_table_and_figure(tmp_path):
             "shap": {FULL: (paths["ranks"], paths["groups"])},
             "identifiability": paths["summary"],
             "sensitivity": paths["sens"],
+            "pairs": paths["pairs"],
+            "truth_pairs": paths["truth_pairs"],
             "congruence": paths["congruence"],
             "partition": paths["partition"],
             "selected": {"PFT": selected},

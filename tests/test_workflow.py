@@ -252,6 +252,7 @@ SCORECARD_KINDS = {
     "congruence": ("CONGRUENCE_MIN", False),
     "ratio_gap": ("RATIO_GAP_MAX", True),
     "recovery_r": ("RECOVERY_R_MIN", False),
+    "equifinal_flagged": ("EQUIFINAL_FLAGGED_MIN", False),
     "full_minus_best_subset": ("FULL_GAP_MIN", False),
     "test_r2": ("LAI_R2_MIN", False),
     "kept_loss_ratio": ("KEPT_LOSS_RATIO_MAX", True),
@@ -290,6 +291,7 @@ def test_scorecard_passes_a_check_exactly_when_its_value_meets_the_threshold(smo
     applies_by_record = (
         "0p25deg/identifiability/identifiable_but_invisible/",
         "0p25deg/identifiability/recovery_r/",
+        "0p25deg/identifiability/equifinal_flagged/",
         "0p25deg/shap/no_influence/",
     )
     rest = set(card.check) - expected - ranks

@@ -5,8 +5,11 @@ rule sensitivity:
         code=code("sensitivity"),
     output:
         sensitivity=analysis_file("identifiability", "sensitivity.csv"),
+        pairs=analysis_file("identifiability", "equifinal_pairs_truth.csv"),
     params:
         seed=config["seed"],
+        loss=config["loss"],
+        fisher_threshold=IDENTIFIABILITY["fisher_threshold"],
     log:
         log_file("sensitivity/{grid}"),
     benchmark:
@@ -27,6 +30,8 @@ rule scorecard:
         **keyed("groups", rules.shap.output.groups, grid=ANALYSIS_GRIDS, setup=SHAP_SETUPS),
         **keyed("identifiability", rules.identifiability.output.table, grid=ANALYSIS_GRIDS),
         **keyed("sensitivity", rules.sensitivity.output.sensitivity, grid=ANALYSIS_GRIDS),
+        **keyed("truth_pairs", rules.sensitivity.output.pairs, grid=ANALYSIS_GRIDS),
+        **keyed("pairs", rules.identifiability.output.pairs, grid=ANALYSIS_GRIDS),
         **keyed("congruence", rules.pca.output.congruence, grid=ANALYSIS_GRIDS),
         **keyed("partition", rules.partition.output.table, grid=ANALYSIS_GRIDS),
         **{

@@ -14,6 +14,8 @@ with logging_to(snakemake.log[0]):
                 },
                 "identifiability": inputs[f"identifiability/{grid}"],
                 "sensitivity": inputs[f"sensitivity/{grid}"],
+                "truth_pairs": inputs[f"truth_pairs/{grid}"],
+                "pairs": inputs[f"pairs/{grid}"],
                 "congruence": inputs[f"congruence/{grid}"],
                 "partition": inputs[f"partition/{grid}"],
                 "truth": inputs[f"truth/{grid}"],

@@ -3,6 +3,7 @@
 from hybridland import jaxcache
 from hybridland.analysis import sensitivity
 from hybridland.logs import logging_to
+from hybridland.model.loss import LossConfig
 
 with logging_to(snakemake.log[0]):
     jaxcache.enable()
@@ -10,5 +11,8 @@ with logging_to(snakemake.log[0]):
         driver_path=snakemake.input.driver,
         truth_nc=snakemake.input.truth,
         out_csv=snakemake.output.sensitivity,
+        pairs_csv=snakemake.output.pairs,
+        loss=LossConfig.from_config(snakemake.params.loss),
+        fisher_threshold=snakemake.params.fisher_threshold,
         seed=snakemake.params.seed,
     )

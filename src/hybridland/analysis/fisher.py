@@ -6,13 +6,19 @@ are differentiated with respect to every parameter in normalised log space,
 u_p = log(theta_p) / log(max_p / min_p), so a unit move crosses the whole range.
 Each cell's rows are its observed entries of every active loss target, scaled by
 sqrt(w_k m_t / sum_t m_t) (loss weight w_k, observation weight m_t): J^T J is then
-the Gauss-Newton curvature of the cell's loss (mean reduction). Per cell:
+the Gauss-Newton curvature of the cell's loss (mean reduction). The information
+of the sampled cells is pooled, F = mean over cells of J^T J (a move of p shared
+by the cells, as the network's smooth maps move it), and
 
-    F = J^T J,  marginal_p = sqrt(F_pp),  conditional_p = 1 / sqrt([(F + ridge I)^-1]_pp)
+    marginal_p = sqrt(F_pp),  conditional_p = 1 / sqrt([(F + ridge I)^-1]_pp)
 
 The marginal sensitivity is how much the observations move with p alone; the
 conditional one (Cramer-Rao) how much they move when the others re-fit to
-compensate. Patch-level targets (NBE, fire, EWT) count per cell, as if the cell
+compensate. A parameter seen alone but not with the others free is seen only
+together with another (equifinal): it pairs with the parameter its estimate
+correlates with most. Per cell, with all 40 parameters free in each cell, almost
+every parameter would be blurred; pooling asks what the data of the whole region
+pin down. Patch-level targets (NBE, fire, EWT) count per cell, as if the cell
 were its own patch. With loss weights of about 1 / variance of each observation
 (the twin's), both are in observation standard deviations per full log range.
 """
@@ -45,14 +51,14 @@ DEFAULT_THRESHOLD = 1.0
 # Prior information added to F before inversion: a prior SD of 1000 log ranges, so it only
 # keeps F invertible where a parameter is not read at all.
 RIDGE = 1e-6
-PAIR_SHARE = 0.5  # an equifinal pair is flagged when it holds in more than this share of cells
 PAIR_COLUMNS = ("setup", "parameter_a", "parameter_b", "value")
 
 Rows = Callable[..., jax.Array]  # (theta (P,), *cell arguments) -> weighted rows (R,)
 
 
 class Sensitivity(NamedTuple):
-    """Per cell and parameter: (cell, P) sensitivities, (cell, P, P) posterior correlation."""
+    """Per parameter (P,) sensitivities and the (P, P) posterior correlation (with leading axes
+    when computed from several information matrices at once)."""
 
     marginal: np.ndarray
     conditional: np.ndarray
@@ -101,31 +107,24 @@ def sensitivity(fisher: np.ndarray, ridge: float = RIDGE) -> Sensitivity:
     )
 
 
-def equifinal_pairs(
-    found: Sensitivity, names: Sequence[str], threshold: float, share: float = PAIR_SHARE
-) -> pd.DataFrame:
-    """Pairs ``parameter_a, parameter_b, value`` that hold in more than ``share`` of the cells.
+def equifinal_pairs(found: Sensitivity, names: Sequence[str], threshold: float) -> pd.DataFrame:
+    """Pairs ``parameter_a, parameter_b, value`` of parameters seen only together.
 
-    In a cell, a parameter visible alone (marginal >= threshold) but not with the others
-    free (conditional < threshold) pairs with the parameter its estimate correlates with
-    most, |correlation| in (F + ridge)^-1. ``value``: the share of cells where the pair
-    holds; a and b in table order.
+    A parameter visible alone (marginal >= threshold) but not with the others free
+    (conditional < threshold) pairs with the parameter its estimate correlates with most;
+    ``value`` is that |correlation| in (F + ridge)^-1. a and b in table order, each pair once.
     """
-    cells, size = found.marginal.shape
     order = {n: i for i, n in enumerate(names)}
     blurred = (found.marginal >= threshold) & (found.conditional < threshold)
-    others = np.abs(found.correlation) * (1.0 - np.eye(size))
-    partner = np.argmax(others, axis=-1)
-    counts: dict[tuple[str, str], int] = {}
-    for cell in range(cells):
-        held = {
-            tuple(sorted((names[p], names[int(partner[cell, p])]), key=order.get))
-            for p in np.flatnonzero(blurred[cell])
-        }
-        for pair in held:
-            counts[pair] = counts.get(pair, 0) + 1
-    rows = [(a, b, n / cells) for (a, b), n in counts.items() if n / cells > share]
-    rows.sort(key=lambda r: (order[r[0]], order[r[1]]))
+    others = np.abs(found.correlation) * (1.0 - np.eye(len(names)))
+    pairs: dict[tuple[str, str], float] = {}
+    for p in np.flatnonzero(blurred):
+        q = int(np.argmax(others[p]))
+        key = tuple(sorted((names[p], names[q]), key=order.get))
+        pairs[key] = max(pairs.get(key, 0.0), float(others[p, q]))
+    rows = sorted(
+        ((a, b, v) for (a, b), v in pairs.items()), key=lambda r: (order[r[0]], order[r[1]])
+    )
     return pd.DataFrame(rows, columns=list(PAIR_COLUMNS[1:]))
 
 
@@ -164,11 +163,11 @@ def observation_rows(
     return rows
 
 
-def cell_sensitivity(
+def cell_information(
     driver: xr.Dataset, theta: Mapping[str, np.ndarray], config: LossConfig
-) -> Sensitivity:
-    """Sensitivities of every driver cell's assimilated observations at ``theta`` (name ->
-    (cell,))."""
+) -> np.ndarray:
+    """Fisher information (cell, P, P) of every driver cell's assimilated observations at
+    ``theta`` (name -> (cell,)); cells with a non-finite Jacobian are left out."""
     masks = {k: mask for k, (_, mask) in batches.observations(driver).items()}
     weights = assimilated(config, tuple(masks))
     if not weights:
@@ -197,4 +196,11 @@ def cell_sensitivity(
             int((~finite).sum()),
             finite.size,
         )
-    return sensitivity(information(jac[finite]))
+    return information(jac[finite])
+
+
+def pooled_sensitivity(
+    driver: xr.Dataset, theta: Mapping[str, np.ndarray], config: LossConfig
+) -> Sensitivity:
+    """Sensitivities from the information of the driver's cells pooled (their mean)."""
+    return sensitivity(cell_information(driver, theta, config).mean(axis=0))

@@ -8,10 +8,11 @@ verdict per setup, criterion and parameter (summary.csv, long format):
   across members, CV = std / |mean| (population std, as in the parameter maps),
   lies below a threshold (0.5 in the reference study): members trained from
   different initialisations and dev splits agree on it.
-* ``fisher``: at the learned parameters (the members' mean) the median over a
-  seeded sample of non-test cells of the conditional sensitivity of the
-  assimilated observations (:mod:`hybridland.analysis.fisher`) reaches a
-  threshold: the observations pin the parameter down even with the others free.
+* ``fisher``: at the learned parameters (the members' mean) the conditional
+  sensitivity of the assimilated observations, from their Fisher information
+  pooled over a seeded sample of non-test cells (:mod:`hybridland.analysis.fisher`),
+  reaches a threshold: the observations pin the parameter down even with the
+  others free.
 * ``combined``: both. The PCA and the report use this verdict.
 
 Members can agree on a parameter no observation sees (the network's shared
@@ -128,7 +129,7 @@ def summary(
     """Rows of :data:`COLUMNS` per criterion (:data:`CRITERIA` order) and parameter (table order).
 
     ``cv_published``: value the median CV, identifiable below ``threshold``. ``fisher``:
-    value the median conditional sensitivity (``conditional``: parameter -> value; absent
+    value the pooled conditional sensitivity (``conditional``: parameter -> value; absent
     is NaN), identifiable when it reaches ``fisher_threshold``. ``combined``: both; no value
     or threshold of its own (NaN). ``median_cv`` is the parameter's median CV in every row.
     """
@@ -169,13 +170,13 @@ def verdicts(table: pd.DataFrame, setup: str, criterion: str) -> pd.Series:
     return rows.set_index("parameter")["identifiable"].astype(bool)
 
 
-def fisher_medians(found: fisher.Sensitivity) -> pd.DataFrame:
-    """Rows ``parameter, marginal, conditional``: medians over the cells, in table order."""
+def fisher_table(found: fisher.Sensitivity) -> pd.DataFrame:
+    """Rows ``parameter, marginal, conditional`` (pooled sensitivities), in table order."""
     return pd.DataFrame(
         {
             "parameter": list(parameters.NAMES),
-            "marginal": np.median(found.marginal, axis=0),
-            "conditional": np.median(found.conditional, axis=0),
+            "marginal": found.marginal,
+            "conditional": found.conditional,
         }
     )
 
@@ -234,8 +235,8 @@ def bars_figure(table: pd.DataFrame, threshold: float) -> Figure:
 
 
 def fisher_figure(table: pd.DataFrame, medians: pd.DataFrame, threshold: float) -> Figure:
-    """One panel per setup: median conditional sensitivity (bars, coloured by the combined
-    verdict) and median marginal sensitivity (dots) of each parameter, log scale, sorted."""
+    """One panel per setup: pooled conditional sensitivity (bars, coloured by the combined
+    verdict) and pooled marginal sensitivity (dots) of each parameter, log scale, sorted."""
     names = list(dict.fromkeys(medians["setup"]))
     fig, axes = _panels(len(names), medians["parameter"].nunique())
     for ax, setup in zip(axes[0], names):
@@ -250,7 +251,7 @@ def fisher_figure(table: pd.DataFrame, medians: pd.DataFrame, threshold: float) 
         ax.axvline(threshold, color="C3", linestyle="--", linewidth=1.0)
         ax.set_xscale("log")
         ax.set_title(setup, fontsize="medium")
-        ax.set_xlabel("median conditional sensitivity")
+        ax.set_xlabel("conditional sensitivity (pooled Fisher information)")
         ax.tick_params(axis="y", labelsize="x-small")
     if names:
         _legend(fig, threshold, marginal=True)
@@ -299,12 +300,12 @@ def setup_stack(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Datase
 def learned_sensitivity(
     driver: xr.Dataset, stack: xr.Dataset, config: LossConfig, n_cells: int, seed: int
 ) -> fisher.Sensitivity:
-    """Fisher sensitivities at the members' mean parameters on a seeded sample of non-test
-    cells."""
+    """Pooled Fisher sensitivities at the members' mean parameters on a seeded sample of
+    non-test cells."""
     candidates = np.flatnonzero(~driver["test"].values.astype(bool))
     cells = sample_cells(candidates, n_cells, np.random.default_rng([seed, 11]))
     mean = stack.mean("member")
-    return fisher.cell_sensitivity(
+    return fisher.pooled_sensitivity(
         driver.isel(cell=cells), {n: mean[n].values[cells] for n in parameters.NAMES}, config
     )
 
@@ -332,13 +333,13 @@ def identifiability_files(
         grid: the grid name, checked against the driver's ``grid`` attribute.
         out_dir: ``results/{study}/identifiability/{grid}``; receives ``summary.csv``
             (:data:`COLUMNS`, setups in the order given), ``fisher.csv`` (``setup,
-            parameter, marginal, conditional``: medians over the sampled cells),
+            parameter, marginal, conditional``: pooled over the sampled cells),
             ``equifinal_pairs.csv`` (:data:`hybridland.analysis.fisher.PAIR_COLUMNS`),
             ``median_cv.{png,pdf}``, ``fisher.{png,pdf}`` and, with ``cv_maps_nc``,
             ``cv_maps.nc`` (CV on setup, lat, lon, one variable per parameter).
         loss: the training loss (its active targets and weights weigh the observations).
         threshold: the published criterion: median CV below it (config).
-        fisher_threshold: the Fisher criterion: median conditional sensitivity at least it.
+        fisher_threshold: the Fisher criterion: pooled conditional sensitivity at least it.
         n_cells, seed: the sample of non-test cells the Fisher criterion uses.
         selected: optional setup -> ``selected.json`` of select_members; when
             given, only the kept members of each setup count.
@@ -359,7 +360,7 @@ def identifiability_files(
         stack = setup_stack(driver, files, setup)
         cv = coefficient_of_variation(stack)
         found = learned_sensitivity(driver, stack, loss, n_cells, seed)
-        seen = fisher_medians(found)
+        seen = fisher_table(found)
         conditional = seen.set_index("parameter")["conditional"]
         table = summary(cv, conditional, setup, threshold, fisher_threshold)
         equifinal = fisher.equifinal_pairs(found, parameters.NAMES, fisher_threshold)

@@ -11,6 +11,12 @@ measured against the target's own spread:
 over the cells (and months, years or patches) where target k is observed. A
 parameter is *visible* when its largest sensitivity over the targets reaches
 ``threshold``. The scorecard compares that set with the identifiable one.
+
+The pairs of parameters the observations see only together at the truth come
+from the same Fisher analysis the identifiability rule runs at the learned
+parameters (:func:`hybridland.analysis.fisher.equifinal_pairs`), on the same
+sampled cells as the perturbations; the scorecard checks that the learned
+analysis flags them.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hybridland.analysis import fisher
 from hybridland.analysis.kernel_shap import sample_cells
 from hybridland.io import write_csv
 from hybridland.model import parameters
+from hybridland.model.loss import LossConfig
 from hybridland.training import evaluate
 
 logger = logging.getLogger(__name__)
@@ -100,13 +108,16 @@ def sensitivity_file(
     driver_path: Path | str,
     truth_nc: Path | str,
     out_csv: Path | str,
+    pairs_csv: Path | str,
+    loss: LossConfig,
     *,
+    fisher_threshold: float = fisher.DEFAULT_THRESHOLD,
     n_cells: int = 200,
     step: float = DEFAULT_STEP,
     seed: int = 0,
 ) -> None:
-    """Entry point of the sensitivity rule: write ``parameter, target, sensitivity`` for one
-    grid."""
+    """Entry point of the sensitivity rule for one grid: write ``parameter, target,
+    sensitivity`` and the truth's equifinal pairs (``parameter_a, parameter_b, value``)."""
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     with xr.open_dataset(truth_nc) as opened:
@@ -120,7 +131,8 @@ def sensitivity_file(
         step,
         cells.size,
     )
-    table = sensitivities(driver.isel(cell=cells), {k: v[cells] for k, v in truth.items()}, step)
+    sampled, true = driver.isel(cell=cells), {k: v[cells] for k, v in truth.items()}
+    table = sensitivities(sampled, true, step)
     write_csv(table, out_csv)
     shown = visible(table)
     logger.info(
@@ -129,4 +141,11 @@ def sensitivity_file(
         int(shown.sum()),
         shown.size,
         ", ".join(shown.index[shown]),
+    )
+    found = fisher.pooled_sensitivity(sampled, true, loss)
+    pairs = fisher.equifinal_pairs(found, parameters.NAMES, fisher_threshold)
+    write_csv(pairs, pairs_csv)
+    logger.info(
+        "seen only together at the truth: %s",
+        "; ".join(f"{a} x {b}" for a, b, _ in pairs.itertuples(index=False)) or "none",
     )
