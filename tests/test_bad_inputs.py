@@ -328,7 +328,7 @@ def driver_file(tmp_path) -> Path:
 
 
 def test_nan_in_the_driver_is_named_on_every_read_before_training(driver_file):
-    from hybridland.training import train
+    from hybridland.training import jobs, train
 
     broken = tiny()
     broken["t_max"][3, 7] = np.nan
@@ -354,8 +354,8 @@ def test_nan_in_the_driver_is_named_on_every_read_before_training(driver_file):
     )
     out = driver_file.parent / "member00"
     with pytest.raises(driver.DriverError, match=message):
-        train.train_member_files(
-            driver_file, "PFT", 0, 3, options, out / "weights.npz", out / "member.json"
+        jobs.train_files(
+            driver_file, [["PFT", 0]], 3, options, [out / "weights.npz"], [out / "member.json"]
         )
 
 
@@ -451,24 +451,24 @@ def options_for_checkpoints():
 
 
 def test_checkpoint_of_another_split_is_not_resumed(tmp_path, caplog):
-    from hybridland.training import checkpoints, train
+    from hybridland.training import checkpoints, jobs
 
     options, first = options_for_checkpoints(), tiny()
     checkpoint = tmp_path / "checkpoint.npz"
-    train.train_member(first, "PFT", 0, 3, options, checkpoint)  # saves after epoch 1 of 2
+    jobs.train_members(first, [("PFT", 0)], 3, options, checkpoint)  # saves after epoch 1 of 2
     assert int(np.load(checkpoint)["epoch"][0]) == 1
     patch = first.patch.values
     moved = first.assign(  # the same cells, another test patch
         patch_test=("patch_id", first.patch_id.values == 0), test=("cell", patch == 0)
     )
     with caplog.at_level(logging.INFO):
-        resumed = train.train_member(moved, "PFT", 0, 3, options, checkpoint)
+        resumed = jobs.train_members(moved, [("PFT", 0)], 3, options, checkpoint)[0]
     assert (
         f"not resuming from {checkpoint}: it was written for a different driver; starting afresh"
         in caplog.text
     )
     assert "resuming from" not in caplog.text.replace("not resuming from", "")
-    clean = train.train_member(moved, "PFT", 0, 3, options, tmp_path / "clean.npz")
+    clean = jobs.train_members(moved, [("PFT", 0)], 3, options, tmp_path / "clean.npz")[0]
     assert resumed.info["history"] == clean.info["history"]
     for x, y in zip(
         checkpoints.flatten(resumed.net, "").values(), checkpoints.flatten(clean.net, "").values()
@@ -478,10 +478,10 @@ def test_checkpoint_of_another_split_is_not_resumed(tmp_path, caplog):
 
 def test_checkpoint_fingerprint_covers_driver_split_and_loss():
     from hybridland.model import loss
-    from hybridland.training import train
+    from hybridland.training import jobs
 
     options, base = options_for_checkpoints(), tiny()
-    reference = train.checkpoint_fingerprint(base, "PFT", [0], 3, options)
+    reference = jobs.checkpoint_fingerprint(base, [("PFT", 0)], 3, options)
     other_loss = dataclasses.replace(options, loss=loss.LossConfig.from_mapping({"lai": 2.0}))
     variants = {
         "predictors": base.assign(SAND=base.SAND + 1.0),
@@ -491,33 +491,41 @@ def test_checkpoint_fingerprint_covers_driver_split_and_loss():
         "test flags": base.assign(patch_test=("patch_id", base.patch_id.values == 0)),
     }
     for what, variant in variants.items():
-        assert train.checkpoint_fingerprint(variant, "PFT", [0], 3, options) != reference, what
-    assert train.checkpoint_fingerprint(base, "PFT", [0], 3, other_loss) != reference
-    assert train.checkpoint_fingerprint(base.copy(deep=True), "PFT", [0], 3, options) == reference
+        assert jobs.checkpoint_fingerprint(variant, [("PFT", 0)], 3, options) != reference, what
+    assert jobs.checkpoint_fingerprint(base, [("PFT", 0)], 3, other_loss) != reference
+    for members in ([("CLIM", 0)], [("PFT", 1)], [("PFT", 0), ("CLIM", 0)]):
+        assert jobs.checkpoint_fingerprint(base, members, 3, options) != reference, members
+    assert jobs.checkpoint_fingerprint(base.copy(deep=True), [("PFT", 0)], 3, options) == reference
 
 
 def test_each_training_job_has_its_own_checkpoint(driver_file, monkeypatch):
-    from hybridland.training import train
+    from hybridland.training import jobs
 
     used = []
     monkeypatch.setattr(
-        train,
+        jobs,
         "train_members",
-        lambda driver, setup, members, seed, options, checkpoint: used.append(checkpoint) or [],
+        lambda driver, members, seed, options, checkpoint: used.append(checkpoint) or [],
     )
-    setup_dir = driver_file.parent / "train" / "PFT"
+    grid_dir = driver_file.parent / "train" / "0p25deg"
 
     def job(members):
-        weights = [setup_dir / f"member{m:02d}" / "weights.npz" for m in members]
+        weights = [grid_dir / s / f"member{m:02d}" / "weights.npz" for s, m in members]
         infos = [w.with_name("member.json") for w in weights]
-        train.train_setup_files(driver_file, "PFT", members, 3, None, weights, infos)
+        jobs.train_files(driver_file, members, 3, None, weights, infos)
 
-    job([0, 1, 2])  # train_setup
-    job([3, 4, 5])  # train_extra_members
+    job([["PFT", 0], ["PFT", 1], ["PFT", 2]])  # train_setup
+    job([["PFT", 3], ["PFT", 4], ["PFT", 5]])  # train_extra_members
+    job([["PFT", 4]])  # train_member
+    job([["CLIM", 0], ["PFT", 0], ["CLIM", 1], ["PFT", 1]])  # a grid's job
     assert used == [
-        setup_dir / "checkpoint.members00-01-02.npz",
-        setup_dir / "checkpoint.members03-04-05.npz",
+        grid_dir / "PFT" / "checkpoint.members00-01-02.npz",
+        grid_dir / "PFT" / "checkpoint.members03-04-05.npz",
+        grid_dir / "PFT" / "member04" / "checkpoint.npz",
+        grid_dir / "checkpoint.grid.npz",
     ]
+    with pytest.raises(ValueError, match=re.escape("2 members but 1 weights and 1 info files")):
+        jobs.train_files(driver_file, [["PFT", 0], ["PFT", 1]], 3, None, ["w"], ["i"])
 
 
 def test_unreadable_checkpoint_is_not_resumed(tmp_path, caplog):

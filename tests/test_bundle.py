@@ -21,7 +21,7 @@ from hybridland import contract
 from hybridland.data import bundle, driver
 from hybridland.data.download import DownloadError
 from hybridland.data.grids import Grid
-from hybridland.training import train
+from hybridland.training import jobs, train
 
 RECORD = "13984226"
 # The bundle's window: 0.25-degree cells, latitude descending as in the published file.
@@ -382,8 +382,13 @@ def test_a_member_trains_on_the_bundle_driver_with_the_study_loss(downloaded, tm
     options = train.TrainOptions.from_config(training, study["loss"])
     out = tmp_path / "member"
     bundle.adapt_bundle_file(downloaded, tmp_path / "driver.nc", grid(), OPTIONS, PERIOD, seed=1)
-    train.train_member_files(
-        tmp_path / "driver.nc", "PFT+CLIM", 0, 1, options, out / "weights.npz", out / "member.json"
+    jobs.train_files(
+        tmp_path / "driver.nc",
+        [["PFT+CLIM", 0]],
+        1,
+        options,
+        [out / "weights.npz"],
+        [out / "member.json"],
     )
     info = json.loads((out / "member.json").read_text())
     assert np.isfinite(info["final_train_loss"]) and len(info["train_patches"]) == 4

@@ -47,6 +47,7 @@ def test_every_shipped_config_is_valid(study):
         ({"seed": "seven"}, "'seven' is not of type 'integer'"),
         ({"driver": {"test_fraction": 1.5}}, "1.5 is greater than or equal to the maximum of 1"),
         ({"grids": ["0p1deg"]}, "'0p1deg' is not one of ['0p25deg', '0p125deg', 'sites']"),
+        ({"training": {"program": "all"}}, "'all' is not one of ['grid', 'setup', 'member']"),
     ],
 )
 def test_schema_rejects_with_the_key(change, message):

@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 from hybridland.model import loss, parameters, targets
-from hybridland.training import batches, evaluate, skill, train
+from hybridland.training import batches, evaluate, jobs, skill, train
 
 N_TIME = 24
 PATCH_CELLS = (4, 4, 4, 3, 4, 2)  # cells of each patch; the last patch is the test patch
@@ -478,7 +478,9 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     )
     files = {"driver": root / "driver.nc"}
     for member in (0, 3):
-        result = train.train_member(driver, "CLIM", member, 11, options, root / f"ckpt{member}.npz")
+        result = jobs.train_members(
+            driver, [("CLIM", member)], 11, options, root / f"ckpt{member}.npz"
+        )[0]
         files[f"weights{member}"], files[f"info{member}"] = (
             root / f"w{member}.npz",
             root / f"i{member}.json",

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from drivers import tiny_driver
 
-from hybridland.training import checkpoints, members, setups, train
+from hybridland.training import checkpoints, jobs, members, setups, train
 
 WEIGHTS = {
     "lai": 1.0,
@@ -63,9 +63,9 @@ def test_factorial_setups_are_canonical():
 
 def test_same_seed_same_weights_and_losses(tmp_path):
     driver = tiny_driver()
-    a = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "a.npz")
-    b = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "b.npz")
-    c = train.train_member(driver, "PFT+CLIM", 1, 7, options(), tmp_path / "c.npz")
+    a = jobs.train_members(driver, [("PFT+CLIM", 0)], 7, options(), tmp_path / "a.npz")[0]
+    b = jobs.train_members(driver, [("PFT+CLIM", 0)], 7, options(), tmp_path / "b.npz")[0]
+    c = jobs.train_members(driver, [("PFT+CLIM", 1)], 7, options(), tmp_path / "c.npz")[0]
     assert a.info["history"] == b.info["history"]
     for x, y in zip(
         checkpoints.flatten(a.net, "").values(), checkpoints.flatten(b.net, "").values()
@@ -79,10 +79,10 @@ def test_same_seed_same_weights_and_losses(tmp_path):
 
 def run_member(driver_path: Path, out: Path, epochs: int) -> subprocess.Popen:
     script = (
-        "import sys, json; from hybridland.training import train;"
+        "import sys, json; from hybridland.training import jobs, train;"
         "o = train.TrainOptions.from_config(json.loads(sys.argv[1]), json.loads(sys.argv[2]));"
-        "train.train_member_files(sys.argv[3], 'PFT', 0, 3, o, "
-        "sys.argv[4] + '/weights.npz', sys.argv[4] + '/member.json')"
+        "jobs.train_files(sys.argv[3], [['PFT', 0]], 3, o, "
+        "[sys.argv[4] + '/weights.npz'], [sys.argv[4] + '/member.json'])"
     )
     loss_config = {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
     return subprocess.Popen(
@@ -152,7 +152,7 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
         return run
 
     monkeypatch.setattr(train, "make_epoch", flaky)
-    member = train.train_member(driver, "PFT", 0, 3, options(), tmp_path / "c.npz")
+    member = jobs.train_members(driver, [("PFT", 0)], 3, options(), tmp_path / "c.npz")[0]
     assert member.info["attempts"] == 2 and len(member.info["history"]["train"]) == 6
     assert "non-finite loss in epoch 2; re-initialising (attempt 1 of 2)" in caplog.text
 
@@ -162,7 +162,7 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
         RuntimeError,
         match=re.escape("PFT member 0: loss not finite in epoch 1 after 2 re-initialisations"),
     ):
-        train.train_member(broken, "PFT", 0, 3, options(), tmp_path / "d.npz")
+        jobs.train_members(broken, [("PFT", 0)], 3, options(), tmp_path / "d.npz")
 
 
 def test_a_diverged_run_stops_while_the_others_train_on(monkeypatch, caplog):
@@ -183,8 +183,8 @@ def test_a_diverged_run_stops_while_the_others_train_on(monkeypatch, caplog):
         return run
 
     monkeypatch.setattr(train, "make_epoch", flaky)
-    runs = [train.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
-    stopped, going = train.train_runs(driver, "PFT", runs, 3, options(), diverged="stop")
+    runs = [jobs.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
+    stopped, going = train.train_runs(driver, runs, 3, options(), diverged="stop")
     assert stopped.diverged and len(stopped.history) == 1 and stopped.attempts == 1
     assert not going.diverged and len(going.history) == 6
     assert "PFT member 0: non-finite loss in epoch 2; the run stops" in caplog.text
@@ -197,28 +197,35 @@ def test_select_keeps_lowest_final_training_loss():
         members.select_members(infos, 5)
 
 
-def test_members_trained_together_match_members_trained_alone(tmp_path):
+def test_members_of_several_setups_trained_together_match_members_trained_alone(tmp_path):
     driver = tiny_driver()
-    together = train.train_members(driver, "PFT+CLIM", [0, 1, 2], 7, options(), tmp_path / "g.npz")
-    alone = train.train_member(driver, "PFT+CLIM", 1, 7, options(), tmp_path / "a.npz")
-    assert together[1].info["dev_patches"] == alone.info["dev_patches"]
-    np.testing.assert_allclose(
-        together[1].info["history"]["train"], alone.info["history"]["train"], rtol=1e-4
-    )
-    for x, y in zip(
-        checkpoints.flatten(together[1].net, "").values(),
-        checkpoints.flatten(alone.net, "").values(),
-    ):
-        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
+    grid = [("CLIM", 1), ("PFT+CLIM", 0), ("PFT+CLIM", 1), ("CONTROL", 0), ("LATLON", 2)]
+    together = jobs.train_members(driver, grid, 7, options(), tmp_path / "g.npz")
+    for i in (2, 3):  # PFT+CLIM (13 columns) and CONTROL (1) beside setups of 3, 2 and 13
+        setup, member = grid[i]
+        alone = jobs.train_members(driver, [grid[i]], 7, options(), tmp_path / f"{i}.npz")[0]
+        assert (together[i].info["setup"], together[i].info["member"]) == (setup, member)
+        assert together[i].info["columns"] == list(setups.columns(setup))
+        assert together[i].info["dev_patches"] == alone.info["dev_patches"]
+        assert together[i].net.embedding[0].w.shape == (len(setups.columns(setup)), 8)
+        np.testing.assert_allclose(
+            together[i].info["history"]["train"], alone.info["history"]["train"], rtol=1e-4
+        )
+        np.testing.assert_allclose(
+            together[i].info["history"]["dev"], alone.info["history"]["dev"], rtol=1e-4
+        )
+        np.testing.assert_allclose(together[i].standardizer.mean, alone.standardizer.mean)
+        for x, y in zip(member_weights(together[i].net), member_weights(alone.net)):
+            np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
+    assert together[1].info["history"] != together[2].info["history"]
 
 
 def test_padding_the_features_inside_the_training_program_changes_nothing(tmp_path, monkeypatch):
     driver = tiny_driver()
-    padded = train.train_member(
-        driver, "PFT+CLIM", 0, 7, options(), tmp_path / "p.npz"
-    )  # 13 -> 20 columns
+    padded = jobs.train_members(driver, [("PFT+CLIM", 0)], 7, options(), tmp_path / "p.npz")[0]
+    # 13 -> 20 columns
     monkeypatch.setattr(train, "FEATURE_PAD", 1)
-    plain = train.train_member(driver, "PFT+CLIM", 0, 7, options(), tmp_path / "u.npz")
+    plain = jobs.train_members(driver, [("PFT+CLIM", 0)], 7, options(), tmp_path / "u.npz")[0]
     assert padded.net.embedding[0].w.shape == plain.net.embedding[0].w.shape == (13, 8)
     np.testing.assert_allclose(
         padded.info["history"]["train"], plain.info["history"]["train"], rtol=1e-5
@@ -285,8 +292,8 @@ def test_a_member_whose_dev_loss_stalls_stops_and_keeps_its_best_weights(tmp_pat
     driver = tiny_driver()
     scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
     nets = recorded_epochs(monkeypatch)
-    stalled, going = train.train_members(
-        driver, "PFT", [0, 1], 3, options(epochs=8, patience=2), tmp_path / "c.npz"
+    stalled, going = jobs.train_members(
+        driver, [("PFT", 0), ("PFT", 1)], 3, options(epochs=8, patience=2), tmp_path / "c.npz"
     )
     assert len(nets) == 8  # the loop goes on for the improving member
     assert stalled.info["history"]["dev"] == STALLS[:4]
@@ -318,7 +325,9 @@ def test_patience_zero_keeps_the_last_epoch_as_before(tmp_path, monkeypatch):
     driver = tiny_driver()
     scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
     nets = recorded_epochs(monkeypatch)
-    stalled, _ = train.train_members(driver, "PFT", [0, 1], 3, options(epochs=8), tmp_path / "c")
+    stalled, _ = jobs.train_members(
+        driver, [("PFT", 0), ("PFT", 1)], 3, options(epochs=8), tmp_path / "c"
+    )
     assert (
         train.TrainOptions.from_config(
             TRAINING, {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
@@ -338,18 +347,18 @@ def test_a_resumed_run_with_patience_ends_as_an_uninterrupted_one(tmp_path, monk
     caplog.set_level(logging.INFO, logger=train.__name__)
     scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
     recorded_epochs(monkeypatch)
-    whole = train.train_members(driver, "PFT", [0, 1], 3, opts, tmp_path / "whole.npz")
+    whole = jobs.train_members(driver, [("PFT", 0), ("PFT", 1)], 3, opts, tmp_path / "whole.npz")
 
     checkpoint = tmp_path / "killed.npz"
     scripted_dev_losses(monkeypatch, [STALLS, IMPROVES])
     recorded_epochs(monkeypatch, fail_at=7)
     with pytest.raises(RuntimeError, match="killed"):
-        train.train_members(driver, "PFT", [0, 1], 3, opts, checkpoint)
+        jobs.train_members(driver, [("PFT", 0), ("PFT", 1)], 3, opts, checkpoint)
     assert np.load(checkpoint)["epoch"].tolist() == [4, 6]  # member 0 stopped before the kill
 
     scripted_dev_losses(monkeypatch, [STALLS, IMPROVES], start=6)
     resumed_nets = recorded_epochs(monkeypatch)
-    resumed = train.train_members(driver, "PFT", [0, 1], 3, opts, checkpoint)
+    resumed = jobs.train_members(driver, [("PFT", 0), ("PFT", 1)], 3, opts, checkpoint)
     assert "resuming from" in caplog.text and len(resumed_nets) == 2
     assert f"training on JAX backend {jax.default_backend()}" in caplog.text
     for a, b in zip(whole, resumed):

@@ -4,6 +4,7 @@ right rules."""
 from __future__ import annotations
 
 import base64
+import collections
 import html
 import json
 import os
@@ -22,7 +23,8 @@ SMOKE = "config/studies/smoke.yaml"
 # Smoke study: 5 setups on 0p25deg and 1 on 0p125deg; identifiability ensembles of 3 members
 # for 2 setups (2 factorial members each, so 1 extra member each).
 DOWNSTREAM_OF_DRIVER = {
-    "train_setup": 6,
+    "train_grid_0p25deg": 1,  # training.program: grid (one job per grid)
+    "train_grid_0p125deg": 1,
     "select_members": 6,
     "evaluate_setup": 6,
     "gather_metrics": 1,
@@ -119,16 +121,31 @@ def test_evaluation_tables(smoke):
         assert "LCMA_std" in params and "Csom" in params
 
 
-def test_one_job_per_member_when_members_are_not_grouped(tmp_path):
-    overlay = tmp_path / "per_member.yaml"
-    overlay.write_text("training:\n  group_members: false\n")
-    jobs = scheduled(snakemake(ROOT, "-n", "--configfile", SMOKE, str(overlay)))
+def test_training_program_sets_the_jobs_not_the_files(tmp_path):
+    member_files = {}
+    for program in ("grid", "setup", "member"):
+        overlay = tmp_path / f"{program}.yaml"
+        overlay.write_text(f"training:\n  program: {program}\n")
+        summary = snakemake(ROOT, "--summary", "--configfile", SMOKE, str(overlay)).stdout
+        rows = [line.split("\t") for line in summary.splitlines()]
+        member_files[program] = {
+            row[0]: row[2]
+            for row in rows
+            if re.search(r"/member\d\d/(weights.npz|member.json)$", row[0])
+        }
     # 6 (grid, setup) pairs x 2 members, and the third member of the 2 identifiability ensembles
+    assert len(member_files["grid"]) == 2 * (6 * 2 + 2)
     assert (
-        jobs["train_member"] == 6 * 2 + 2
-        and "train_setup" not in jobs
-        and "train_extra_members" not in jobs
+        member_files["grid"].keys() == member_files["setup"].keys() == member_files["member"].keys()
     )
+    jobs = {p: collections.Counter(files.values()) for p, files in member_files.items()}
+    assert jobs["grid"] == {
+        "train_grid_0p25deg": 2 * 5 * 2,
+        "train_grid_0p125deg": 2 * 2,
+        "train_extra_members": 2 * 2,
+    }
+    assert jobs["setup"] == {"train_setup": 2 * 6 * 2, "train_extra_members": 2 * 2}
+    assert jobs["member"] == {"train_member": 2 * (6 * 2 + 2)}
 
 
 def test_driver_holds_the_contract(smoke):

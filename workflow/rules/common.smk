@@ -14,6 +14,7 @@ STUDY = config["study"]
 SETUPS = study_config.setups_per_grid(config)
 ALL_SETUPS = sorted({s for names in SETUPS.values() for s in names})
 MEMBERS = [f"{m:02d}" for m in range(config["training"]["members"])]
+PROGRAM = config["training"]["program"]  # what one training job trains: grid, setup or member
 FACTORIAL = factorial(config["setups"]["groups"])
 TRUTH = config["source"] == "twin"  # the twin knows its true parameters
 ANALYSIS_GRIDS = config["analyses"]["grids"]
@@ -119,6 +120,11 @@ def member_files(name, members=MEMBERS):
     return expand(member_file(name), member=members, allow_missing=True)
 
 
+def run_files(name, grid, runs):
+    """``name`` of each [setup, member] of ``runs`` on ``grid``, in their order."""
+    return [fill(member_file(name), grid=grid, setup=s, member=f"{m:02d}") for s, m in runs]
+
+
 def selected_file(ensemble):
     """The kept members of a setup: ``train`` for the factorial, ``identifiability`` for a
     dedicated ensemble."""
@@ -177,9 +183,21 @@ def twin_config():
 
 
 def training_params():
-    """The training settings a member's result depends on (not how many are kept)."""
-    excluded = ("members", "keep_best", "group_members")
+    """The training settings a member's result depends on (not how many are kept, nor the
+    job it trains in)."""
+    excluded = ("members", "keep_best", "program")
     return {k: v for k, v in config["training"].items() if k not in excluded}
+
+
+def train_job(runs):
+    """Settings of a training job: ``runs`` are its [setup, member] pairs, or a function of
+    the wildcards that gives them."""
+    return dict(training=training_params(), loss=config["loss"], seed=config["seed"], runs=runs)
+
+
+def setup_runs(members):
+    """The [setup, member] pairs of ``members`` of the job's setup, from its wildcards."""
+    return lambda wildcards: [[wildcards.setup, int(m)] for m in members]
 
 
 def study_outputs():

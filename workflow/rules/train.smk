@@ -1,61 +1,51 @@
-if config["training"]["group_members"]:
+# One JAX program and one job per grid (every setup it trains), per setup or per member
+# (training.program); a member's result is the same in each, to float32 rounding. The
+# identifiability's extra members train in a job per setup beside them (one per member under
+# "member"), so that changing their number retrains no factorial member.
 
-    rule train_setup:
-        input:
-            driver=driver_file("{grid}"),
-            code=code("train_setup"),
-        output:
-            weights=member_files("weights.npz"),
-            infos=member_files("member.json"),
-        params:
-            training=training_params(),
-            loss=config["loss"],
-            seed=config["seed"],
-            members=[int(m) for m in MEMBERS],
-        log:
-            log_file("train/{grid}/{setup}"),
-        benchmark:
-            benchmark_file("train/{grid}/{setup}")
-        threads: 1
-        resources:
-            mem_mb=4000,
-            runtime=240,
-        conda:
-            "../../envs/core.yaml"
-        script:
-            "../scripts/train_setup.py"
 
-    if EXTRA_MEMBERS:
+if PROGRAM == "grid":
+    for grid, names in SETUPS.items():
+        grid_runs = [[setup, int(m)] for setup in names for m in MEMBERS]
 
-        use rule train_setup as train_extra_members with:
+        rule:
+            name:
+                f"train_grid_{grid}"
+            input:
+                driver=driver_file(grid),
+                code=code("train_members"),
             output:
-                weights=member_files("weights.npz", EXTRA_MEMBERS),
-                infos=member_files("member.json", EXTRA_MEMBERS),
+                weights=run_files("weights.npz", grid, grid_runs),
+                infos=run_files("member.json", grid, grid_runs),
             params:
-                training=training_params(),
-                loss=config["loss"],
-                seed=config["seed"],
-                members=[int(m) for m in EXTRA_MEMBERS],
+                **train_job(grid_runs),
             log:
-                log_file("train/{grid}/{setup}.extra"),
+                fill(log_file("train/{grid}"), grid=grid),
             benchmark:
-                benchmark_file("train/{grid}/{setup}.extra")
-            wildcard_constraints:
-                setup="|".join(re.escape(s) for s in IDENTIFIABILITY["setups"]),
+                fill(benchmark_file("train/{grid}"), grid=grid)
+            threads: 1
+            # measured on the twin's 0.25-degree grid (17 setups x 3 members): 1.3 GB, about
+            # 4 CPU-s per epoch
+            resources:
+                mem_mb=4000,
+                runtime=60 * len(names),
+            conda:
+                "../../envs/core.yaml"
+            script:
+                "../scripts/train_members.py"
 
-else:
+
+if PROGRAM == "member":
 
     rule train_member:
         input:
             driver=driver_file("{grid}"),
-            code=code("train_member"),
+            code=code("train_members"),
         output:
-            weights=member_file("weights.npz"),
-            info=member_file("member.json"),
+            weights=[member_file("weights.npz")],
+            infos=[member_file("member.json")],
         params:
-            training=training_params(),
-            loss=config["loss"],
-            seed=config["seed"],
+            **train_job(lambda w: [[w.setup, int(w.member)]]),
         log:
             log_file("train/{grid}/{setup}/member{member}"),
         benchmark:
@@ -67,7 +57,40 @@ else:
         conda:
             "../../envs/core.yaml"
         script:
-            "../scripts/train_member.py"
+            "../scripts/train_members.py"
+
+else:
+    # name -> (members, setups it serves, log suffix)
+    SETUP_JOBS = {"train_setup": (MEMBERS, ALL_SETUPS, "")} if PROGRAM == "setup" else {}
+    if EXTRA_MEMBERS:
+        SETUP_JOBS["train_extra_members"] = (EXTRA_MEMBERS, IDENTIFIABILITY["setups"], ".extra")
+    for job, (numbers, served, suffix) in SETUP_JOBS.items():
+
+        rule:
+            name:
+                job
+            input:
+                driver=driver_file("{grid}"),
+                code=code("train_members"),
+            output:
+                weights=member_files("weights.npz", numbers),
+                infos=member_files("member.json", numbers),
+            params:
+                **train_job(setup_runs(numbers)),
+            log:
+                log_file("train/{grid}/{setup}" + suffix),
+            benchmark:
+                benchmark_file("train/{grid}/{setup}" + suffix)
+            wildcard_constraints:
+                setup="|".join(re.escape(s) for s in served),
+            threads: 1
+            resources:
+                mem_mb=4000,
+                runtime=240,
+            conda:
+                "../../envs/core.yaml"
+            script:
+                "../scripts/train_members.py"
 
 
 rule select_members:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,16 @@ def written_fingerprint(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
     return written if isinstance(written, dict) else {}
 
 
-def setup_checkpoint(setup_dir: Path, members: list[int]) -> Path:
-    """The checkpoint of the job that trains ``members`` of a setup: one per job, so two
-    jobs of one setup (train_setup, train_extra_members) never share one."""
-    return setup_dir / f"checkpoint.members{'-'.join(f'{m:02d}' for m in members)}.npz"
+def job_checkpoint(weights: Sequence[Path], members: Sequence[tuple[str, int]]) -> Path:
+    """The checkpoint of the job that trains ``members`` ((setup, number) pairs) into
+    ``weights`` (``<grid>/<setup>/memberNN/weights.npz``): one per job, so that no two jobs
+    share one. A member alone: ``checkpoint.npz`` in its folder; members of one setup
+    (train_setup, train_extra_members): ``checkpoint.membersNN-NN.npz`` in the setup's;
+    members of several setups (a grid's job): ``checkpoint.grid.npz`` in the grid's."""
+    member_dir = Path(weights[0]).parent
+    if len(members) == 1:
+        return member_dir / "checkpoint.npz"
+    if len({setup for setup, _ in members}) == 1:
+        numbers = "-".join(f"{m:02d}" for _, m in members)
+        return member_dir.parent / f"checkpoint.members{numbers}.npz"
+    return member_dir.parent.parent / "checkpoint.grid.npz"

@@ -1,8 +1,9 @@
-"""Train one ensemble member: the spatialization network + DALEC993, end to end.
+"""The training loop: spatialization networks + DALEC993, end to end, several in one program.
 
 A member has its own seed, its own dev split (a share of the non-test patches)
 and a network initialised with a key derived from the study seed, its setup
-and its number, so results do not depend on the order jobs run in. Each step
+and its number, so results do not depend on the order jobs run in nor on the
+members that train beside it (which runs a job trains: :mod:`.jobs`). Each step
 takes ``patches_per_step`` patches (padded to a common number of slots) so that
 coarse targets are compared with patch aggregates; patch order is reshuffled
 every epoch from the member's seed. An epoch runs as one jitted ``lax.scan``.
@@ -37,7 +38,6 @@ import numpy as np
 import optax
 import xarray as xr
 
-from hybridland.data.driver import open_driver
 from hybridland.io import atomic_path
 from hybridland.model import loss, network
 from hybridland.training import batches, checkpoints, setups
@@ -168,12 +168,13 @@ def raw_features(driver: xr.Dataset, setup: str, seed: int) -> np.ndarray:
 
 
 class TrainingRun(NamedTuple):
-    """One network to train: its seed label and number, training and dev patch ids.
+    """One network to train: its setup, seed label and number, training and dev patch ids.
 
-    A setup's members are runs labelled with the setup; the network key and the
-    patch order come from ``member_seed(seed, label, member)``.
+    The setup names the predictors it reads; the network key and the patch order come
+    from ``member_seed(seed, label, member)`` (the study labels a member with its setup).
     """
 
+    setup: str
     label: str
     member: int
     train: np.ndarray  # patch ids
@@ -203,44 +204,6 @@ def patience_ran_out(dev: list[float], patience: int) -> bool:
     return patience > 0 and len(dev) - 1 - best_epoch(dev) >= patience
 
 
-def member_run(
-    driver: xr.Dataset, setup: str, member: int, seed: int, dev_fraction: float
-) -> TrainingRun:
-    """A setup's member: its dev patches are a share of the non-test patches, the rest trains."""
-    candidates = driver.patch_id.values[~driver.patch_test.values]
-    dev = dev_patches(candidates, dev_fraction, member_seed(seed, setup, member))
-    return TrainingRun(setup, member, np.setdiff1d(candidates, dev), dev)
-
-
-def train_member(
-    driver: xr.Dataset, setup: str, member: int, seed: int, options: TrainOptions, checkpoint: Path
-) -> Member:
-    """Train one member (see :func:`train_members`)."""
-    return train_members(driver, setup, [member], seed, options, checkpoint)[0]
-
-
-def train_members(
-    driver: xr.Dataset,
-    setup: str,
-    members: list[int],
-    seed: int,
-    options: TrainOptions,
-    checkpoint: Path,
-) -> list[Member]:
-    """Train several members of one setup in one JAX program, resuming from ``checkpoint``.
-
-    Every member keeps its own seed, split, standardisation, key and patch order, so
-    a member's result does not depend on which others train beside it.
-    """
-    runs = [member_run(driver, setup, m, seed, options.dev_fraction) for m in members]
-    fingerprint = checkpoint_fingerprint(driver, setup, members, seed, options)
-    trained = train_runs(driver, setup, runs, seed, options, checkpoint=(checkpoint, fingerprint))
-    return [
-        Member(t.net, t.standardizer, _info(setup, r, seed, t, options))
-        for r, t in zip(runs, trained)
-    ]
-
-
 def run_orders(
     runs: list[TrainingRun],
     seeds: list[int],
@@ -251,7 +214,8 @@ def run_orders(
     """Each run's shuffled training patches for its epoch, as positions in the shared pack.
 
     Returns (run, steps, per_step); every run takes as many steps as the one with the
-    most training patches needs, the others wrapping around their own order.
+    most training patches needs, the others wrapping around their own order (so a run
+    takes the steps it takes alone only when no run has more training patches).
     """
     steps = max(math.ceil(r.train.size / per_step) for r in runs)
     orders = []
@@ -263,7 +227,6 @@ def run_orders(
 
 def train_runs(
     driver: xr.Dataset,
-    setup: str,
     runs: list[TrainingRun],
     seed: int,
     options: TrainOptions,
@@ -272,12 +235,17 @@ def train_runs(
     feature_pad: int | None = None,
     diverged: Literal["restart", "stop"] = "restart",
 ) -> list[Trained]:
-    """Train several runs of one setup in one vmapped JAX program (the training loop).
+    """Train several runs, of one setup or of several, in one vmapped JAX program (the loop).
 
-    Each run standardises the features over its training cells and scans Adam steps
-    over its training patches, ``patches_per_step`` at a time, reshuffled every epoch;
-    all runs take the same number of steps (shorter orders wrap around). After each
-    epoch the runs' dev losses are computed (NaN for a run without dev patches).
+    Each run standardises its setup's features over its training cells and scans Adam
+    steps over its training patches, ``patches_per_step`` at a time, reshuffled every
+    epoch. Features are zero-padded to one width (a multiple of ``feature_pad`` no
+    narrower than the widest setup), which changes no trajectory. All runs take the
+    same number of steps, the fewest that visit the largest training set; a run with
+    fewer training patches wraps around its order and so takes more steps than alone:
+    a run's trajectory is the one it has alone when all runs train on as many patches
+    (the study's members on one driver do). After each epoch the runs' dev losses are
+    computed (NaN for a run without dev patches).
 
     Args:
         checkpoint: (path, fingerprint) to resume from and write every
@@ -290,13 +258,13 @@ def train_runs(
     position = {int(p): i for i, p in enumerate(candidates)}
     shared = batches.pack(driver, candidates)
     loss.check_observations(shared.observations, options.loss)
-    raw = raw_features(driver, setup, seed)
+    raw = {s: raw_features(driver, s, seed) for s in dict.fromkeys(r.setup for r in runs)}
     standardizers = [
-        network.Standardizer.fit(raw[np.isin(driver.patch.values, r.train)]) for r in runs
+        network.Standardizer.fit(raw[r.setup][np.isin(driver.patch.values, r.train)]) for r in runs
     ]
-    z = [s.apply(raw) for s in standardizers]
-    n_features = raw.shape[1] - 1
-    width = padded_width(n_features, feature_pad)
+    z = [s.apply(raw[r.setup]) for s, r in zip(standardizers, runs)]
+    n_features = [x.shape[1] - 1 for x in z]  # each run's own, without LAT_SIGMOID
+    width = padded_width(max(n_features), feature_pad)
     features = jnp.stack(
         [_padded_features(batches.pack_features(driver, x[:, :-1], candidates), width) for x in z]
     )
@@ -313,7 +281,8 @@ def train_runs(
     optimiser = optax.adam(options.learning_rate)
     epoch_fn, evaluate = make_epoch(options.loss, optimiser), make_evaluate(options.loss)
     initial = [
-        _initial(n_features, width, options, optimiser, seed, r.label, r.member, 0) for r in runs
+        _initial(n, width, options, optimiser, seed, r.label, r.member, 0)
+        for n, r in zip(n_features, runs)
     ]
     fresh = _fresh_state(*_stack(initial), len(runs))
     state = fresh if checkpoint is None else _resume(*checkpoint, fresh[:2], len(runs))
@@ -354,7 +323,7 @@ def train_runs(
                         state.epoch[i] + 1,
                     )
                     continue
-                state = _reinitialise(state, i, r, options, optimiser, seed, n_features, width)
+                state = _reinitialise(state, i, r, options, optimiser, seed, n_features[i], width)
                 continue
             state.history[i].append((float(train_losses[i]), float(dev_losses[i])))
             state.epoch[i] += 1
@@ -395,7 +364,7 @@ def train_runs(
         net = _member_slice(state.best if patience else state.net, i)
         out.append(
             Trained(
-                _with_feature_rows(net, n_features),
+                _with_feature_rows(net, n_features[i]),
                 standardizers[i],
                 state.attempt[i] + 1,
                 state.history[i],
@@ -486,33 +455,9 @@ def _reinitialise(
     )
 
 
-def _info(
-    setup: str, run: TrainingRun, seed: int, trained: Trained, options: TrainOptions
-) -> dict[str, Any]:
-    history = trained.history
-    kept = history[trained.kept_epoch - 1]
-    return {
-        "setup": setup,
-        "member": run.member,
-        "seed": seed,
-        "member_seed": member_seed(seed, run.label, run.member),
-        "attempts": trained.attempts,
-        "columns": list(setups.columns(setup)),
-        "train_patches": run.train.tolist(),
-        "dev_patches": run.dev.tolist(),
-        "history": {"train": [h[0] for h in history], "dev": [h[1] for h in history]},
-        "final_train_loss": kept[0],  # of the kept epoch (the last one without patience)
-        "final_dev_loss": kept[1],
-        "epochs_run": len(history),
-        "stop_reason": trained.stop_reason,  # epochs, patience or diverged
-        "kept_epoch": trained.kept_epoch,  # 1-based; the best-dev epoch with patience
-        "options": asdict(options),
-    }
-
-
 # Inside the training program, features are padded with zero columns to a multiple of this
-# width, so that setups with different numbers of predictors share one compiled program
-# (JAX's persistent cache; compilation is about a quarter of a twin setup's training). The
+# width, so that setups with different numbers of predictors train in one program and jobs
+# of different setups share one compiled program (JAX's persistent cache). The
 # zero columns and the matching zero rows of the first layer never change: their gradient
 # is exactly zero, so Adam leaves them at zero. Members are stored without them.
 FEATURE_PAD = 10
@@ -557,21 +502,6 @@ def _initial(
     )
     net = _with_feature_rows(net, width)
     return net, optimiser.init(net)
-
-
-def checkpoint_fingerprint(
-    driver: xr.Dataset, setup: str, members: list[int], seed: int, options: TrainOptions
-) -> dict[str, str]:
-    """Everything a training trajectory depends on, by part; a checkpoint resumes only
-    a run whose every part is the same."""
-    return {
-        "options": options.fingerprint(),  # training and loss settings
-        "driver": checkpoints.driver_digest(driver),
-        "setup": setup,
-        "members": json.dumps(members),
-        "seed": str(seed),
-        "feature_pad": str(FEATURE_PAD),
-    }
 
 
 def _resume(path: Path, fingerprint: Mapping[str, str], initial: tuple[Any, Any], n: int) -> _State:
@@ -659,37 +589,3 @@ def member_parameters(driver: xr.Dataset, member: Member) -> dict[str, np.ndarra
     z = jnp.asarray(member.standardizer.apply(raw), jnp.float32)
     params = network.physical_parameters(member.net, z[:, :-1], z[:, -1])
     return {k: np.asarray(v) for k, v in params.items()}
-
-
-def train_member_files(
-    driver_path: Path,
-    setup: str,
-    member: int,
-    seed: int,
-    options: TrainOptions,
-    weights: Path,
-    info: Path,
-) -> None:
-    """Entry point of the train_member rule: train (resuming if possible) and write the member."""
-    checkpoint = Path(weights).with_name("checkpoint.npz")  # the member's own directory
-    result = train_member(open_driver(driver_path), setup, member, seed, options, checkpoint)
-    save_member(result, Path(weights), Path(info))
-    checkpoint.unlink(missing_ok=True)
-
-
-def train_setup_files(
-    driver_path: Path,
-    setup: str,
-    members: list[int],
-    seed: int,
-    options: TrainOptions,
-    weights: list[Path],
-    infos: list[Path],
-) -> None:
-    """Entry point of the train_setup rule: all members of a setup in one program, one file pair
-    each."""
-    checkpoint = checkpoints.setup_checkpoint(Path(weights[0]).parent.parent, members)
-    results = train_members(open_driver(driver_path), setup, members, seed, options, checkpoint)
-    for result, weight, info in zip(results, weights, infos):
-        save_member(result, Path(weight), Path(info))
-    checkpoint.unlink(missing_ok=True)

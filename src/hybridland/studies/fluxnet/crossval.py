@@ -66,6 +66,7 @@ def training_runs(drv: xr.Dataset, setup: str, runs: Sequence[FoldRun]) -> list[
         raise FluxnetError("the FLUXNET driver must hold one site per patch, in cell order")
     return [
         train.TrainingRun(
+            setup,
             f"{setup}:{r.scheme}:{r.fold}",
             r.member,
             patch_ids[training_cells(r.held_out)],
@@ -82,11 +83,12 @@ def train_folds(
 
     Returns nets, standardisers and final training losses. Features are not padded
     (FLUXNET trains one program per setup), and a run whose loss turns non-finite
-    stops training and gets an infinite final loss.
+    stops training and gets an infinite final loss. Folds hold out different numbers
+    of sites, so a fold with fewer training sites wraps around its patch order to take
+    the steps of the largest (see ``train.train_runs``).
     """
     trained = train.train_runs(
         drv,
-        setup,
         training_runs(drv, setup, runs),
         seed,
         options,

@@ -1,17 +1,17 @@
-"""Rule train_member: train one ensemble member of one setup on one grid."""
+"""Rules train_grid_<grid>, train_setup, train_member, train_extra_members: train the job's
+members in one JAX program, one (weights, info) pair each."""
 
 from hybridland import jaxcache
 from hybridland.logs import logging_to
-from hybridland.training import train
+from hybridland.training import jobs, train
 
 with logging_to(snakemake.log[0]):
     jaxcache.enable()
-    train.train_member_files(
+    jobs.train_files(
         driver_path=snakemake.input.driver,
-        setup=snakemake.wildcards.setup,
-        member=int(snakemake.wildcards.member),
+        members=snakemake.params.runs,
         seed=snakemake.params.seed,
         options=train.TrainOptions.from_config(snakemake.params.training, snakemake.params.loss),
         weights=snakemake.output.weights,
-        info=snakemake.output.info,
+        infos=snakemake.output.infos,
     )
