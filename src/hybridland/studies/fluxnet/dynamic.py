@@ -149,6 +149,21 @@ def _cells(shared: Shared, index: jax.Array, valid: jax.Array) -> Shared:
     )
 
 
+def run_loss(
+    kind: dynamic.Kind,
+    names: tuple[str, ...],
+    graph: Any,
+    config: loss.LossConfig,
+    theta: Mapping[str, Any],
+    run: RunInputs,
+    shared: Shared,
+) -> jax.Array:
+    """The training loss of one run: its training cells' training months only."""
+    params, dynamics = hybrid(kind, names, graph, theta, run, run.index)
+    cells = _cells(shared, run.index, run.valid)
+    return loss.total_loss(params, cells.met, cells.climate, cells.observations, config, **dynamics)
+
+
 def make_training(
     kind: dynamic.Kind,
     names: tuple[str, ...],
@@ -162,17 +177,12 @@ def make_training(
     A step whose loss or gradient is not finite is not applied.
     """
 
-    def run_loss(theta, run: RunInputs, shared: Shared):
-        params, dynamics = hybrid(kind, names, graph, theta, run, run.index)
-        cells = _cells(shared, run.index, run.valid)
-        return loss.total_loss(
-            params, cells.met, cells.climate, cells.observations, config, **dynamics
-        )
-
     def one(theta, opt_state, run: RunInputs, shared: Shared):
         def step(carry, _):
             theta, opt_state = carry
-            value, grads = jax.value_and_grad(run_loss)(theta, run, shared)
+            value, grads = jax.value_and_grad(
+                lambda t: run_loss(kind, names, graph, config, t, run, shared)
+            )(theta)
             updates, new_opt = optimiser.update(grads, opt_state, theta)
             finite = jnp.isfinite(value) & jnp.all(
                 jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
@@ -181,7 +191,7 @@ def make_training(
             return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, carry), value
 
         (theta, opt_state), values = jax.lax.scan(step, (theta, opt_state), None, length=steps)
-        return theta, opt_state, values, run_loss(theta, run, shared)
+        return theta, opt_state, values, run_loss(kind, names, graph, config, theta, run, shared)
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None)))
 
