@@ -245,7 +245,7 @@ def _stack(runs: Sequence[RunInputs]) -> RunInputs:
     return RunInputs(*(jnp.asarray(np.stack(x)) for x in zip(*padded)))
 
 
-def _n_forcing(kind: dynamic.Kind, run: RunInputs) -> int:
+def _n_inputs(kind: dynamic.Kind, run: RunInputs) -> int:
     """Per-month inputs of the network: the forcing, and the static predictors for the LSTM."""
     k = run.forcing.shape[-1]
     return k + run.features.shape[-1] if kind == "dyn" else k
@@ -255,7 +255,7 @@ def _initial(
     kind: dynamic.Kind, key: jax.Array, run: RunInputs, options: DynamicOptions, static: Any
 ):
     graph, state = dynamic.create(
-        kind, key, _n_forcing(kind, run), options.hidden, len(options.parameters)
+        kind, key, _n_inputs(kind, run), options.hidden, len(options.parameters)
     )
     return graph, {**static, "dynamic": state}
 
@@ -314,7 +314,14 @@ def fit(
     return theta, stacked, np.asarray(final, np.float64)
 
 
-def predict(kind, options, graph, theta, stacked, shared, drv):
+def predict(
+    kind: dynamic.Kind,
+    options: DynamicOptions,
+    graph: Any,
+    theta: Any,
+    stacked: RunInputs,
+    shared: Shared,
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Per run: target series (cell, time) and static physical parameters (cell,)."""
     outputs, params = make_prediction(kind, options.parameters, graph)(theta, stacked, shared)
     outputs = {k: np.asarray(v)[..., 0] for k, v in outputs.items()}
@@ -352,7 +359,7 @@ def crossval_dynamic(
         kind, options, graph, thetas, inputs, shared, training.loss, optimiser, options.steps, name
     )
     kept = crossval.kept_runs(runs, final, options.keep_best)
-    series, params = predict(kind, options, graph, theta, stacked, shared, drv)
+    series, params = predict(kind, options, graph, theta, stacked, shared)
     dataset = crossval.heldout_dataset(drv, name, runs, kept, series, params)
     record = [
         {
@@ -394,7 +401,7 @@ def calibrate_dynamic(
     bad = [str(s) for s, v in zip(drv.site.values, final) if not np.isfinite(v)]
     if bad:
         raise FluxnetError(f"{name} per-site calibration: loss not finite at sites {bad}")
-    series, params = predict(kind, options, graph, theta, stacked, shared, drv)
+    series, params = predict(kind, options, graph, theta, stacked, shared)
     own = np.arange(drv.sizes["cell"])
     sim = {t: np.stack([series[c][t][c] for c in own]) for t in series[0]}
     physical = {k: np.array([params[c][k][c] for c in own]) for k in parameters.NAMES}
