@@ -20,7 +20,7 @@ from hybridland.training import train
 
 NAMES = ("canopy_efficiency", "wilting_point_frac")
 OPTIONS = fluxnet_dynamic.DynamicOptions(
-    ("dyn", "beta-nn", "gppet-nn"), "PFT+CLIM", NAMES, 4, 1, 0.01, 1, 1
+    ("dyn", "beta-nn", "gppet-nn"), "PFT+CLIM", NAMES, 4, 1, 0.01, 1, 1, 1
 )
 CONFIG = loss.LossConfig.from_mapping({"gpp_ec": 0.1, "et_ec": 0.7, "lai": 0.4, "nbe": 0.3})
 
@@ -70,6 +70,22 @@ def test_the_lstm_hybrid_starts_as_the_static_hybrid(sites):
         np.testing.assert_allclose(monthly, np.broadcast_to(params[name], monthly.shape), rtol=1e-6)
     lo, hi = parameters.named_bounds(NAMES)
     assert all(np.all((params[n] >= lo[i]) & (params[n] <= hi[i])) for i, n in enumerate(NAMES))
+
+
+def test_dev_year_is_the_last_training_year_and_leaves_the_training_loss(sites):
+    train_set, dev_set = fluxnet_dynamic.observation_sets(sites, 1)
+    dev = fluxnet_dynamic.dev_months(sites, 1)
+    first_test = np.argmax(sites.test_month.values, axis=1)
+    assert (dev.sum(axis=0) == 12).all()
+    assert all(dev[first_test[c] - 12 : first_test[c], c].all() for c in range(len(first_test)))
+    for name, obs in train_set.observations.items():
+        both = np.asarray(obs.mask[..., 0] + dev_set.observations[name].mask[..., 0])
+        np.testing.assert_array_equal(
+            both, np.asarray(fluxnet_dynamic.shared_inputs(sites).observations[name].mask[..., 0])
+        )
+        assert not np.asarray(obs.mask[..., 0])[dev].any()
+    with pytest.raises(fluxnet.FluxnetError, match=re.escape("fluxnet.dynamic.dev_years (5)")):
+        fluxnet_dynamic.dev_months(sites, 5)
 
 
 def test_model_names_follow_the_static_setup():

@@ -56,6 +56,7 @@ class DynamicOptions:
     learning_rate: float
     members: int
     keep_best: int
+    dev_years: int
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> DynamicOptions:
@@ -68,6 +69,7 @@ class DynamicOptions:
             float(section["learning_rate"]),
             int(section["members"]),
             int(section["keep_best"]),
+            int(section["dev_years"]),
         )
 
     def kind(self, name: str) -> dynamic.Kind:
@@ -215,6 +217,35 @@ def shared_inputs(drv: xr.Dataset) -> Shared:
     return Shared(packed.met, packed.climate, packed.observations)
 
 
+def dev_months(drv: xr.Dataset, years: int) -> np.ndarray:
+    """The last ``years`` training years of every site, (time, cell) bool."""
+    first_test = np.argmax(drv.test_month.values, axis=1)  # (cell,)
+    start = first_test - 12 * years
+    if np.any(start < 12):
+        raise FluxnetError(
+            f"fluxnet.dynamic.dev_years ({years}) leaves some site less than a year to train on"
+        )
+    month = np.arange(drv.sizes["time"])[:, None]
+    return (month >= start[None, :]) & (month < first_test[None, :])
+
+
+def split_dev(shared: Shared, dev: np.ndarray) -> tuple[Shared, Shared]:
+    """The observations as two sets: without the dev months (training) and only them (dev)."""
+
+    def masked(keep: np.ndarray) -> Shared:
+        weight = jnp.asarray(keep, jnp.float32)[:, :, None]
+        observations = {k: o._replace(mask=o.mask * weight) for k, o in shared.observations.items()}
+        return shared._replace(observations=observations)
+
+    return masked(~dev), masked(dev)
+
+
+def observation_sets(drv: xr.Dataset, years: int) -> tuple[Shared, Shared | None]:
+    """Training and dev observations of every site (no dev set when ``years`` is 0)."""
+    shared = shared_inputs(drv)
+    return split_dev(shared, dev_months(drv, years)) if years else (shared, None)
+
+
 def run_inputs(drv: xr.Dataset, shared: Shared, raw: np.ndarray, train_cells: np.ndarray):
     """One run's inputs: ``raw`` static columns (LAT_SIGMOID last) and the forcing, standardised
     over the training cells (and, for the forcing, their training months)."""
@@ -283,17 +314,25 @@ def fit(
     graph: Any,
     thetas: Sequence[Any],
     runs: Sequence[RunInputs],
-    shared: Shared,
+    shared: tuple[Shared, Shared | None],
     config: loss.LossConfig,
     optimiser: optax.GradientTransformation,
     steps: int,
     label: str,
 ):
-    """Train every run in one vmapped program; returns stacked weights and final losses."""
+    """Train every run in one vmapped program on ``shared[0]``.
+
+    With dev observations (``shared[1]``), every run keeps the weights of its lowest dev loss
+    (checked every CHUNK steps) and reports that loss; else its last weights and training loss.
+    Returns stacked weights, stacked inputs and the reported losses.
+    """
+    training, dev = shared
     theta = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *thetas)
     stacked = _stack(runs)
     opt_state = jax.vmap(optimiser.init)(theta)
     programs = {}  # steps per call -> jitted program, compiled once
+    dev_loss = make_loss(kind, options.parameters, graph, config)
+    best, best_theta = np.full(len(runs), np.inf), theta
     done, final = 0, None
     while done < steps:
         chunk = min(CHUNK, steps - done)
@@ -301,17 +340,43 @@ def fit(
             programs[chunk] = make_training(
                 kind, options.parameters, graph, config, optimiser, chunk
             )
-        theta, opt_state, values, final = programs[chunk](theta, opt_state, stacked, shared)
+        theta, opt_state, values, final = programs[chunk](theta, opt_state, stacked, training)
         done += chunk
+        if dev is not None:
+            value = np.asarray(dev_loss(theta, stacked, dev), np.float64)
+            better = value < best  # NaN never is
+            best = np.where(better, value, best)
+            best_theta = _select(better, theta, best_theta)
         logger.info(
-            "%s step %d/%d: median loss %.5g over %d runs",
+            "%s step %d/%d: median training loss %.5g, median best dev loss %.5g, %d runs",
             label,
             done,
             steps,
             float(np.nanmedian(np.asarray(values[:, -1]))),
+            float(np.median(best)),
             len(runs),
         )
-    return theta, stacked, np.asarray(final, np.float64)
+    if dev is None:
+        return theta, stacked, np.asarray(final, np.float64)
+    return best_theta, stacked, best
+
+
+def _select(which: np.ndarray, new: Any, old: Any) -> Any:
+    """Per run (leading axis): ``new`` where ``which``, else ``old``."""
+    return jax.tree_util.tree_map(
+        lambda n, o: jnp.where(jnp.asarray(which).reshape((-1,) + (1,) * (n.ndim - 1)), n, o),
+        new,
+        old,
+    )
+
+
+def make_loss(kind: dynamic.Kind, names: tuple[str, ...], graph: Any, config: loss.LossConfig):
+    """Jitted loss of every run (vmapped) on the given observations."""
+
+    def one(theta, run: RunInputs, shared: Shared):
+        return run_loss(kind, names, graph, config, theta, run, shared)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
 
 
 def predict(
@@ -341,7 +406,8 @@ def crossval_dynamic(
 ) -> tuple[xr.Dataset, list[dict[str, Any]]]:
     """Held-out predictions of a dynamic hybrid under every fold, and the runs' record."""
     kind = options.kind(name)
-    shared = shared_inputs(drv)
+    sets = observation_sets(drv, options.dev_years)
+    shared = sets[0]
     raw = train.raw_features(drv, options.static_setup, seed)
     runs = crossval.fold_runs(drv, schemes, range(options.members))
     inputs, thetas, graph = [], [], None
@@ -356,7 +422,7 @@ def crossval_dynamic(
         thetas.append(theta)
     optimiser = _optimiser(training.learning_rate, options.learning_rate)
     theta, stacked, final = fit(
-        kind, options, graph, thetas, inputs, shared, training.loss, optimiser, options.steps, name
+        kind, options, graph, thetas, inputs, sets, training.loss, optimiser, options.steps, name
     )
     kept = crossval.kept_runs(runs, final, options.keep_best)
     series, params = predict(kind, options, graph, theta, stacked, shared)
@@ -384,7 +450,8 @@ def calibrate_dynamic(
 ) -> xr.Dataset:
     """Per-site calibration of a dynamic hybrid: every site its own parameters and network."""
     kind = options.kind(name)
-    shared = shared_inputs(drv)
+    sets = observation_sets(drv, options.dev_years)
+    shared = sets[0]
     raw = train.raw_features(drv, options.static_setup, seed)
     zeros = {g: jnp.zeros(len(parameters.group_names(g)), jnp.float32) for g in parameters.GROUPS}
     inputs, thetas, graph = [], [], None
@@ -396,7 +463,7 @@ def calibrate_dynamic(
         thetas.append(theta)
     optimiser = _optimiser(calibration.learning_rate, options.learning_rate)
     theta, stacked, final = fit(
-        kind, options, graph, thetas, inputs, shared, config, optimiser, calibration.steps, name
+        kind, options, graph, thetas, inputs, sets, config, optimiser, calibration.steps, name
     )
     bad = [str(s) for s, v in zip(drv.site.values, final) if not np.isfinite(v)]
     if bad:
