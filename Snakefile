@@ -21,6 +21,7 @@ include: "workflow/rules/common.smk"
 if FLUXNET:
 
     include: "workflow/rules/fluxnet.smk"
+    include: "workflow/rules/dynamic.smk"
 
 elif config["source"] == "differland_global":  # the published bundle, read into the drivers
 

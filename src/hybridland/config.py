@@ -12,7 +12,8 @@ import numpy as np
 import yaml
 
 from hybridland.data.grids import STANDARD_RESOLUTIONS, Grid
-from hybridland.training.setups import factorial
+from hybridland.model import parameters
+from hybridland.training.setups import dynamic_setup, factorial
 
 # Datasets the driver is assembled from, per source.
 REQUIRED_DATASETS = {
@@ -197,6 +198,38 @@ def _check_fluxnet(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"setups.groups lists {extra}; the FLUXNET16 site table only has PFT and CLIM"
         )
+    if "dynamic" in config["fluxnet"]:
+        _check_dynamic(config)
+
+
+def _check_dynamic(config: Mapping[str, Any]) -> None:
+    section = config["fluxnet"]["dynamic"]
+    trained = setups_per_grid(config)[SITE_GRID]
+    if section["static_setup"] not in trained:
+        raise ConfigError(
+            f"fluxnet.dynamic.static_setup {section['static_setup']!r} is not a setup the study "
+            f"trains: {trained}"
+        )
+    allowed = set(parameters.NAMES) - set(parameters.INITIAL_POOLS)
+    bad = [n for n in section["parameters"] if n not in allowed]
+    if bad:
+        raise ConfigError(
+            f"fluxnet.dynamic.parameters lists {bad}; allowed: parameters of spec 4.1 other "
+            "than the initial pools"
+        )
+    if section["keep_best"] > section["members"]:
+        raise ConfigError(
+            f"fluxnet.dynamic.keep_best ({section['keep_best']}) exceeds "
+            f"fluxnet.dynamic.members ({section['members']})"
+        )
+
+
+def dynamic_models(config: Mapping[str, Any]) -> list[str]:
+    """Setup names of the dynamic hybrids a FLUXNET16 study builds (none without the section)."""
+    section = config.get("fluxnet", {}).get("dynamic")
+    if config["source"] != "fluxnet16" or not section:
+        return []
+    return [dynamic_setup(kind, section["static_setup"]) for kind in section["models"]]
 
 
 def setups_per_grid(config: Mapping[str, Any]) -> dict[str, list[str]]:

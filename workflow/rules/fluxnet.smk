@@ -80,6 +80,8 @@ rule fluxnet_evaluate:
             rules.fluxnet_crossval.output.predictions, setup=SETUPS["sites"], allow_missing=True
         ),
         calibration=rules.fluxnet_calibrate.output.calibration,
+        dynamic_crossval=lambda w: dynamic_outputs("crossval", w.study),
+        dynamic_calibration=lambda w: dynamic_outputs("calibration", w.study),
         code=code("fluxnet_evaluate"),
     output:
         heldout=report(

@@ -14,14 +14,14 @@ time totals can be accumulated in the carry instead of stacked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
-from hybridland.model.parameters import INITIAL_POOLS, POOL_MAX, POOL_MIN
+from hybridland.model.parameters import INITIAL_POOLS, NAMES, POOL_MAX, POOL_MIN
 
 Params = Mapping[str, Array]
 
@@ -266,15 +266,43 @@ def _bounded(new: Array, old: Array, i: int, inflow: Array, outflow: Array, dt: 
     return clamped, jnp.where(fired, inflow - (clamped - old) / dt, outflow)
 
 
-def step(params: Params, pools: Pools, d: Drivers) -> tuple[Pools, dict[str, Array]]:
-    """One DALEC993 step (spec 6.1-6.14). Returns the next state and every output."""
+def default_beta(water: Array, params: Params) -> Array:
+    """The default water-stress factor from start-of-step water (spec 6.2)."""
+    w_fc = params["field_capacity"]
+    w_wp = params["wilting_point_frac"] * w_fc
+    return jnp.clip((water - w_wp) / (w_fc - w_wp), 0.0, 1.0)
+
+
+class Hooks(NamedTuple):
+    """Injection points inside the step, each fed the step's slice ``x`` of ``hook_inputs``.
+
+    beta(water, params, x) -> beta replaces the default water stress (spec 6.2).
+    gpp_et(lai, water, params, x) -> (GPP, ET) replaces ACM and the ET form together;
+    the carbon and water balances downstream are DALEC's own.
+    """
+
+    beta: Callable[[Array, Params, Array], Array] | None = None
+    gpp_et: Callable[[Array, Array, Params, Array], tuple[Array, Array]] | None = None
+
+
+NO_HOOKS = Hooks()
+
+
+def step(
+    params: Params, pools: Pools, d: Drivers, hooks: Hooks = NO_HOOKS, x: Array | None = None
+) -> tuple[Pools, dict[str, Array]]:
+    """One DALEC993 step (spec 6.1-6.14). Returns the next state and every output.
+
+    ``hooks`` (with ``x``, this step's hook inputs) replace the water stress or GPP and ET.
+    """
     p, dt = params, d.delta_t
     lai = pools.foliar / p["LCMA"]
-    w_fc = p["field_capacity"]
-    w_wp = p["wilting_point_frac"] * w_fc
-    beta = jnp.clip((pools.water - w_wp) / (w_fc - w_wp), 0.0, 1.0)
-    gpp = acm_gpp(lai, beta, d)
-    et = gpp * d.et_per_gpp + d.et_radiation
+    beta = default_beta(pools.water, p) if hooks.beta is None else hooks.beta(pools.water, p, x)
+    if hooks.gpp_et is None:
+        gpp = acm_gpp(lai, beta, d)
+        et = gpp * d.et_per_gpp + d.et_radiation
+    else:
+        gpp, et = hooks.gpp_et(lai, pools.water, p, x)
 
     # Sequential allocation (6.7).
     ra = p["f_gpp"] * gpp
@@ -453,6 +481,9 @@ def simulate(
     *,
     outputs: Sequence[str] = OUTPUTS,
     totals: Sequence[str] = (),
+    dynamic: Params | None = None,
+    hooks: Hooks = NO_HOOKS,
+    hook_inputs: Array | None = None,
 ) -> Run:
     """Run DALEC993 over all steps of ``met``.
 
@@ -462,11 +493,19 @@ def simulate(
         climate: static forcing, each (*cells).
         outputs: names of outputs to stack over time (any of OUTPUTS, DIAGNOSTICS).
         totals: names of outputs to sum over time in the scan carry instead.
+        dynamic: time-varying parameters, each (time, *cells), that replace those of
+            ``params`` step by step (not the initial pools).
+        hooks: replacements of the water stress or of GPP and ET (see :class:`Hooks`).
+        hook_inputs: what the hooks read at each step, (time, *cells, k).
     """
     unknown = sorted((set(outputs) | set(totals)) - set(OUTPUTS + DIAGNOSTICS))
     if unknown:
         raise ValueError(f"unknown DALEC outputs {unknown}; known: {OUTPUTS + DIAGNOSTICS}")
-    drv = drivers(params, met, climate)
+    dynamic = dict(dynamic or {})
+    bad = sorted(set(dynamic) - (set(NAMES) - set(INITIAL_POOLS)))
+    if bad:
+        raise ValueError(f"time-varying parameters {bad} must be non-initial-pool parameters")
+    drv = drivers({**params, **dynamic}, met, climate)
     cells = jnp.broadcast_shapes(
         drv.gc.shape[1:], drv.phi_litter.shape[1:], drv.p_per_lai.shape[1:]
     )
@@ -475,11 +514,12 @@ def simulate(
     )
     sums0 = {name: jnp.zeros(cells, drv.gc.dtype) for name in totals}
 
-    def body(carry, d):
+    def body(carry, xs):
         pools, sums = carry
-        nxt, out = step(params, pools, d)
+        d, dyn, x = xs
+        nxt, out = step({**params, **dyn}, pools, d, hooks, x)
         sums = {name: sums[name] + out[name] for name in totals}
         return (nxt, sums), {name: out[name] for name in outputs}
 
-    (final, sums), stacked = jax.lax.scan(body, (pools0, sums0), drv)
+    (final, sums), stacked = jax.lax.scan(body, (pools0, sums0), (drv, dynamic, hook_inputs))
     return Run(stacked, sums, final)

@@ -208,9 +208,16 @@ def loss_terms(
     climate: Climate,
     observations: Mapping[str, Observation],
     config: LossConfig,
+    **dynamics,
 ) -> dict[str, Array]:
-    """Unweighted value of every active term for one batch of cells."""
-    run = dalec.simulate(params, met, climate, outputs=config.outputs(), totals=config.totals())
+    """Unweighted value of every active term for one batch of cells.
+
+    ``dynamics``: time-varying parameters and hooks, as :func:`hybridland.model.dalec.simulate`
+    takes them (``dynamic``, ``hooks``, ``hook_inputs``).
+    """
+    run = dalec.simulate(
+        params, met, climate, outputs=config.outputs(), totals=config.totals(), **dynamics
+    )
     out = run.outputs
     terms = {
         name: term_error(name, out, observations[targets.observed(name)], config)
@@ -233,9 +240,10 @@ def total_loss(
     climate: Climate,
     observations: Mapping[str, Observation],
     config: LossConfig,
+    **dynamics,
 ) -> Array:
-    """Weighted sum of the active terms."""
-    terms = loss_terms(params, met, climate, observations, config)
+    """Weighted sum of the active terms (``dynamics`` as :func:`loss_terms`)."""
+    terms = loss_terms(params, met, climate, observations, config, **dynamics)
     return sum(config.active[name] * value for name, value in terms.items())
 
 

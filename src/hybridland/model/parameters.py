@@ -99,22 +99,29 @@ POOL_MIN = tuple(BY_NAME[n].minimum for n in INITIAL_POOLS)
 POOL_MAX = tuple(BY_NAME[n].maximum for n in INITIAL_POOLS)
 
 
-def bounds(group: Group) -> tuple[np.ndarray, np.ndarray]:
-    """(min, max) of a group as float32, the precision the published table is stored in."""
-    names = group_names(group)
+def named_bounds(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of the named parameters as float32, in the order given."""
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}; known: {list(NAMES)}")
     lo = np.array([BY_NAME[n].minimum for n in names], np.float32)
     hi = np.array([BY_NAME[n].maximum for n in names], np.float32)
     return lo, hi
 
 
-def _bounds_and_ratio(group: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bounds(group: Group) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of a group as float32, the precision the published table is stored in."""
+    return named_bounds(group_names(group))
+
+
+def _bounds_and_ratio(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bounds and max/min, the ratio formed in float32 as the published code does (spec 4.2)."""
-    lo, hi = bounds(group)
+    lo, hi = named_bounds(names)
     return lo, hi, hi / lo
 
 
-def to_physical(x: ArrayLike, group: Group) -> Array:
-    """Map unbounded reals (..., n_group) into the group's physical ranges.
+def to_physical_named(x: ArrayLike, names: Sequence[str]) -> Array:
+    """Map unbounded reals (..., len(names)) into the named parameters' physical ranges.
 
     theta = a * (b / a) ** (arctan(x) / pi + 1/2), evaluated literally in the
     working precision of ``x``. The final clip only catches rounding past a
@@ -123,9 +130,15 @@ def to_physical(x: ArrayLike, group: Group) -> Array:
     import jax.numpy as jnp
 
     x = jnp.asarray(x)
-    lo, hi, ratio = (jnp.asarray(v, x.dtype) for v in _bounds_and_ratio(group))
+    lo, hi, ratio = (jnp.asarray(v, x.dtype) for v in _bounds_and_ratio(names))
     s = jnp.arctan(x) / jnp.pi + 0.5
     return jnp.clip(lo * ratio**s, lo, hi)
+
+
+def to_physical(x: ArrayLike, group: Group) -> Array:
+    """Map unbounded reals (..., n_group) into the group's physical ranges (see
+    :func:`to_physical_named`)."""
+    return to_physical_named(x, group_names(group))
 
 
 def to_real(theta: ArrayLike, group: Group) -> Array:
@@ -133,7 +146,7 @@ def to_real(theta: ArrayLike, group: Group) -> Array:
     import jax.numpy as jnp
 
     theta = jnp.asarray(theta)
-    lo, _, ratio = (jnp.asarray(v, theta.dtype) for v in _bounds_and_ratio(group))
+    lo, _, ratio = (jnp.asarray(v, theta.dtype) for v in _bounds_and_ratio(group_names(group)))
     s = jnp.log(theta / lo) / jnp.log(ratio)
     return jnp.tan(jnp.pi * (s - 0.5))
 

@@ -40,6 +40,12 @@ def factorial(groups: Sequence[str]) -> list[str]:
     return [setup_name(s) for s in subsets]
 
 
+def dynamic_setup(kind: str, static_setup: str) -> str:
+    """The setup name of a FLUXNET16 dynamic hybrid: ``<static setup>+dyn`` for the LSTM that
+    sets parameters monthly, else the kind itself (``beta-nn``, ``gppet-nn``)."""
+    return f"{static_setup}+dyn" if kind == "dyn" else kind
+
+
 def groups_of(setup: str) -> tuple[str, ...]:
     """Groups of a factorial setup (empty for CONTROL)."""
     if setup in (CONTROL, LATLON):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,40 @@ def calibrate_sites(
     return params, np.asarray(per_site, np.float64), history
 
 
+def calibration_dataset(
+    drv: xr.Dataset,
+    setup: str,
+    sim: Mapping[str, np.ndarray],
+    params: Mapping[str, np.ndarray],
+    final: np.ndarray,
+    attrs: Mapping[str, Any],
+    history: Sequence[float] = (),
+) -> xr.Dataset:
+    """Per-site calibration results: target series (scheme, cell, time) under the scheme
+    ``per_site_calibration``, parameters (scheme, cell) and the final loss per site."""
+    return xr.Dataset(
+        {
+            **{
+                t: (("scheme", "cell", "time"), v[None], {"units": drv[t].attrs.get("units", "")})
+                for t, v in sim.items()
+            },
+            **{
+                k: (("scheme", "cell"), v[None], {"units": parameters.BY_NAME[k].units})
+                for k, v in params.items()
+            },
+            "final_loss": ("cell", final),
+            "loss_history": ("chunk", np.asarray(history, np.float64)),
+        },
+        coords={
+            "scheme": [CALIBRATION],
+            "cell": drv.cell.values,
+            "site": ("cell", drv.site.values),
+            "time": drv.time.values,
+        },
+        attrs={"setup": setup, **attrs},
+    )
+
+
 def calibrate_files(
     driver_path: Path | str,
     config: loss.LossConfig,
@@ -114,31 +148,8 @@ def calibrate_files(
     if bad:
         raise FluxnetError(f"per-site calibration: loss not finite at sites {bad}")
     sim = simulate_targets(drv, params)
-    result = xr.Dataset(
-        {
-            **{
-                t: (("scheme", "cell", "time"), v[None], {"units": drv[t].attrs.get("units", "")})
-                for t, v in sim.items()
-            },
-            **{
-                k: (("scheme", "cell"), v[None], {"units": parameters.BY_NAME[k].units})
-                for k, v in params.items()
-            },
-            "final_loss": ("cell", final),
-            "loss_history": ("chunk", np.asarray(history)),
-        },
-        coords={
-            "scheme": [CALIBRATION],
-            "cell": drv.cell.values,
-            "site": ("cell", drv.site.values),
-            "time": drv.time.values,
-        },
-        attrs={
-            "setup": CALIBRATION_SETUP,
-            "steps": options.steps,
-            "learning_rate": options.learning_rate,
-        },
-    )
+    attrs = {"steps": options.steps, "learning_rate": options.learning_rate}
+    result = calibration_dataset(drv, CALIBRATION_SETUP, sim, params, final, attrs, history)
     write_netcdf(result, destination)
 
 

@@ -134,24 +134,39 @@ def predict_heldout(
     """Ensemble-mean (over kept members) simulations and parameters of each site where it is held
     out, (scheme, cell, time)."""
     raw = train.raw_features(drv, setup, seed)
-    schemes = list(dict.fromkeys(r.scheme for r in runs))
-    shape = (len(schemes), drv.sizes["cell"])
-    series = {t: np.zeros(shape + (drv.sizes["time"],)) for t in MONTHLY_TARGETS}
-    params = {p: np.zeros(shape) for p in parameters.NAMES}
-    count = np.zeros(shape)
+    series, params = {}, {}
     for i in kept:
-        run = runs[i]
         z = jnp.asarray(standardizers[i].apply(raw), jnp.float32)
         p = {
             k: np.asarray(v)
             for k, v in network.physical_parameters(nets[i], z[:, :-1], z[:, -1]).items()
         }
-        sim = simulate_targets(drv, p)
+        series[i], params[i] = simulate_targets(drv, p), p
+    return heldout_dataset(drv, setup, runs, kept, series, params)
+
+
+def heldout_dataset(
+    drv: xr.Dataset,
+    setup: str,
+    runs: Sequence[FoldRun],
+    kept: Sequence[int],
+    series: Mapping[int, Mapping[str, np.ndarray]] | Sequence[Mapping[str, np.ndarray]],
+    params: Mapping[int, Mapping[str, np.ndarray]] | Sequence[Mapping[str, np.ndarray]],
+) -> xr.Dataset:
+    """Ensemble means over the kept runs of their target series (cell, time) and parameters
+    (cell,), each site where its fold holds it out: (scheme, cell, time) and (scheme, cell)."""
+    schemes = list(dict.fromkeys(r.scheme for r in runs))
+    shape = (len(schemes), drv.sizes["cell"])
+    mean_series = {t: np.zeros(shape + (drv.sizes["time"],)) for t in MONTHLY_TARGETS}
+    mean_params = {p: np.zeros(shape) for p in parameters.NAMES}
+    count = np.zeros(shape)
+    for i in kept:
+        run = runs[i]
         s, h = schemes.index(run.scheme), run.held_out
         for t in MONTHLY_TARGETS:
-            series[t][s, h] += sim[t][h]
+            mean_series[t][s, h] += series[i][t][h]
         for k in parameters.NAMES:
-            params[k][s, h] += p[k][h]
+            mean_params[k][s, h] += params[i][k][h]
         count[s, h] += 1
     if np.any(count == 0):
         raise FluxnetError(f"{setup}: some sites have no held-out prediction")
@@ -163,11 +178,11 @@ def predict_heldout(
                     v / count[..., None],
                     {"units": drv[t].attrs.get("units", "")},
                 )
-                for t, v in series.items()
+                for t, v in mean_series.items()
             },
             **{
                 k: (("scheme", "cell"), v / count, {"units": parameters.BY_NAME[k].units})
-                for k, v in params.items()
+                for k, v in mean_params.items()
             },
             "members": (
                 ("scheme", "cell"),

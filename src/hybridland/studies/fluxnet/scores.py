@@ -13,6 +13,7 @@ import xarray as xr
 from hybridland.io import write_csv
 from hybridland.studies.fluxnet.sites import (
     CALIBRATION,
+    CALIBRATION_SETUP,
     GRID,
     HELDOUT_COLUMNS,
     MEDIAN_COLUMNS,
@@ -109,15 +110,16 @@ def evaluate_files(
     heldout: Path | str,
     median_table: Path | str,
     metrics: Path | str,
+    more_calibrations: Sequence[Path | str] = (),
 ) -> None:
     """Entry point of the fluxnet_evaluate rule: held-out-site scores, their medians and
-    metrics.csv."""
+    metrics.csv. ``more_calibrations``: other setups' per-site calibrations (dynamic hybrids),
+    scored under the same scheme."""
     with xr.open_dataset(driver_path) as data:
         drv = data.load()
     predictions = [xr.open_dataset(p).load() for p in crossval]
-    with xr.open_dataset(calibration) as data:
-        upper = data.load()
-    table = heldout_table(drv, predictions + [upper])
+    per_site = [xr.open_dataset(p).load() for p in [calibration, *more_calibrations]]
+    table = heldout_table(drv, predictions + per_site)
     write_csv(table, heldout, FLOAT_FORMAT)
     write_csv(medians(table), median_table, FLOAT_FORMAT)
     write_csv(pooled_metrics(drv, predictions), metrics, FLOAT_FORMAT)
@@ -166,7 +168,9 @@ def figure(median_table: pd.DataFrame, table: pd.DataFrame):
                     label=scheme.replace("_", " ") if j == 0 else None,
                 )
         upper = median_table[
-            (median_table.scheme == CALIBRATION) & (median_table.variable == target)
+            (median_table.scheme == CALIBRATION)
+            & (median_table.setup == CALIBRATION_SETUP)
+            & (median_table.variable == target)
         ]
         ax.axhline(
             float(upper.median_nse.iloc[0]),
