@@ -481,16 +481,17 @@ def test_a_stalled_member_restarts_from_a_new_key(monkeypatch, caplog):
             calls["n"] += 1
             net, opt_state, values = epoch(*args)
             scale = np.ones(values.shape[0])
-            scale[1] = 10.0 if calls["n"] <= 2 else 1.0  # run 1 looks stalled in its first try
+            scale[1] = 100.0 if calls["n"] <= 2 else 1.0  # run 1 looks stalled in its first try
             return net, opt_state, values * scale[:, None]
 
         return run
 
     monkeypatch.setattr(train, "make_epoch", stalling)
-    rule = {"after_epochs": 2, "factor": 3.0}
+    rule = {"after_epochs": 2, "factor": 20.0}
     runs = [train.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
     kept, restarted = train.train_runs(driver, "PFT", runs, 3, options(restart_stalled=rule))
     assert kept.attempts == 1 and restarted.attempts == 2
     assert len(kept.history) == len(restarted.history) == TRAINING["epochs"]
     assert "PFT member 1: training loss after epoch 2 far above the best member's; " in caplog.text
     assert "re-initialising (attempt 1 of 2)" in caplog.text
+    assert "attempt 2 of 2" not in caplog.text  # the new start is within 20 x: kept
