@@ -75,6 +75,7 @@ def test_bench_losses_are_the_training_loops_on_the_same_batch(figures):
         shared,
         jnp.tile(both_patches, (1, steps, 1)),
         jnp.asarray([True]),
+        None,  # no group-sparsity penalty
     )
     np.testing.assert_allclose(float(values[0, 0]), figures["initial_loss"], rtol=1e-5)
     np.testing.assert_allclose(float(values[0, -1]), figures["loss"], rtol=1e-4)

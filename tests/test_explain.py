@@ -17,6 +17,7 @@ from hybridland.contract import AGE, CLIM, PFT, PREDICTORS, SOIL
 from hybridland.data import twin
 from hybridland.model import network, parameters
 from hybridland.training import setups, train
+from hybridland.training.members import member_parameters
 
 pytest.importorskip("shap", reason="Kernel SHAP needs the shap package (pip install shap)")
 pytest.importorskip(
@@ -168,7 +169,7 @@ def test_member_function_matches_training_parameters_with_standardised_lat_sigmo
     table = kernel_shap.input_table(driver, "PFT+CLIM", 3, features + held)
     each = kernel_shap.member_function(members, names, features + held)(table)
     for m, member in enumerate(members):
-        expected = train.member_parameters(driver, member)
+        expected = member_parameters(driver, member)
         for k, name in enumerate(names):
             np.testing.assert_allclose(each[:, m, k], expected[name], rtol=2e-6)
     np.testing.assert_allclose(
@@ -183,9 +184,7 @@ def test_latlon_setup_reads_the_hemisphere_flag_from_lat_deg():
     assert features == ("lat_deg", "lon_deg") and held == ()
     table = kernel_shap.input_table(driver, "LATLON", 3, features)
     out = kernel_shap.ensemble_function([member], ["Bday"], features)(table)
-    np.testing.assert_allclose(
-        out[:, 0], train.member_parameters(driver, member)["Bday"], rtol=2e-6
-    )
+    np.testing.assert_allclose(out[:, 0], member_parameters(driver, member)["Bday"], rtol=2e-6)
 
 
 def test_ensemble_shap_is_the_mean_of_member_shap():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -112,3 +113,16 @@ def test_config_errors_are_clear():
     config = LossConfig.from_mapping({"lai": 1.0, "nbe_annual": 1.0, "ewt": 1.0})
     with pytest.raises(ValueError, match=re.escape("loss terms need observations ['ewt', 'nbe']")):
         loss.check_observations({"lai": None}, config)
+
+
+def test_group_sparsity_by_hand_and_padding_rows_get_no_gradient():
+    w = jnp.array([[3.0, 4.0], [0.0, 0.0], [1.0, 2.0], [2.0, 0.0], [0.0, 0.0]])  # last row: padding
+    groups = jnp.array(
+        [[1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]
+    )  # group A: rows 0-1 (norm 5); group B: rows 2-3 (norm 3); an empty group
+    assert float(loss.group_sparsity(w, groups)) == pytest.approx(2**0.5 * 5 + 2**0.5 * 3)
+    grad = jax.grad(loss.group_sparsity)(w, groups)
+    np.testing.assert_allclose(grad[0], 2**0.5 * np.array([3.0, 4.0]) / 5, rtol=1e-6)
+    assert np.all(np.isfinite(grad)) and np.all(grad[4] == 0.0)
+    zero = jax.grad(loss.group_sparsity)(jnp.zeros_like(w), groups)  # every group at 0
+    assert np.all(zero == 0.0)

@@ -66,3 +66,14 @@ def test_standardizer_uses_population_std_and_keeps_constant_columns_finite():
     np.testing.assert_allclose(
         network.lat_sigmoid(jnp.array([0.0, 90.0, -90.0])), [0.5, 1.0, 0.0], atol=1e-30
     )
+
+
+def test_head_scale_shrinks_only_the_heads_weights():
+    key = jax.random.key(3)
+    published, scaled = network.init_network(key, 5), network.init_network(key, 5, head_scale=0.1)
+    for a, b in zip(published.embedding, scaled.embedding):
+        np.testing.assert_array_equal(a.w, b.w)
+    for head in ("process", "initial_pool", "phenology"):
+        a, b = getattr(published, head), getattr(scaled, head)
+        np.testing.assert_allclose(b.w, 0.1 * a.w, rtol=1e-6)
+        np.testing.assert_array_equal(a.b, b.b)

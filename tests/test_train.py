@@ -3,8 +3,10 @@ selection."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import re
 import signal
 import subprocess
@@ -13,11 +15,15 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from drivers import tiny_driver
 
-from hybridland.training import checkpoints, jobs, members, setups, train
+from hybridland.contract import PREDICTOR_GROUPS
+from hybridland.model import loss, network
+from hybridland.training import batches, checkpoints, jobs, members, optimisation, setups, train
 
 WEIGHTS = {
     "lai": 1.0,
@@ -141,8 +147,8 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
     real = train.make_epoch
     calls = {"n": 0}
 
-    def flaky(config, optimiser):
-        epoch = real(config, optimiser)
+    def flaky(*args):
+        epoch = real(*args)
 
         def run(*args):
             calls["n"] += 1
@@ -170,8 +176,8 @@ def test_a_diverged_run_stops_while_the_others_train_on(monkeypatch, caplog):
     real = train.make_epoch
     calls = {"n": 0}
 
-    def flaky(config, optimiser):
-        epoch = real(config, optimiser)
+    def flaky(*args):
+        epoch = real(*args)
 
         def run(*args):
             calls["n"] += 1
@@ -264,8 +270,8 @@ def recorded_epochs(monkeypatch, fail_at: int | None = None) -> list:
     """The stacked networks each epoch call returns; the call ``fail_at`` raises instead."""
     real, nets = REAL_MAKE_EPOCH, []
 
-    def make_epoch(config, optimiser):
-        epoch = real(config, optimiser)
+    def make_epoch(*args):
+        epoch = real(*args)
 
         def run(*args):
             if len(nets) + 1 == fail_at:
@@ -365,3 +371,136 @@ def test_a_resumed_run_with_patience_ends_as_an_uninterrupted_one(tmp_path, monk
         assert a.info == b.info
         for x, y in zip(member_weights(a.net), member_weights(b.net)):
             np.testing.assert_array_equal(x, y)
+
+
+def test_group_matrix_marks_each_column_with_its_group_and_leaves_padding_empty():
+    matrix = setups.group_matrix("PFT+SOIL", 20)
+    n_pft, n_soil = len(PREDICTOR_GROUPS["PFT"]), len(PREDICTOR_GROUPS["SOIL"])
+    rows = {g: matrix[setups.GROUP_ROWS.index(g)] for g in setups.GROUP_ROWS}
+    assert rows["PFT"][:n_pft].all() and rows["PFT"].sum() == n_pft
+    assert rows["SOIL"][n_pft : n_pft + n_soil].all() and rows["SOIL"].sum() == n_soil
+    assert matrix.sum(axis=0).tolist() == [1.0] * (n_pft + n_soil) + [0.0] * (20 - n_pft - n_soil)
+    assert setups.group_matrix("LATLON", 2)[setups.GROUP_ROWS.index("LATLON")].tolist() == [1, 1]
+    message = f"setup PFT+SOIL has {n_pft + n_soil} columns, more than width 10"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        setups.group_matrix("PFT+SOIL", 10)
+
+
+def test_constant_schedule_without_penalty_is_the_published_adam_trajectory():
+    """make_epoch with the default options takes exactly the steps of plain Adam."""
+    driver = tiny_driver()
+    opts = options()
+    shared = batches.pack(driver, driver.patch_id.values)
+    z = network.Standardizer.fit(train.raw_features(driver, "PFT", 0)).apply(
+        train.raw_features(driver, "PFT", 0)
+    )
+    features = batches.pack_features(driver, z[:, :-1], driver.patch_id.values)
+    lat = batches.pack_features(driver, z[:, -1:], driver.patch_id.values)[..., 0]
+    net = network.init_network(jax.random.key(1), features.shape[-1], width=8, depth=2)
+    order = jnp.array([[0, 1], [2, 0]])
+    adam = optimisation.make_optimiser(opts, steps_per_epoch=2)
+    stack = lambda tree: jax.tree_util.tree_map(lambda x: x[None], tree)
+    out, _, values = train.make_epoch(opts.loss, adam, opts.group_sparsity)(
+        stack(net),
+        stack(adam.init(net)),
+        features[None],
+        lat[None],
+        shared,
+        order[None],
+        jnp.asarray([True]),
+        None,
+    )
+    published, state = net, optax.adam(TRAINING["learning_rate"]).init(net)
+    patches = shared._replace(features=features, lat_feature=lat)
+    for k, idx in enumerate(order):
+        value, grads = jax.value_and_grad(loss.network_loss)(
+            published, batches.take(patches, idx), opts.loss
+        )
+        updates, state = optax.adam(TRAINING["learning_rate"]).update(grads, state, published)
+        published = optax.apply_updates(published, updates)
+        np.testing.assert_allclose(float(values[0, k]), float(value), rtol=1e-6)
+    for x, y in zip(member_weights(out, 0), member_weights(published)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+
+
+def test_warmup_cosine_schedule_rises_then_decays_to_its_final_fraction():
+    opts = options(
+        epochs=4, schedule={"kind": "warmup_cosine", "warmup_epochs": 1, "final_fraction": 0.1}
+    )
+    adam = optimisation.make_optimiser(opts, steps_per_epoch=5)
+    x, state, rates = jnp.zeros(()), None, []
+    state = adam.init(x)
+    for _ in range(20):  # a constant gradient: Adam's step is the learning rate itself
+        updates, state = adam.update(jnp.ones(()), state, x)
+        rates.append(-float(updates))
+    lr = TRAINING["learning_rate"]
+    assert rates[0] == 0.0 and rates[5] == pytest.approx(lr, rel=1e-5)
+    assert rates[2] == pytest.approx(0.4 * lr, rel=1e-5)
+    assert all(a >= b for a, b in itertools.pairwise(rates[5:]))
+    cosine = 0.5 * (1 + math.cos(math.pi * 14 / 15))  # step 19 of the 15 decaying ones
+    assert rates[-1] == pytest.approx(lr * (0.1 + 0.9 * cosine), rel=1e-5)
+    with pytest.raises(
+        ValueError, match="training.schedule.kind must be constant or warmup_cosine"
+    ):
+        options(schedule={"kind": "linear"})
+
+
+def test_group_sparsity_shrinks_the_input_rows_and_keeps_padding_at_zero(tmp_path):
+    driver = tiny_driver()
+    fast = {"learning_rate": 0.05}  # Adam moves each weight about this much a step
+    plain = jobs.train_members(driver, [("PFT+CLIM", 0)], 7, options(**fast), tmp_path / "p.npz")[0]
+    runs = [jobs.member_run(driver, "PFT+CLIM", 0, 7, 0.2)]
+    sparse = train.train_runs(driver, runs, 7, options(**fast, group_sparsity=100.0))[0]
+    w_plain, w_sparse = plain.net.embedding[0].w, sparse.net.embedding[0].w
+    assert float(jnp.linalg.norm(w_sparse)) < 0.5 * float(jnp.linalg.norm(w_plain))
+    assert all(np.isfinite(h[0]) for h in sparse.history)
+
+
+def test_padding_rows_stay_exactly_zero_under_group_sparsity(monkeypatch):
+    driver = tiny_driver()
+    nets = recorded_epochs(monkeypatch)
+    runs = [jobs.member_run(driver, "PFT", 0, 7, 0.2)]
+    train.train_runs(driver, runs, 7, options(group_sparsity=1.0), feature_pad=20)
+    n = len(setups.columns("PFT"))
+    assert all(np.all(np.asarray(net.embedding[0].w[0, n:]) == 0.0) for net in nets)
+
+
+def test_stalled_runs_by_hand():
+    rule = optimisation.RestartStalled(after_epochs=2, factor=2.0)
+    history = lambda *train: [(t, math.nan) for t in train]
+    histories = [history(9.0, 4.0), history(9.0, 9.0), history(8.0, 8.1), history(9.0), []]
+    labels = ["A", "A", "A", "A", "B"]
+    assert optimisation.stalled_runs(histories, labels, rule) == [1, 2]
+    later = [h + history(1.0) for h in histories]  # past epoch 2: no longer judged
+    assert optimisation.stalled_runs(later, labels, rule) == []
+    alone = [history(9.0, 9.0)]  # a run without companions is its own best
+    assert optimisation.stalled_runs(alone, ["A"], rule) == []
+    assert optimisation.stalled_runs(histories, labels, optimisation.RestartStalled()) == []
+
+
+def test_a_stalled_member_restarts_from_a_new_key(monkeypatch, caplog):
+    driver = tiny_driver()
+    real = train.make_epoch
+    calls = {"n": 0}
+
+    def stalling(*args):
+        epoch = real(*args)
+
+        def run(*args):
+            calls["n"] += 1
+            net, opt_state, values = epoch(*args)
+            scale = np.ones(values.shape[0])
+            scale[1] = 100.0 if calls["n"] <= 2 else 1.0  # run 1 looks stalled in its first try
+            return net, opt_state, values * scale[:, None]
+
+        return run
+
+    monkeypatch.setattr(train, "make_epoch", stalling)
+    rule = {"after_epochs": 2, "factor": 20.0}
+    runs = [jobs.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
+    kept, restarted = train.train_runs(driver, runs, 3, options(restart_stalled=rule))
+    assert kept.attempts == 1 and restarted.attempts == 2
+    assert len(kept.history) == len(restarted.history) == TRAINING["epochs"]
+    assert "PFT member 1: training loss after epoch 2 far above the best member's; " in caplog.text
+    assert "re-initialising (attempt 1 of 2)" in caplog.text
+    assert "attempt 2 of 2" not in caplog.text  # the new start is within 20 x: kept

@@ -79,10 +79,10 @@ def stack_parameters(
 def member_parameter_stack(driver: xr.Dataset, members: Sequence[train.Member]) -> xr.Dataset:
     """Every member's 40 parameters on every driver cell, (member, cell), with cell lat/lon as
     coordinates."""
-    from hybridland.training import train
+    from hybridland.training.members import member_parameters
 
     numbers = [int(m.info["member"]) for m in members]
-    stack = stack_parameters([train.member_parameters(driver, m) for m in members], numbers)
+    stack = stack_parameters([member_parameters(driver, m) for m in members], numbers)
     cell = {
         k: ("cell", driver[k].values) for k in ("lat", "lon", "cell_y", "cell_x") if k in driver
     }
@@ -275,11 +275,11 @@ def cv_maps(cv: xr.Dataset, driver: xr.Dataset) -> xr.Dataset:
 
 def setup_stack(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Dataset:
     """Load a setup's members, check they belong to it, and stack their parameters per cell."""
-    from hybridland.training import train
+    from hybridland.training.members import load_member
 
     members = []
     for weights, info in files:
-        member = train.load_member(Path(weights), Path(info))
+        member = load_member(Path(weights), Path(info))
         if member.info.get("setup") != setup:
             raise ValueError(
                 f"{info}: member belongs to setup {member.info.get('setup')!r}, not {setup!r}"

@@ -263,6 +263,19 @@ def network_loss(net: network.Network, batch: Batch, config: LossConfig) -> Arra
     return total_loss(params, batch.met, batch.climate, batch.observations, config)
 
 
+def group_sparsity(w: Array, groups: Array) -> Array:
+    """Group lasso of a first layer's input rows: the sum over groups of sqrt(group size) times
+    the Frobenius norm of the group's rows.
+
+    ``w`` is (n_in, n_out); ``groups`` is (n_groups, n_in), 1 where a row belongs to a group. Rows
+    of no group (zero padding) and empty groups add nothing, and their gradient is exactly 0.
+    """
+    squares = groups @ jnp.sum(w**2, axis=1)
+    scaled = jnp.sum(groups, axis=1) * squares
+    positive = scaled > 0
+    return jnp.sum(jnp.where(positive, jnp.sqrt(jnp.where(positive, scaled, 1.0)), 0.0))
+
+
 def check_observations(observations: Mapping[str, Observation], config: LossConfig) -> None:
     """Raise before any computation when an active term lacks its observation."""
     missing = [name for name in config.observed() if name not in observations]

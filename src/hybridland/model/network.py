@@ -47,11 +47,19 @@ def _dense_stack(key: Array, sizes: list[int], dtype) -> tuple[Layer, ...]:
 
 
 def init_network(
-    key: Array, n_features: int, *, width: int = 32, depth: int = 3, dtype=jnp.float32
+    key: Array,
+    n_features: int,
+    *,
+    width: int = 32,
+    depth: int = 3,
+    head_scale: float = 1.0,
+    dtype=jnp.float32,
 ) -> Network:
     """Initial weights for ``n_features`` standardised predictors (LAT_SIGMOID excluded).
 
-    The four sub-networks each get their own key, split from ``key``.
+    The four sub-networks each get their own key, split from ``key``. The three heads' weights
+    are multiplied by ``head_scale`` (1: the published Glorot weights; below 1 every cell starts
+    nearer the heads' bias, 1, so no parameter starts against its bound).
     """
     if n_features < 1 or width < 1 or depth < 1:
         raise ValueError(
@@ -59,11 +67,16 @@ def init_network(
         )
     k_emb, k_proc, k_init, k_phen = jax.random.split(key, 4)
     n_out = {g: len(parameters.group_names(g)) for g in GROUPS}
+
+    def head(key: Array, n_in: int, group: Group) -> Layer:
+        layer = _dense_stack(key, [n_in, n_out[group]], dtype)[0]
+        return layer if head_scale == 1.0 else layer._replace(w=layer.w * head_scale)
+
     return Network(
         embedding=_dense_stack(k_emb, [n_features] + [width] * depth, dtype),
-        process=_dense_stack(k_proc, [width, n_out["process"]], dtype)[0],
-        initial_pool=_dense_stack(k_init, [width, n_out["initial_pool"]], dtype)[0],
-        phenology=_dense_stack(k_phen, [width + 1, n_out["phenology"]], dtype)[0],
+        process=head(k_proc, width, "process"),
+        initial_pool=head(k_init, width, "initial_pool"),
+        phenology=head(k_phen, width + 1, "phenology"),
     )
 
 

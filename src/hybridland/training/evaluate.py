@@ -35,8 +35,8 @@ import xarray as xr
 from hybridland.contract import SITE_TARGETS
 from hybridland.io import atomic_path, grid_coords, write_csv, write_netcdf
 from hybridland.model import dalec, forward, parameters, targets
-from hybridland.training import batches, train
-from hybridland.training.members import kept_files
+from hybridland.training import batches
+from hybridland.training.members import kept_files, load_member, member_parameters
 from hybridland.training.skill import (
     columnwise_scores,
     explained_variance,
@@ -510,7 +510,7 @@ def run_members(
     numbers, tables, params = [], [], []
     total: Simulation = {}
     for weights, info_path in members:
-        member = train.load_member(Path(weights), Path(info_path))
+        member = load_member(Path(weights), Path(info_path))
         _check_member(member.info, setup, info_path)
         numbers.append(int(member.info["member"]))
         logger.info(
@@ -519,7 +519,7 @@ def run_members(
             numbers[-1],
             driver.sizes["cell"],
         )
-        params.append(train.member_parameters(driver, member))
+        params.append(member_parameters(driver, member))
         sim = simulate_cells(driver, params[-1])
         tables.append(member_metrics(driver, sim, member.info).assign(member=numbers[-1]))
         total = {k: total.get(k, 0.0) + np.asarray(v, np.float64) for k, v in sim.items()}

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 from hybridland.io import atomic_path
 
 if TYPE_CHECKING:
+    import numpy as np
+    import xarray as xr
+
     from hybridland.training import train
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,35 @@ def kept_files(selected: Path | str, members: MemberFiles) -> list[tuple[Path | 
 
 def load_kept(selected: Path | str, members: MemberFiles) -> list[train.Member]:
     """The members listed as kept in ``selected``, loaded (see :func:`kept_files`)."""
+    return [load_member(Path(w), Path(i)) for w, i in kept_files(selected, members)]
+
+
+def load_member(weights: Path, info: Path) -> train.Member:
+    """A trained member back from :func:`hybridland.training.train.save_member`."""
+    import jax
+
+    from hybridland.model import network
+    from hybridland.training import checkpoints, train
+
+    meta = json.loads(Path(info).read_text())
+    arrays = checkpoints.load_npz(weights)
+    options = meta["options"]
+    template = network.init_network(
+        jax.random.key(0), len(meta["columns"]), width=options["width"], depth=options["depth"]
+    )
+    standardizer = network.Standardizer(arrays["standardizer_mean"], arrays["standardizer_std"])
+    return train.Member(checkpoints.unflatten(template, arrays, "net"), standardizer, meta)
+
+
+def member_parameters(driver: xr.Dataset, member: train.Member) -> dict[str, np.ndarray]:
+    """The member's 40 physical parameters on every driver cell, (cell,)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from hybridland.model import network
     from hybridland.training import train
 
-    return [train.load_member(Path(w), Path(i)) for w, i in kept_files(selected, members)]
+    raw = train.raw_features(driver, member.info["setup"], member.info["seed"])
+    z = jnp.asarray(member.standardizer.apply(raw), jnp.float32)
+    params = network.physical_parameters(member.net, z[:, :-1], z[:, -1])
+    return {k: np.asarray(v) for k, v in params.items()}

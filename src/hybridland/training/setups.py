@@ -66,6 +66,30 @@ def columns(setup: str) -> tuple[str, ...]:
     return tuple(c for g in COLUMN_ORDER if g in groups for c in PREDICTOR_GROUPS[g])
 
 
+# One row per predictor group in a setup's group matrix (CONTROL: its noise column).
+GROUP_ROWS = (*NAME_ORDER, LATLON, CONTROL)
+
+
+def column_groups(setup: str) -> tuple[str, ...]:
+    """The group (a GROUP_ROWS name) of each of the setup's predictor columns, in input order."""
+    if setup in (CONTROL, LATLON):
+        return (setup,) * len(columns(setup))
+    groups = groups_of(setup)
+    return tuple(g for g in COLUMN_ORDER if g in groups for _ in PREDICTOR_GROUPS[g])
+
+
+def group_matrix(setup: str, width: int) -> np.ndarray:
+    """(len(GROUP_ROWS), width) float32, 1 where input column j (of ``width``, the columns past
+    the setup's being zero padding) belongs to the row's group."""
+    owners = column_groups(setup)
+    if width < len(owners):
+        raise ValueError(f"setup {setup} has {len(owners)} columns, more than width {width}")
+    matrix = np.zeros((len(GROUP_ROWS), width), np.float32)
+    for j, group in enumerate(owners):
+        matrix[GROUP_ROWS.index(group), j] = 1.0
+    return matrix
+
+
 def setup_seed(seed: int, setup: str) -> int:
     """A seed per setup that does not depend on the order of setups in the config."""
     return (seed * 1_000_003 + zlib.crc32(setup.encode())) % 2**31

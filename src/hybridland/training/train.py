@@ -28,7 +28,7 @@ import logging
 import math
 import zipfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -40,7 +40,8 @@ import xarray as xr
 
 from hybridland.io import atomic_path
 from hybridland.model import loss, network
-from hybridland.training import batches, checkpoints, setups
+from hybridland.training import batches, checkpoints, optimisation, setups
+from hybridland.training.optimisation import RestartStalled, Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -57,26 +58,27 @@ class TrainOptions:
     depth: int
     loss: loss.LossConfig
     patience: int = 0  # epochs without a better dev loss before a member stops; 0: off
+    schedule: Schedule = field(default_factory=Schedule)  # default: constant, as published
+    group_sparsity: float = 0.0  # group lasso strength on the first layer's input rows
+    restart_stalled: RestartStalled = field(default_factory=RestartStalled)  # default: off
+    head_init_scale: float = 1.0  # the heads' initial weights x this (1: published)
 
     @classmethod
     def from_config(
         cls, training: Mapping[str, Any], loss_config: Mapping[str, Any]
     ) -> TrainOptions:
-        """From the config's ``training`` and ``loss`` sections."""
-        keys = (
-            "epochs",
-            "learning_rate",
-            "patches_per_step",
-            "dev_fraction",
-            "checkpoint_every",
-            "max_restarts",
-            "width",
-            "depth",
-        )
+        """From the config's ``training`` and ``loss`` sections (absent optional keys: the
+        defaults above)."""
+        plain = (f for f in fields(cls) if f.name not in ("loss", "schedule", "restart_stalled"))
+        given = {
+            f.name: training[f.name] if f.default is MISSING else training.get(f.name, f.default)
+            for f in plain
+        }
         return cls(
-            **{k: training[k] for k in keys},
+            **given,
             loss=loss.LossConfig.from_config(loss_config),
-            patience=training.get("patience", 0),
+            schedule=Schedule.from_config(training.get("schedule")),
+            restart_stalled=RestartStalled.from_config(training.get("restart_stalled")),
         )
 
     def fingerprint(self) -> str:
@@ -100,21 +102,31 @@ def dev_patches(train_candidates: np.ndarray, fraction: float, seed: int) -> np.
     return np.sort(np.random.default_rng(seed).choice(train_candidates, size=count, replace=False))
 
 
-def make_epoch(config: loss.LossConfig, optimiser: optax.GradientTransformation):
+def make_epoch(
+    config: loss.LossConfig, optimiser: optax.GradientTransformation, group_sparsity: float = 0.0
+):
     """One jitted epoch for several members at once (vmapped over the leading member axis).
 
     Each member scans Adam steps over the rows of its ``order`` (steps, patches_per_step);
-    a member whose ``active`` flag is off keeps its state unchanged.
+    a member whose ``active`` flag is off keeps its state unchanged. With ``group_sparsity`` > 0
+    each step adds that times :func:`loss.group_sparsity` of the first layer with the member's
+    ``groups`` (groups, features; else None); the values returned stay the data loss.
     """
 
-    def one(net, opt_state, features, lat_feature, shared: batches.Patches, order, active):
+    def objective(net, batch, groups):
+        data = loss.network_loss(net, batch, config)
+        return data + group_sparsity * loss.group_sparsity(net.embedding[0].w, groups), data
+
+    def one(net, opt_state, features, lat_feature, shared: batches.Patches, order, active, groups):
         patches = shared._replace(features=features, lat_feature=lat_feature)
 
         def step(carry, idx):
             net, opt_state = carry
-            value, grads = jax.value_and_grad(loss.network_loss)(
-                net, batches.take(patches, idx), config
-            )
+            batch = batches.take(patches, idx)
+            if group_sparsity:
+                (_, value), grads = jax.value_and_grad(objective, has_aux=True)(net, batch, groups)
+            else:
+                value, grads = jax.value_and_grad(loss.network_loss)(net, batch, config)
             updates, new_opt = optimiser.update(grads, opt_state, net)
             new = (optax.apply_updates(net, updates), new_opt)
             return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, carry), value
@@ -122,7 +134,7 @@ def make_epoch(config: loss.LossConfig, optimiser: optax.GradientTransformation)
         (net, opt_state), values = jax.lax.scan(step, (net, opt_state), order)
         return net, opt_state, values
 
-    members = jax.vmap(one, in_axes=(0, 0, 0, 0, None, 0, 0))
+    members = jax.vmap(one, in_axes=(0, 0, 0, 0, None, 0, 0, 0))
     return jax.jit(members)
 
 
@@ -273,15 +285,18 @@ def train_runs(
     )
     has_dev = all(r.dev.size for r in runs)
     dev_index = jnp.asarray([[position[int(p)] for p in r.dev] for r in runs]) if has_dev else None
-    seeds = [member_seed(seed, r.label, r.member) for r in runs]
+    seeds, labels = [member_seed(seed, r.label, r.member) for r in runs], [r.label for r in runs]
 
     logger.info(
         "training on JAX backend %s (%s)", jax.default_backend(), jax.devices()[0].device_kind
     )
-    optimiser = optax.adam(options.learning_rate)
-    epoch_fn, evaluate = make_epoch(options.loss, optimiser), make_evaluate(options.loss)
+    steps = max(math.ceil(r.train.size / options.patches_per_step) for r in runs)
+    adam = optimisation.make_optimiser(options, steps)
+    epoch_fn = make_epoch(options.loss, adam, options.group_sparsity)
+    evaluate = make_evaluate(options.loss)
+    groups = jnp.stack([setups.group_matrix(r.setup, width) for r in runs])
     initial = [
-        _initial(n, width, options, optimiser, seed, r.label, r.member, 0)
+        _initial(n, width, options, adam, seed, r.label, r.member, 0)
         for n, r in zip(n_features, runs)
     ]
     fresh = _fresh_state(*_stack(initial), len(runs))
@@ -299,7 +314,7 @@ def train_runs(
         epochs = [min(e, options.epochs - 1) for e in state.epoch]
         order = jnp.asarray(run_orders(runs, seeds, epochs, options.patches_per_step, position))
         net, opt_state, values = epoch_fn(
-            state.net, state.opt_state, features, lat_feature, shared, order, jnp.asarray(active)
+            state.net, state.opt_state, features, lat_feature, shared, order, active, groups
         )
         train_losses = np.asarray(jnp.sum(values, axis=1), np.float64)
         dev_losses = (
@@ -323,7 +338,7 @@ def train_runs(
                         state.epoch[i] + 1,
                     )
                     continue
-                state = _reinitialise(state, i, r, options, optimiser, seed, n_features[i], width)
+                state = _reinitialise(state, i, r, options, adam, seed, n_features[i], width)
                 continue
             state.history[i].append((float(train_losses[i]), float(dev_losses[i])))
             state.epoch[i] += 1
@@ -336,6 +351,12 @@ def train_runs(
                 train_losses[i],
                 dev_losses[i],
             )
+        for i in optimisation.stalled_runs(state.history, labels, options.restart_stalled):
+            if active[i] and state.attempt[i] < options.max_restarts:
+                far = f"training loss after epoch {state.epoch[i]} far above the best member's"
+                state = _reinitialise(
+                    state, i, runs[i], options, adam, seed, n_features[i], width, far
+                )
         training = patient()
         done = min(e for e, going in zip(state.epoch, training) if going) if training.any() else 0
         if (
@@ -428,6 +449,7 @@ def _reinitialise(
     seed: int,
     n_features: int,
     width: int,
+    why: str | None = None,  # default: a non-finite loss
 ) -> _State:
     """Run ``i`` starts again from a new key derived from its seed, or the job fails."""
     attempt = state.attempt[i] + 1
@@ -437,10 +459,10 @@ def _reinitialise(
             f"after {options.max_restarts} re-initialisations"
         )
     logger.warning(
-        "%s member %d: non-finite loss in epoch %d; re-initialising (attempt %d of %d)",
+        "%s member %d: %s; re-initialising (attempt %d of %d)",
         run.label,
         run.member,
-        state.epoch[i] + 1,
+        why or f"non-finite loss in epoch {state.epoch[i] + 1}",
         attempt,
         options.max_restarts,
     )
@@ -499,6 +521,7 @@ def _initial(
         n_features,
         width=options.width,
         depth=options.depth,
+        head_scale=options.head_init_scale,
     )
     net = _with_feature_rows(net, width)
     return net, optimiser.init(net)
@@ -569,23 +592,3 @@ def save_member(member: Member, weights: Path, info: Path) -> None:
     checkpoints.save_npz(weights, arrays)
     with atomic_path(info) as tmp:
         tmp.write_text(json.dumps(member.info, indent=1))
-
-
-def load_member(weights: Path, info: Path) -> Member:
-    """A trained member back from :func:`save_member`."""
-    meta = json.loads(Path(info).read_text())
-    arrays = checkpoints.load_npz(weights)
-    options = meta["options"]
-    template = network.init_network(
-        jax.random.key(0), len(meta["columns"]), width=options["width"], depth=options["depth"]
-    )
-    standardizer = network.Standardizer(arrays["standardizer_mean"], arrays["standardizer_std"])
-    return Member(checkpoints.unflatten(template, arrays, "net"), standardizer, meta)
-
-
-def member_parameters(driver: xr.Dataset, member: Member) -> dict[str, np.ndarray]:
-    """The member's 40 physical parameters on every driver cell, (cell,)."""
-    raw = raw_features(driver, member.info["setup"], member.info["seed"])
-    z = jnp.asarray(member.standardizer.apply(raw), jnp.float32)
-    params = network.physical_parameters(member.net, z[:, :-1], z[:, -1])
-    return {k: np.asarray(v) for k, v in params.items()}
