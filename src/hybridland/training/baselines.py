@@ -19,6 +19,7 @@ and predicts the series in consecutive windows from a zero state, as it trained.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -223,10 +224,6 @@ def early_stopping(
     return Fitted(kept, history, best_epoch + 1)
 
 
-def _adamw(options: Options) -> optax.GradientTransformation:
-    return optax.adamw(options.learning_rate, weight_decay=options.weight_decay)
-
-
 def _step(loss: Callable, optimiser: optax.GradientTransformation) -> Callable:
     def step(params, opt_state, batch):
         value, grads = jax.value_and_grad(loss)(params, *batch)
@@ -236,40 +233,63 @@ def _step(loss: Callable, optimiser: optax.GradientTransformation) -> Callable:
     return jax.jit(step)
 
 
+class Program(NamedTuple):
+    """A model's jitted training step, loss and prediction."""
+
+    model: Any
+    optimiser: optax.GradientTransformation
+    step: Callable
+    loss: Callable
+    apply: Callable
+
+
+@functools.cache
+def lstm_program(hidden: int, outputs: int, learning_rate: float, weight_decay: float) -> Program:
+    """The LSTM's program, compiled once per process for every fold of the same shapes."""
+    model = recurrent.CellLSTM(hidden, outputs)
+    optimiser = optax.adamw(learning_rate, weight_decay=weight_decay)
+
+    def loss(params, x, y, weight):
+        return recurrent.masked_mse(model.apply(params, x), y, weight)
+
+    return Program(model, optimiser, _step(loss, optimiser), jax.jit(loss), jax.jit(model.apply))
+
+
 def fit_lstm(
     data: Data, train_cells: np.ndarray, dev_cells: np.ndarray | None, options: Options, seed: int
-) -> tuple[recurrent.CellLSTM, Fitted]:
+) -> tuple[Program, Fitted]:
     """A per-cell LSTM on the training cells' observations, early-stopped on the dev cells'."""
-    model = recurrent.CellLSTM(options.hidden, len(data.names))
-    x, y = jnp.asarray(data.inputs), jnp.asarray(data.values)
-    weight = jnp.asarray(data.observed)
+    program = lstm_program(
+        options.hidden, len(data.names), options.learning_rate, options.weight_decay
+    )
+    arrays = tuple(jnp.asarray(a) for a in (data.inputs, data.values, data.observed))
     train_index = np.flatnonzero(train_cells)
-    params = model.init(jax.random.key(seed), x[:1])
-
-    def loss(params, idx):
-        return recurrent.masked_mse(model.apply(params, x[idx]), y[idx], weight[idx])
-
-    optimiser = _adamw(options)
-    step = _step(loss, optimiser)
+    params = program.model.init(jax.random.key(seed), arrays[0][:1])
     per_step = min(options.cells_per_step, train_index.size)
 
     def batches_of(epoch: int) -> Iterable[Any]:
         order = train.epoch_order(train_index.size, per_step, seed, epoch)
-        return [(jnp.asarray(train_index[row]),) for row in order]
+        return [tuple(a[train_index[row]] for a in arrays) for row in order]
 
     dev_loss = None
     if dev_cells is not None and dev_cells.any():
-        dev_index = jnp.asarray(np.flatnonzero(dev_cells))
-        dev_jit = jax.jit(lambda p: loss(p, dev_index))
-        dev_loss = lambda p: float(dev_jit(p))
+        dev = tuple(a[np.flatnonzero(dev_cells)] for a in arrays)
+        dev_loss = lambda p: float(program.loss(p, *dev))
     fitted = early_stopping(
-        params, step, optimiser, batches_of, dev_loss, options.epochs, options.patience
+        params,
+        program.step,
+        program.optimiser,
+        batches_of,
+        dev_loss,
+        options.epochs,
+        options.patience,
     )
-    return model, fitted
+    return program, fitted
 
 
-def predict_lstm(model: recurrent.CellLSTM, params: Any, inputs: np.ndarray) -> np.ndarray:
-    return np.asarray(jax.jit(model.apply)(params, jnp.asarray(inputs)))
+def predict_lstm(program: Program, params: Any, inputs: np.ndarray) -> np.ndarray:
+    """Standardised predictions (cell, time, k) of every cell."""
+    return np.asarray(program.apply(params, jnp.asarray(inputs)))
 
 
 class Grid(NamedTuple):
@@ -341,7 +361,7 @@ def fit_convlstm(
         w = lambda a: jax.lax.dynamic_slice_in_dim(a, start, length)
         return recurrent.masked_mse(w(base) + model.apply(params, w(x), land), w(y), w(train_w))
 
-    optimiser = _adamw(options)
+    optimiser = optax.adamw(options.learning_rate, weight_decay=options.weight_decay)
     step = _step(loss, optimiser)
 
     def batches_of(epoch: int) -> Iterable[Any]:
@@ -409,8 +429,8 @@ def run_baseline(
     key_seed = train.member_seed(seed, label, 1)
     started = time.perf_counter()
     if name == "LSTM":
-        model, fitted = fit_lstm(data, masks["train"], masks["dev"], options, key_seed)
-        prediction = predict_lstm(model, fitted.params, data.inputs)
+        program, fitted = fit_lstm(data, masks["train"], masks["dev"], options, key_seed)
+        prediction = predict_lstm(program, fitted.params, data.inputs)
     else:
         residual = None
         if hybrid_params is not None:

@@ -50,9 +50,9 @@ def heldout_predictions(
             inputs = baselines.forcing_and_predictors(drv, predictors, cells)
             data = baselines.target_data(drv, names, inputs, cells)
             key = train.member_seed(seed, f"{SETUP}:{scheme}:{fold}", 0)
-            model, fitted = baselines.fit_lstm(data, cells, None, options, key)
+            program, fitted = baselines.fit_lstm(data, cells, None, options, key)
             physical = baselines.unstandardise(
-                baselines.predict_lstm(model, fitted.params, inputs), data
+                baselines.predict_lstm(program, fitted.params, inputs), data
             )
             for i, t in enumerate(names):
                 series[t][s, held_out] = physical[held_out, :, i]
