@@ -26,6 +26,9 @@ DOWNSTREAM_OF_DRIVER = {
     "select_members": 6,
     "evaluate_setup": 6,
     "gather_metrics": 1,
+    "baseline_lstm": 1,
+    "baseline_convlstm": 1,
+    "baseline_convlstm_dalec": 1,
     "train_extra_members": 2,
     "select_identifiability": 2,
     "identifiability": 1,
@@ -193,6 +196,7 @@ def test_changing_a_stage_config_reruns_that_stage_only(smoke):
     assert jobs == {
         "select_members": 6,
         "evaluate_setup": 6,
+        "baseline_convlstm_dalec": 1,  # reads the full setup's parameters
         "gather_metrics": 1,
         "partition": 1,
         "pca": 1,
