@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 BASELINES = ("LSTM", "ConvLSTM", "ConvLSTM+DALEC")
 TWIN_TARGETS = ("lai", "sif", "et")  # the fine targets with a monthly series per cell
-UNSEEN = tuple(t for t in targets.EVALUATED if t not in TWIN_TARGETS)
 
 
 @dataclass(frozen=True)
