@@ -22,6 +22,7 @@ OPTIONS = baselines.Options(
     patience=0,
     cells_per_step=4,
     window=6,
+    crop=3,
     dev_fraction=0.2,
 )
 
@@ -162,7 +163,8 @@ def test_the_physics_encoded_baseline_needs_the_hybrid_and_the_others_refuse_it(
 
 def test_options_name_the_missing_epochs_entry():
     section = {k: getattr(OPTIONS, k) for k in OPTIONS.__dataclass_fields__}
-    section["epochs"] = {"LSTM": 2}
-    assert baselines.Options.from_config(section, "LSTM", 0.1).epochs == 2
-    with pytest.raises(ValueError, match="baselines.epochs has no entry for ConvLSTM"):
+    section |= {"epochs": {"LSTM": 2, "ConvLSTM": 1}, "learning_rate": {"LSTM": 0.1}}
+    options = baselines.Options.from_config(section, "LSTM", 0.1)
+    assert (options.epochs, options.learning_rate) == (2, 0.1)
+    with pytest.raises(ValueError, match="baselines.learning_rate has no entry for ConvLSTM"):
         baselines.Options.from_config(section, "ConvLSTM", 0.1)

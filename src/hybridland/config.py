@@ -236,9 +236,10 @@ def _check_baselines(config: Mapping[str, Any]) -> None:
     """The baselines' grids exist and ConvLSTM+DALEC has the full setup's parameters to read."""
     section = config["baselines"]
     models = list(section["models"])
-    missing = [m for m in models if m not in section["epochs"]]
-    if missing:
-        raise ConfigError(f"baselines.epochs lacks an entry for {missing}")
+    for key in ("epochs", "learning_rate"):
+        missing = [m for m in models if m not in section[key]]
+        if missing:
+            raise ConfigError(f"baselines.{key} lacks an entry for {missing}")
     if config["source"] == "fluxnet16":
         if set(models) - {"LSTM"}:
             raise ConfigError(

@@ -57,18 +57,21 @@ class Options:
     patience: int  # epochs without a better dev loss before training stops; 0: off
     cells_per_step: int  # LSTM: cells per AdamW step
     window: int  # ConvLSTM: months per training window
+    crop: int  # ConvLSTM: pixels per side of a training crop; 0: the whole grid
     dev_fraction: float
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], model: str, dev_fraction: float) -> Options:
-        """From the config's ``baselines`` section (epochs of ``model``) and
+        """From the config's ``baselines`` section (epochs and learning rate of ``model``) and
         ``training.dev_fraction``."""
-        if model not in section["epochs"]:
-            raise ValueError(f"baselines.epochs has no entry for {model}")
-        keys = [k for k in cls.__dataclass_fields__ if k not in ("epochs", "dev_fraction")]
+        per_model = ("epochs", "learning_rate")
+        for key in per_model:
+            if model not in section[key]:
+                raise ValueError(f"baselines.{key} has no entry for {model}")
+        shared = [k for k in cls.__dataclass_fields__ if k not in (*per_model, "dev_fraction")]
         return cls(
-            epochs=section["epochs"][model],
-            **{k: section[k] for k in keys},
+            **{k: section[k][model] for k in per_model},
+            **{k: section[k] for k in shared},
             dev_fraction=dev_fraction,
         )
 
@@ -356,17 +359,37 @@ def fit_convlstm(
     params = model.init(jax.random.key(seed), x[: options.window], land)
     length = min(options.window, x.shape[0])
 
-    def loss(params, start):
-        w = lambda a: jax.lax.dynamic_slice_in_dim(a, start, length)
-        return recurrent.masked_mse(w(base) + model.apply(params, w(x), land), w(y), w(train_w))
+    rows, cols = (min(options.crop or n, n) for n in grid.land.shape)
+
+    def loss(params, start, row, col):
+        def w(a):  # the window's months and the crop's pixels
+            return jax.lax.dynamic_slice(
+                a, (start, row, col) + (0,) * (a.ndim - 3), (length, rows, cols) + a.shape[3:]
+            )
+
+        crop_land = jax.lax.dynamic_slice(land, (row, col), (rows, cols))
+        return recurrent.masked_mse(
+            w(base) + model.apply(params, w(x), crop_land), w(y), w(train_w)
+        )
 
     optimiser = optax.adamw(options.learning_rate, weight_decay=options.weight_decay)
     step = _step(loss, optimiser)
 
     def batches_of(epoch: int) -> Iterable[Any]:
+        """Windows from a random offset, each with as many random crops as tile the grid."""
         rng = np.random.default_rng([seed, epoch])
         starts = np.arange(int(rng.integers(length)), x.shape[0] - length + 1, length)
-        return [(jnp.int32(s),) for s in rng.permutation(starts if starts.size else [0])]
+        crops = -(-grid.land.size // (rows * cols))
+        chosen = [
+            (
+                int(s),
+                int(rng.integers(grid.land.shape[0] - rows + 1)),
+                int(rng.integers(grid.land.shape[1] - cols + 1)),
+            )
+            for s in rng.permutation(starts if starts.size else [0])
+            for _ in range(crops)
+        ]
+        return [tuple(jnp.int32(v) for v in c) for c in chosen]
 
     dev_jit = jax.jit(
         lambda p: recurrent.masked_mse(base + predict_grid(model, p, x, land, length), y, dev_w)
