@@ -111,7 +111,10 @@ def test_evaluation_tables(smoke):
     assert set(metrics.metric) == {"r2_score_pooled", "nse_cell_median"}
     cell = metrics[metrics.metric == "nse_cell_median"]
     assert set(cell.split) == {"test"} and set(cell.variable) <= {"lai", "sif", "et", "biomass"}
-    assert set(metrics.setup) == {"CONTROL", "PFT", "CLIM", "PFT+CLIM", "LATLON"}
+    baselines = {"LSTM", "ConvLSTM", "ConvLSTM+DALEC"}
+    assert set(metrics.setup) == {"CONTROL", "PFT", "CLIM", "PFT+CLIM", "LATLON"} | baselines
+    # the pure-ML baselines see lai, sif and et only
+    assert set(metrics[metrics.setup.isin(baselines)].variable) == {"lai", "sif", "et"}
     assert set(metrics.split) == {"train", "dev", "test"} and "ensemble" in set(
         metrics.member.astype(str)
     )
