@@ -3,18 +3,6 @@
 # layout of fluxnet_crossval and is scored with the setups (fluxnet_evaluate).
 
 
-def baseline_params(model):
-    """What a baseline's result depends on."""
-    return dict(
-        model=model,
-        grid=BASELINE_GRID[model],
-        baselines=BASELINES,
-        groups=config["setups"]["groups"],
-        dev_fraction=config["training"]["dev_fraction"],
-        seed=config["seed"],
-    )
-
-
 if FLUXNET and "LSTM" in BASELINES["models"]:
 
     rule fluxnet_lstm:

@@ -175,6 +175,18 @@ def baseline_crossval():
     return [study_file("crossval/LSTM.nc")] if FLUXNET and "LSTM" in BASELINES["models"] else []
 
 
+def baseline_params(model):
+    """What a baseline's result depends on."""
+    return dict(
+        model=model,
+        grid=BASELINE_GRID[model],
+        baselines=BASELINES,
+        groups=config["setups"]["groups"],
+        dev_fraction=config["training"]["dev_fraction"],
+        seed=config["seed"],
+    )
+
+
 def log_file(job):
     """The log of a job, ``job`` naming it below ``logs/`` (rule, then its wildcards)."""
     return fill("results/{study}/logs/{job}.log", job=job)
