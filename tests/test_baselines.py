@@ -10,6 +10,10 @@ import pytest
 from test_evaluate import fake_sim, tiny_driver
 
 from hybridland.model import recurrent
+from hybridland.studies.fluxnet import assemble as assemble_sites
+from hybridland.studies.fluxnet import lstm, read_monthly
+from hybridland.studies.fluxnet.crossval import folds
+from hybridland.studies.fluxnet.scores import heldout_table
 from hybridland.training import baselines, evaluate
 
 OPTIONS = baselines.Options(
@@ -168,3 +172,24 @@ def test_options_name_the_missing_epochs_entry():
     assert (options.epochs, options.learning_rate) == (2, 0.1)
     with pytest.raises(ValueError, match="baselines.learning_rate has no entry for ConvLSTM"):
         baselines.Options.from_config(section, "ConvLSTM", 0.1)
+
+
+def test_fluxnet_lstm_predicts_each_site_only_from_the_other_sites():
+    sites = assemble_sites(read_monthly(), 0.5)
+    options = OPTIONS.__class__(**{**OPTIONS.__dict__, "epochs": 2})
+    scheme = ["leave_cluster_out"]
+    predictions, runs = lstm.heldout_predictions(sites, ["PFT", "CLIM"], scheme, options, 0)
+    assert predictions.attrs["setup"] == "LSTM" and len(runs) == len(folds(sites, scheme[0]))
+    assert predictions.gpp_ec.dims == ("scheme", "cell", "time")
+    assert np.all(predictions.members.values == 1)
+    assert np.isfinite(predictions.gpp_ec.values).all()
+    # a held-out cluster's observations do not reach its own predictions
+    held_out = next(iter(folds(sites, scheme[0]).values()))
+    changed = sites.copy(deep=True)
+    changed["gpp_ec"] = changed.gpp_ec.where(~held_out[:, None], changed.gpp_ec * 3 + 5)
+    again, _ = lstm.heldout_predictions(changed, ["PFT", "CLIM"], scheme, options, 0)
+    np.testing.assert_array_equal(
+        again.gpp_ec.values[0, held_out], predictions.gpp_ec.values[0, held_out]
+    )
+    table = heldout_table(sites, [predictions])
+    assert set(table.setup) == {"LSTM"} and table.nse.notna().any()
