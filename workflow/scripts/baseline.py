@@ -1,9 +1,11 @@
 """Rules baseline_*: train one twin baseline, predict every cell, score it as the setups."""
 
+from hybridland import jaxcache
 from hybridland.logs import logging_to
 from hybridland.training import baselines
 
 with logging_to(snakemake.log[0]):
+    jaxcache.enable()
     model = snakemake.params.model
     baselines.baseline_files(
         driver_path=snakemake.input.driver,
