@@ -14,7 +14,8 @@ functions (:func:`hybridland.training.evaluate.member_metrics`).
 
 The ConvLSTM trains on windows of ``window`` months that start from a zero state
 (XLA on CPU runs a convolution inside a loop slowly, so each window is unrolled),
-and predicts the series in consecutive windows from a zero state, as it trained.
+each on a random square crop of ``crop`` pixels, and predicts the whole grid in
+consecutive windows from a zero state, as it trained.
 """
 
 from __future__ import annotations
