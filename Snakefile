@@ -42,6 +42,9 @@ if not FLUXNET:  # FLUXNET16 scores held-out sites in fluxnet.smk instead
     include: "workflow/rules/evaluate.smk"
 
 
+include: "workflow/rules/baselines.smk"
+
+
 include: "workflow/rules/analyses.smk"
 
 

@@ -75,6 +75,15 @@ def test_schema_rejects_with_the_key(change, message):
             "period.first_year (2015) is after period.last_year (2012)",
         ),
         ({"twin": {"truth_resolution": 0.03}}, "twin.truth_resolution (0.03) must divide 0.1 deg"),
+        (
+            {"baselines": {"conv_grid": "sites"}},
+            "baselines.conv_grid (sites) is not one of grids ['0p25deg', '0p125deg']",
+        ),
+        (
+            {"setups": {"per_grid": {"0p125deg": ["PFT"]}}},
+            "the full setup PFT+CLIM+SOIL+AGE on baselines.conv_grid (0p125deg); add it to "
+            + "setups.per_grid.0p125deg",
+        ),
     ],
 )
 def test_cross_key_rules_name_the_key(change, message):
@@ -116,3 +125,11 @@ def test_duplicate_key_in_an_overlay_stops_snakemake_before_any_job(tmp_path):
         "and YAML would silently keep the last; keep one"
     ) in result.stdout + result.stderr
     assert "rule synthesize_twin" not in result.stdout
+
+
+def test_a_site_study_runs_the_lstm_baseline_only():
+    sites = overlay(default(), yaml.safe_load((ROOT / "config/studies/fluxnet16.yaml").read_text()))
+    study_config.check(sites)
+    wrong = overlay(sites, {"baselines": {"models": ["LSTM", "ConvLSTM"]}})
+    with pytest.raises(study_config.ConfigError, match=re.escape("lists ['ConvLSTM'], which need")):
+        study_config.check(wrong)

@@ -28,6 +28,9 @@ DOWNSTREAM_OF_DRIVER = {
     "select_members": 6,
     "evaluate_setup": 6,
     "gather_metrics": 1,
+    "baseline_lstm": 1,
+    "baseline_convlstm": 1,
+    "baseline_convlstm_dalec": 1,
     "train_extra_members": 2,
     "select_identifiability": 2,
     "identifiability": 1,
@@ -110,7 +113,10 @@ def test_evaluation_tables(smoke):
     assert set(metrics.metric) == {"r2_score_pooled", "nse_cell_median"}
     cell = metrics[metrics.metric == "nse_cell_median"]
     assert set(cell.split) == {"test"} and set(cell.variable) <= {"lai", "sif", "et", "biomass"}
-    assert set(metrics.setup) == {"CONTROL", "PFT", "CLIM", "PFT+CLIM", "LATLON"}
+    baselines = {"LSTM", "ConvLSTM", "ConvLSTM+DALEC"}
+    assert set(metrics.setup) == {"CONTROL", "PFT", "CLIM", "PFT+CLIM", "LATLON"} | baselines
+    # the pure-ML baselines see lai, sif and et only
+    assert set(metrics[metrics.setup.isin(baselines)].variable) == {"lai", "sif", "et"}
     assert set(metrics.split) == {"train", "dev", "test"} and "ensemble" in set(
         metrics.member.astype(str)
     )
@@ -210,6 +216,7 @@ def test_changing_a_stage_config_reruns_that_stage_only(smoke):
     assert jobs == {
         "select_members": 6,
         "evaluate_setup": 6,
+        "baseline_convlstm_dalec": 1,  # reads the full setup's parameters
         "gather_metrics": 1,
         "partition": 1,
         "pca": 1,

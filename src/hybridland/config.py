@@ -13,7 +13,7 @@ import yaml
 
 from hybridland.data.grids import STANDARD_RESOLUTIONS, Grid
 from hybridland.model import parameters
-from hybridland.training.setups import dynamic_setup, factorial
+from hybridland.training.setups import dynamic_setup, factorial, setup_name
 
 # Datasets the driver is assembled from, per source.
 REQUIRED_DATASETS = {
@@ -134,6 +134,7 @@ def check(config: Mapping[str, Any]) -> None:
     if config["source"] == "differland_global":
         _check_bundle(config)
     _check_setups(config)
+    _check_baselines(config)
     _check_analyses(config)
     missing = [d for d in REQUIRED_DATASETS[config["source"]] if d not in config["datasets"]]
     if missing:
@@ -261,6 +262,38 @@ def _check_setups(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"setups.per_grid.{grid} lists {bad}, which are not setups of the groups "
                 f"{config['setups']['groups']} (names are canonical, e.g. PFT+CLIM+SOIL+AGE)"
+            )
+
+
+def _check_baselines(config: Mapping[str, Any]) -> None:
+    """The baselines' grids exist and ConvLSTM+DALEC has the full setup's parameters to read."""
+    section = config["baselines"]
+    models = list(section["models"])
+    for key in ("epochs", "learning_rate"):
+        missing = [m for m in models if m not in section[key]]
+        if missing:
+            raise ConfigError(f"baselines.{key} lacks an entry for {missing}")
+    if config["source"] == "fluxnet16":
+        if set(models) - {"LSTM"}:
+            raise ConfigError(
+                f"baselines.models lists {sorted(set(models) - {'LSTM'})}, which need a grid; "
+                "a fluxnet16 study's cells are sites (LSTM only)"
+            )
+        if models and section["lstm_grid"] != SITE_GRID:
+            raise ConfigError(f"baselines.lstm_grid must be '{SITE_GRID}' for source fluxnet16")
+        return
+    for key, uses in (("lstm_grid", ["LSTM"]), ("conv_grid", ["ConvLSTM", "ConvLSTM+DALEC"])):
+        if set(uses) & set(models) and section[key] not in config["grids"]:
+            raise ConfigError(
+                f"baselines.{key} ({section[key]}) is not one of grids {config['grids']}"
+            )
+    if "ConvLSTM+DALEC" in models:
+        full = setup_name(config["setups"]["groups"])
+        if full not in setups_per_grid(config)[section["conv_grid"]]:
+            raise ConfigError(
+                f"baselines.models lists ConvLSTM+DALEC, which reads the parameters of the full "
+                f"setup {full} on baselines.conv_grid ({section['conv_grid']}); add it to "
+                f"setups.per_grid.{section['conv_grid']}"
             )
 
 

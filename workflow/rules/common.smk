@@ -5,7 +5,7 @@ import re
 from hybridland.imports import imported_modules
 
 from hybridland import config as study_config
-from hybridland.training.setups import factorial
+from hybridland.training.setups import factorial, setup_name
 
 study_config.check_files(workflow.configfiles)  # strict YAML: a duplicate key is an error
 study_config.check(config)
@@ -28,6 +28,15 @@ GRIDDED = not FLUXNET
 SHAP_SETUPS = config["shap"]["setups"]
 # The setups whose skill maps the partition reads (none where cells are sites, not maps).
 SKILL_MAP_SETUPS = FACTORIAL if GRIDDED else []
+# The pure machine-learning baselines (baselines.smk): which, on which grid, and the full setup
+# whose parameters ConvLSTM+DALEC reads.
+BASELINES = config["baselines"]
+BASELINE_GRID = {
+    "LSTM": BASELINES["lstm_grid"],
+    "ConvLSTM": BASELINES["conv_grid"],
+    "ConvLSTM+DALEC": BASELINES["conv_grid"],
+}
+FULL_SETUP = setup_name(config["setups"]["groups"])
 # Every trained (grid, setup) pair, as two lists for expand(..., zip).
 TRAINED = {
     "grid": [grid for grid, names in SETUPS.items() for _ in names],
@@ -154,6 +163,34 @@ def explained_file(name):
 def study_file(name):
     """A file of the whole study: gathered tables, the scorecard, FLUXNET16's outputs."""
     return fill("results/{study}/{name}", name=name)
+
+
+def baseline_file(model, name):
+    """An output of a twin baseline, beside the setups' evaluations on its grid."""
+    return fill(evaluation_file(name), grid=BASELINE_GRID[model], setup=model)
+
+
+def baseline_metrics():
+    """The metrics tables of the study's twin baselines (FLUXNET16's LSTM is scored with the
+    setups)."""
+    return [] if FLUXNET else [baseline_file(m, "metrics.csv") for m in BASELINES["models"]]
+
+
+def baseline_crossval():
+    """FLUXNET16: the LSTM's held-out predictions, scored like a setup's."""
+    return [study_file("crossval/LSTM.nc")] if FLUXNET and "LSTM" in BASELINES["models"] else []
+
+
+def baseline_params(model):
+    """What a baseline's result depends on."""
+    return dict(
+        model=model,
+        grid=BASELINE_GRID[model],
+        baselines=BASELINES,
+        groups=config["setups"]["groups"],
+        dev_fraction=config["training"]["dev_fraction"],
+        seed=config["seed"],
+    )
 
 
 def log_file(job):

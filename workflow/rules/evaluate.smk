@@ -30,6 +30,7 @@ rule gather_metrics:
     input:
         metrics=expand(rules.evaluate_setup.output.metrics, zip, **TRAINED, allow_missing=True),
         recovery=expand(rules.evaluate_setup.output.recovery, zip, **TRAINED, allow_missing=True),
+        baselines=baseline_metrics(),
         code=code("gather_metrics"),
     output:
         metrics=report(

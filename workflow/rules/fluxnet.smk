@@ -78,7 +78,8 @@ rule fluxnet_evaluate:
         driver=rules.fluxnet_driver.output.driver,
         crossval=expand(
             rules.fluxnet_crossval.output.predictions, setup=SETUPS["sites"], allow_missing=True
-        ),
+        )
+        + baseline_crossval(),
         calibration=rules.fluxnet_calibrate.output.calibration,
         dynamic_crossval=lambda w: dynamic_outputs("crossval", w.study),
         dynamic_calibration=lambda w: dynamic_outputs("calibration", w.study),

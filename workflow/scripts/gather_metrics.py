@@ -4,5 +4,8 @@ from hybridland.logs import logging_to
 from hybridland.training import evaluate
 
 with logging_to(snakemake.log[0]):
-    evaluate.gather_metrics(paths=snakemake.input.metrics, destination=snakemake.output.metrics)
+    evaluate.gather_metrics(
+        paths=[*snakemake.input.metrics, *snakemake.input.baselines],
+        destination=snakemake.output.metrics,
+    )
     evaluate.gather_recovery(paths=snakemake.input.recovery, destination=snakemake.output.recovery)

@@ -274,6 +274,17 @@ def member_metrics(
     return _sort_rows(table, ["metric", "variable", "split"])
 
 
+def metrics_table(rows: pd.DataFrame, grid: str, setup: str) -> pd.DataFrame:
+    """Member and ensemble rows of one (grid, setup) in the columns and order of metrics.csv."""
+    metrics = _sort_rows(
+        rows.assign(grid=grid, setup=setup), ["member", "metric", "variable", "split"]
+    )
+    # member rows count pairs; ensemble rows average counts, which need not be whole
+    whole = [int(v) if float(v).is_integer() else float(v) for v in metrics["n"]]
+    metrics["n"] = pd.Series(whole, index=metrics.index, dtype=object)
+    return metrics[list(METRIC_COLUMNS)]
+
+
 def _sort_rows(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Sort with targets, splits and parameters in their canonical order and members numerically."""
     orders = {
@@ -561,13 +572,7 @@ def evaluate_setup(
         driver = opened.load()
     _check_driver(driver, grid, driver_path)
     ensemble = run_members(driver, members, setup)
-    metrics = _sort_rows(
-        ensemble.metrics.assign(grid=grid, setup=setup), ["member", "metric", "variable", "split"]
-    )
-    # member rows count pairs; ensemble rows average counts, which need not be whole
-    whole = [int(v) if float(v).is_integer() else float(v) for v in metrics["n"]]
-    metrics["n"] = pd.Series(whole, index=metrics.index, dtype=object)
-    write_csv(metrics[list(METRIC_COLUMNS)], metrics_csv)
+    write_csv(metrics_table(ensemble.metrics, grid, setup), metrics_csv)
     attrs = {"grid": grid, "setup": setup, "members": " ".join(map(str, ensemble.numbers))}
     _write_maps(driver, ensemble, attrs, Path(params_nc), Path(simulated_nc), Path(maps_nc))
     if truth_nc is not None and recovery_csv is not None:
