@@ -382,6 +382,24 @@ def test_fill_value_and_missing_variable_in_the_driver(driver_file):
         driver.open_driver(driver_file)
 
 
+def test_a_driver_needs_the_predictors_of_the_groups_it_declares(driver_file):
+    # FLUXNET16's sites have PFT and CLIM predictors only, and say so.
+    without_age = tiny().drop_vars(["forest_age", "canopy_height"])
+    without_age.to_netcdf(driver_file)
+    with pytest.raises(driver.DriverError, match="lacks predictor variable 'canopy_height'"):
+        driver.open_driver(driver_file)
+    without_age.assign_attrs(predictor_groups="PFT CLIM SOIL").to_netcdf(driver_file)
+    assert "forest_age" not in driver.open_driver(driver_file)
+    without_age.assign_attrs(predictor_groups="PFT TREES").to_netcdf(driver_file)
+    with pytest.raises(
+        driver.DriverError,
+        match=re.escape(
+            f"driver {driver_file}: attribute predictor_groups names unknown groups ['TREES']"
+        ),
+    ):
+        driver.open_driver(driver_file)
+
+
 def test_truncated_driver_names_the_file(driver_file):
     driver_file.write_bytes(driver_file.read_bytes()[:5000])
     with pytest.raises(

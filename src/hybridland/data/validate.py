@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hybridland.contract import FORCING, PFT, PREDICTORS, SITE_TARGETS, TARGETS
+from hybridland.contract import FORCING, PFT, PREDICTOR_GROUPS, PREDICTORS, SITE_TARGETS, TARGETS
 
 logger = logging.getLogger(__name__)
 
@@ -212,14 +212,23 @@ def _kind(name: str, product: str) -> str:
 def check_driver(driver: xr.Dataset, source: str, max_share: float | None = None) -> xr.Dataset:
     """Check a driver before it is used; returns it with infinite observations as gaps.
 
-    Every input must be present and finite, every value within its physical range.
-    ``max_share`` defaults to the driver's ``max_infinite_share`` attribute.
+    Every input must be present and finite, every value within its physical range; the
+    predictors are those of the groups the driver's ``predictor_groups`` attribute names
+    (default: every group). ``max_share`` defaults to the driver's ``max_infinite_share``
+    attribute.
     """
     if max_share is None:
         max_share = float(driver.attrs.get("max_infinite_share", DEFAULT_MAX_INFINITE_SHARE))
+    groups = str(driver.attrs.get("predictor_groups", " ".join(PREDICTOR_GROUPS))).split()
+    unknown = sorted(set(groups) - set(PREDICTOR_GROUPS))
+    if unknown:
+        raise DriverError(
+            f"driver {source}: attribute predictor_groups names unknown groups {unknown}; "
+            f"known: {list(PREDICTOR_GROUPS)}"
+        )
     required = {
         "forcing": FORCING,
-        "predictor": PREDICTORS,
+        "predictor": tuple(p for g in groups for p in PREDICTOR_GROUPS[g]),
         "input": DRIVER_INPUTS + DRIVER_CLIMATE,
     }
     for what, names in required.items():

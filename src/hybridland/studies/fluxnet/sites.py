@@ -300,6 +300,7 @@ def assemble(
             "grid": GRID,
             "min_valid_fraction": min_valid_fraction,
             "time_axis": "month of each site's record (0 = its first January)",
+            "predictor_groups": "PFT CLIM",  # the site table has no soil, age or height
         },
     )
 
