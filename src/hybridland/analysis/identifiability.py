@@ -376,7 +376,7 @@ def identifiability_files(
             setup,
             len(parameters.NAMES),
             ", ".join(f"{c} {int(counts[c])}" for c in CRITERIA),
-            "; ".join(f"{a} x {b} ({v:.0%})" for a, b, v in equifinal.itertuples(index=False))
+            "; ".join(f"{a} x {b} (|r| {v:.2f})" for a, b, v in equifinal.itertuples(index=False))
             or "none",
         )
     table = pd.concat(tables, ignore_index=True)
