@@ -72,6 +72,12 @@ def test_round_trip_and_bounds_for_extreme_inputs(x64):
 def test_out_of_bounds_names_parameter_and_first_index():
     values = {p.name: np.full(4, np.sqrt(p.minimum * p.maximum)) for p in parameters.TABLE}
     assert parameters.out_of_bounds(values) is None
+    # A bound itself is in, in float64 or rounded to float32 (0.01 rounds below itself).
+    values["tor_litter"] = np.array([0.01, np.float32(0.01), 1e-4, np.float32(1e-4)])
+    assert parameters.out_of_bounds(values) is None
+    values["tor_litter"] = np.array([0.01, 0.0100001, 1e-4, 1e-4])
+    assert parameters.out_of_bounds(values).startswith("parameter 'tor_litter' = 0.0100001 at")
+    values["tor_litter"] = np.full(4, 1e-3)
     values["LCMA"] = np.array([10.0, 20.0, 300.0, 400.0])
     assert (
         parameters.out_of_bounds(values)

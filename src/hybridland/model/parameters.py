@@ -172,7 +172,10 @@ def out_of_bounds(values: Mapping[str, ArrayLike]) -> str | None:
         return f"unknown parameters: {', '.join(unknown)} (expected the names of spec 4.1)"
     for p in TABLE:
         v = np.asarray(values[p.name], np.float64)
-        bad = ~((v >= np.float32(p.minimum)) & (v <= np.float32(p.maximum)))
+        # A bound in float64 or rounded to float32 (the model's precision) is within bounds.
+        low = min(p.minimum, float(np.float32(p.minimum)))
+        high = max(p.maximum, float(np.float32(p.maximum)))
+        bad = ~((v >= low) & (v <= high))
         if bad.any():
             idx = np.unravel_index(int(np.flatnonzero(bad)[0]), v.shape) if v.ndim else ()
             return (
