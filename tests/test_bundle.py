@@ -363,6 +363,7 @@ def test_dry_run_lists_the_paper_scale_jobs():
         "pca": 1,
         "shap": 2,
         "gather_shap": 1,
+        "baseline_lstm": 1,  # the per-cell LSTM on the global grid
         "comparison": 1,
         "all": 1,
     }
