@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 from figures import assert_figure
 
-from hybridland.analysis import pca
+from hybridland.analysis import identifiability, pca
 from hybridland.model import parameters
 
 
@@ -116,18 +116,10 @@ def summary_rows(setup, identifiable):
     return pd.DataFrame(
         [
             (setup, n, 0.1, identifiable.get(n, True), criterion, np.nan, np.nan)
-            for criterion in ("cv_published", "fisher", "combined")
+            for criterion in identifiability.CRITERIA
             for n in parameters.NAMES
         ],
-        columns=[
-            "setup",
-            "parameter",
-            "median_cv",
-            "identifiable",
-            "criterion",
-            "value",
-            "threshold",
-        ],
+        columns=list(identifiability.COLUMNS),
     )
 
 

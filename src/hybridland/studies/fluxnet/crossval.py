@@ -111,6 +111,21 @@ def kept_runs(runs: Sequence[FoldRun], final: np.ndarray, keep: int) -> list[int
     return kept
 
 
+def run_records(runs: Sequence[FoldRun], final: np.ndarray, kept: Sequence[int]) -> list[dict]:
+    """One JSON record per run: its scheme, fold, member, final training loss and whether
+    it is kept."""
+    return [
+        {
+            "scheme": r.scheme,
+            "fold": r.fold,
+            "member": r.member,
+            "final_train_loss": float(final[i]),
+            "kept": i in kept,
+        }
+        for i, r in enumerate(runs)
+    ]
+
+
 def target_series(sim: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Model counterparts of the targets from DALEC outputs, each (cell, time)."""
     return {t: np.asarray(targets.model_quantity(t, sim, None)).T for t in MONTHLY_TARGETS}
@@ -226,16 +241,7 @@ def crossval_files(
     nets, standardizers, final = train_folds(drv, setup, runs, seed, options)
     kept = kept_runs(runs, final, keep)
     write_netcdf(predict_heldout(drv, setup, runs, nets, standardizers, kept, seed), destination)
-    rows = [
-        {
-            "scheme": r.scheme,
-            "fold": r.fold,
-            "member": r.member,
-            "final_train_loss": float(final[i]),
-            "kept": i in kept,
-        }
-        for i, r in enumerate(runs)
-    ]
+    rows = run_records(runs, final, kept)
     with atomic_path(report) as tmp:
         tmp.write_text(json.dumps({"setup": setup, "runs": rows}, indent=1, allow_nan=True))
 

@@ -427,17 +427,7 @@ def crossval_dynamic(
     kept = crossval.kept_runs(runs, final, options.keep_best)
     series, params = predict(kind, options, graph, theta, stacked, shared)
     dataset = crossval.heldout_dataset(drv, name, runs, kept, series, params)
-    record = [
-        {
-            "scheme": r.scheme,
-            "fold": r.fold,
-            "member": r.member,
-            "final_train_loss": float(final[i]),
-            "kept": i in kept,
-        }
-        for i, r in enumerate(runs)
-    ]
-    return dataset, record
+    return dataset, crossval.run_records(runs, final, kept)
 
 
 def calibrate_dynamic(
