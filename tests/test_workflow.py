@@ -40,6 +40,7 @@ DOWNSTREAM_OF_DRIVER = {
     "gather_shap": 1,
     "sensitivity": 1,
     "scorecard": 1,
+    "comparison": 1,
     "all": 1,
 }
 IGNORE = shutil.ignore_patterns(

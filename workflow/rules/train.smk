@@ -78,9 +78,9 @@ else:
             params:
                 **train_job(setup_runs(numbers)),
             log:
-                log_file("train/{grid}/{setup}" + suffix),
+                log_file(f"train/{{grid}}/{{setup}}{suffix}"),
             benchmark:
-                benchmark_file("train/{grid}/{setup}" + suffix)
+                benchmark_file(f"train/{{grid}}/{{setup}}{suffix}")
             wildcard_constraints:
                 setup="|".join(re.escape(s) for s in served),
             threads: 1
