@@ -224,6 +224,7 @@ def test_changing_a_stage_config_reruns_that_stage_only(smoke):
         "shap": 1,
         "gather_shap": 1,
         "scorecard": 1,
+        "comparison": 1,
         "all": 1,
     }
     changed.write_text("shap:\n  nsamples: 40\n")
