@@ -55,7 +55,8 @@ def open_page(path: Path, settle_s: float = 8.0, timeout_s: float = 60.0) -> Pag
     if executable is None:
         raise FileNotFoundError("chromium is not installed")
     deadline = time.monotonic() + timeout_s
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes can still write into the profile as it is removed.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 executable,
