@@ -389,3 +389,19 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
         assert values.shap.dims == ("cell", "feature", "member", "parameter")
         assert values.shap.shape == (12, 5, 2, 7) and not values.cell.isin(np.arange(32, 40)).any()
     assert_figure(tmp_path / "shap" / "dependence")
+
+
+def test_the_identifiable_parameters_are_explained_beside_the_key_ones(caplog):
+    summary = pd.DataFrame(
+        {
+            "setup": ["full"] * 4 + ["other"],
+            "parameter": ["Bday", "Cwood", "Bday", "Cwood", "Bday"],
+            "identifiable": [True, False, False, True, True],
+            "criterion": ["combined", "combined", "cv_published", "cv_published", "combined"],
+        }
+    )
+    assert explain.identifiable(summary, "full") == ["Bday"]  # the combined verdict only
+    assert explain.key_parameters(explain.identifiable(summary, "full"))[-1] == "Bday"
+    with caplog.at_level("INFO"):
+        assert explain.identifiable(summary, "CLIM") == []
+    assert "CLIM: no identifiability verdict" in caplog.text

@@ -130,27 +130,36 @@ def test_not_identifiable_flags_quantities_through_their_sources():
     # only the combined verdict counts: the published one alone does not flag
     published = (table.setup == "full") & (table.criterion == "cv_published")
     table.loc[published & (table.parameter == "uWUE"), "identifiable"] = False
-    assert pca.not_identifiable(table, "full") == {
+    full = pca.identifiable_parameters(table, "full")
+    assert full == set(parameters.NAMES) - {"flab"}
+    assert pca.not_identifiable(full) == {
         "labile_allocation",
         "root_allocation",
         "wood_allocation",
     }
-    assert pca.not_identifiable(table, "other") == {"LCMA"}
+    assert pca.not_identifiable(pca.identifiable_parameters(table, "other")) == {"LCMA"}
     with pytest.raises(ValueError, match="no 'combined' rows for setup 'PFT'"):
-        pca.not_identifiable(table, "PFT")
+        pca.identifiable_parameters(table, "PFT")
 
 
-def test_analysed_quantities_keep_the_identifiable_ones_and_need_two():
+def test_analysed_quantities_are_the_identifiable_quantities_then_parameters():
+    identifiable = set(parameters.NAMES) - {"flab"}
     flagged = {"labile_allocation", "root_allocation", "wood_allocation"}
-    chosen = pca.analysed_quantities(flagged, "identifiable")
-    assert chosen == tuple(q for q in pca.QUANTITIES if q not in flagged)
-    assert pca.analysed_quantities(flagged, "all") == pca.QUANTITIES
-    # one identifiable quantity leaves no plane to show: all, with a warning
-    assert pca.analysed_quantities(set(pca.QUANTITIES) - {"LCMA"}, "identifiable") == (
-        pca.QUANTITIES
-    )
+    chosen = pca.analysed_quantities(identifiable, "identifiable")
+    published = tuple(q for q in pca.QUANTITIES if q not in flagged)
+    assert chosen[: len(published)] == published
+    # every other identifiable parameter enters as itself; a published quantity's only
+    # source (f_gpp: autotrophic_fraction) does not enter twice
+    assert set(chosen[len(published) :]) == identifiable - {
+        "canopy_efficiency", "uWUE", "Q10", "f_gpp", "LCMA", "clab_release_period",
+        "leaf_fall_period", "leaf_lifespan",
+    }  # fmt: skip
+    assert pca.analysed_quantities({"Cwood", "Bday"}, "identifiable") == ("Bday", "Cwood")
+    assert pca.analysed_quantities(identifiable, "all") == pca.QUANTITIES
+    # one identifiable quantity leaves no plane to show: the published ones, with a warning
+    assert pca.analysed_quantities({"LCMA"}, "identifiable") == pca.QUANTITIES
     with pytest.raises(ValueError, match="pca.quantities must be one of"):
-        pca.analysed_quantities(flagged, "some")
+        pca.analysed_quantities(identifiable, "some")
 
 
 def parameter_maps(rng, lat, lon):
@@ -213,7 +222,9 @@ def test_pca_files_on_identifiable_quantities_compares_the_truth_on_the_same_one
     pca.pca_files(params_nc, summary, "0p25deg", out, truth_nc=truth_nc)
     loadings = pd.read_csv(out / "loadings.csv")
     dropped = {"uWUE", "labile_allocation", "root_allocation", "wood_allocation"}
-    assert list(loadings["quantity"]) == [q for q in pca.QUANTITIES if q not in dropped]
+    published = [q for q in pca.QUANTITIES if q not in dropped]
+    others = [n for n in pca.OTHER_PARAMETERS if n != "flab"]
+    assert list(loadings["quantity"]) == published + others
     congruence = pd.read_csv(out / "congruence.csv")
     np.testing.assert_allclose(congruence["congruence"], 1.0, atol=1e-8)
     with xr.open_dataset(out / "scores.nc") as scores:

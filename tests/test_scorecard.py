@@ -20,6 +20,8 @@ SOIL_TRUTH = twin.drivers(
 
 
 FULL = "PFT+CLIM+SOIL+AGE"
+# Identifiability verdicts calling every parameter identifiable in both explained setups.
+EVERYTHING = {FULL: set(parameters.NAMES), "CLIM+SOIL+AGE": set(parameters.NAMES)}
 
 
 def rows(checks: list[tuple]) -> pd.DataFrame:
@@ -61,7 +63,7 @@ def test_shap_checks_skip_undefined_ranks_and_take_the_largest_no_influence_shar
             "share": [0.95, 0.05, 0.85, 0.15],
         }
     )
-    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
+    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, EVERYTHING, "g"))
     assert list(card.index) == [
         f"g/shap/rank/{FULL}/Q10",
         f"g/shap/rank/{FULL}/f_gpp",
@@ -87,7 +89,7 @@ def test_shap_no_influence_counts_per_quantity_the_groups_that_do_not_drive_it()
         ("PFT", "AGE"),
         ("AGE",),
     ]
-    designed = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
+    designed = rows(scorecard.shap_checks(ranks, groups, DESIGNED, EVERYTHING, "g"))
     assert designed.value.to_dict() == {
         f"g/shap/no_influence/{FULL}/PFT": pytest.approx(0.05),
         f"g/shap/no_influence/{FULL}/SOIL": pytest.approx(0.6),
@@ -95,7 +97,7 @@ def test_shap_no_influence_counts_per_quantity_the_groups_that_do_not_drive_it()
     }
     # Record: SOIL drives field_capacity, Cwood reads PFT only, tor_wood is constant (its
     # shares are not counted: there is no variation to attribute).
-    configured = rows(scorecard.shap_checks(ranks, groups, SOIL_TRUTH, "g"))
+    configured = rows(scorecard.shap_checks(ranks, groups, SOIL_TRUTH, EVERYTHING, "g"))
     assert configured.value.to_dict() == {
         f"g/shap/no_influence/{FULL}/PFT": pytest.approx(0.1),
         f"g/shap/no_influence/{FULL}/SOIL": pytest.approx(0.2),
@@ -114,7 +116,7 @@ def test_shap_no_influence_skips_quantities_whose_driver_the_setup_lacks():
         }
     )
     assert DESIGNED["Cwood"] == ("PFT", "AGE") and DESIGNED["Q10"] == ("CLIM",)
-    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, "g"))
+    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, EVERYTHING, "g"))
     # Without PFT, Cwood can only be reached through proxies: only Q10 counts there.
     assert card.value.to_dict() == {
         "g/shap/no_influence/CLIM+SOIL+AGE/SOIL": pytest.approx(0.02),
@@ -124,13 +126,39 @@ def test_shap_no_influence_skips_quantities_whose_driver_the_setup_lacks():
     assert card.passed.tolist() == [True, True, False]
 
 
+def test_shap_checks_score_only_identifiable_quantities():
+    ranks = pd.DataFrame(
+        {
+            "setup": [FULL, FULL, FULL, "CLIM"],
+            "parameter": ["Q10", "root_allocation", "Bday", "Q10"],
+            "spearman": [0.2, 0.3, 0.9, 0.1],
+        }
+    )
+    groups = pd.DataFrame(
+        {"setup": FULL, "parameter": ["Q10", "Q10"], "group": ["CLIM", "SOIL"], "share": [0.8, 0.2]}
+    )
+    # root_allocation reads f_gpp, f_fol, flab and f_root: one not identifiable drops it;
+    # CLIM has no verdict at all
+    identifiable = {FULL: {"Bday", "f_gpp", "f_fol", "flab"}}
+    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, identifiable, "g"))
+    assert list(card.index) == [f"g/shap/rank/{FULL}/Bday"]
+    identifiable[FULL] |= {"Q10", "f_root"}
+    card = rows(scorecard.shap_checks(ranks, groups, DESIGNED, identifiable, "g"))
+    assert list(card.index) == [
+        f"g/shap/rank/{FULL}/Q10",
+        f"g/shap/rank/{FULL}/root_allocation",
+        f"g/shap/rank/{FULL}/Bday",
+        f"g/shap/no_influence/{FULL}/SOIL",
+    ]
+
+
 def test_a_group_driving_every_quantity_gets_no_shap_check():
     ranks = pd.DataFrame(columns=["setup", "parameter", "spearman"])
     groups = pd.DataFrame(
         {"setup": FULL, "parameter": "LCMA", "group": ["PFT", "CONTROL"], "share": [0.9, 0.1]}
     )
     assert DESIGNED["LCMA"] == ("PFT",)
-    assert scorecard.shap_checks(ranks, groups, DESIGNED, "g") == []
+    assert scorecard.shap_checks(ranks, groups, DESIGNED, EVERYTHING, "g") == []
 
 
 def test_identifiability_checks_score_the_combined_verdict_and_its_recovery():

@@ -160,6 +160,7 @@ rule pca:
 rule shap:
     input:
         driver=driver_file("{grid}"),
+        identifiability=rules.identifiability.output.table,
         selected=rules.select_members.output.selected,
         weights=member_files("weights.npz"),
         infos=member_files("member.json"),

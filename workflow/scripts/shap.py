@@ -1,5 +1,7 @@
 """Rule shap: Kernel SHAP of one setup's ensemble-mean spatialization network."""
 
+import pandas as pd
+
 from hybridland import jaxcache
 from hybridland.analysis import explain
 from hybridland.logs import logging_to
@@ -13,7 +15,12 @@ with logging_to(snakemake.log[0]):
         selected_json=snakemake.input.selected,
         grid=snakemake.wildcards.grid,
         setup=snakemake.wildcards.setup,
-        parameters=settings["parameters"],
+        parameters=[
+            *settings["parameters"],
+            *explain.identifiable(
+                pd.read_csv(snakemake.input.identifiability), snakemake.wildcards.setup
+            ),
+        ],
         n_background=settings["n_background"],
         n_explained=settings["n_explained"],
         nsamples=settings["nsamples"],

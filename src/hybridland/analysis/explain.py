@@ -81,6 +81,21 @@ def key_parameters(extra: Sequence[str] = ()) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*KEY_QUANTITIES, *extra)))
 
 
+def identifiable(summary: pd.DataFrame, setup: str) -> list[str]:
+    """The parameters the identifiability summary's ``combined`` verdict calls identifiable
+    in ``setup`` (table order); none, with a note, where the summary has no such rows.
+
+    The shap rule explains them beside the key quantities: an attribution is a finding
+    about the world only where the observations pin the parameter down.
+    """
+    rows = summary[(summary.setup == setup) & (summary.criterion == "combined")]
+    if rows.empty:
+        logger.info(
+            "%s: no identifiability verdict; only the named quantities are explained", setup
+        )
+    return rows.parameter[rows.identifiable.astype(bool)].tolist()
+
+
 # ---- dependence plots
 
 

@@ -8,11 +8,14 @@ across the land cells (z-score) and the PCA is the SVD of that cell x quantity
 matrix. Loadings are the unit-length principal axes (quantity x component),
 scores the projections of the cells (cell x component).
 
-By default (``pca.quantities: identifiable``) only the quantities whose every
-source parameter the identifiability table calls identifiable (criterion
-``combined``) enter; with ``all`` every quantity enters and the others are
-flagged on the biplot. When fewer than two quantities are identifiable, the PCA
-falls back to all of them, with a warning, so that it still has axes to show.
+By default (``pca.quantities: identifiable``) the PCA analyses what the
+identifiability table (criterion ``combined``) calls identifiable: the published
+quantities whose every source parameter is, then every other identifiable
+parameter (as itself; a parameter that is the only source of a published
+quantity enters as that quantity). With ``all`` the twelve published quantities
+enter, and the not identifiable ones are flagged on the biplot. When fewer than
+two quantities are identifiable, the PCA falls back to the published twelve, with
+a warning, so that it still has axes to show.
 
 The learned PCA can be compared with the PCA of the twin's true parameters on
 the same quantities by Tucker's congruence coefficient per component, after
@@ -33,6 +36,7 @@ from numpy.typing import ArrayLike
 
 from hybridland.analysis import plots
 from hybridland.io import write_csv, write_netcdf
+from hybridland.model import parameters
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -56,9 +60,12 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "root_allocation": ("f_gpp", "f_fol", "flab", "f_root"),
 }
 QUANTITIES = tuple(SOURCES)
+# Parameters that enter the identifiable PCA as themselves: all but the only source of a
+# published quantity (canopy_efficiency, Q10, f_gpp, ...), which enters as that quantity.
+OTHER_PARAMETERS = tuple(n for n in parameters.NAMES if (n,) not in SOURCES.values())
 QUANTITY_SETS = ("identifiable", "all")  # config pca.quantities
 MIN_QUANTITIES = 2  # fewer identifiable quantities than this: the PCA uses all, with a warning
-PARAMETERS = tuple(dict.fromkeys(p for sources in SOURCES.values() for p in sources))
+PARAMETERS = parameters.NAMES  # what the parameter maps must hold
 N_MAPPED = 3  # components shown in the biplot and the score maps
 
 
@@ -87,13 +94,19 @@ def allocation_fractions(params: Mapping[str, ArrayLike]) -> dict[str, np.ndarra
 def derived_quantities(
     params: Mapping[str, ArrayLike], names: Sequence[str] = QUANTITIES
 ) -> pd.DataFrame:
-    """The analysed quantities ``names`` (columns, in that order) of every cell (rows)."""
-    missing = [p for p in PARAMETERS if p not in params]
+    """The analysed quantities ``names`` (columns, in that order) of every cell (rows):
+    published quantities (:data:`QUANTITIES`) or parameters as themselves."""
+    needed = dict.fromkeys(
+        [p for sources in SOURCES.values() for p in sources]
+        + [n for n in names if n not in SOURCES]
+    )
+    missing = [p for p in needed if p not in params]
     if missing:
         raise ValueError(f"parameters {missing} are needed for the PCA quantities")
     alloc = allocation_fractions(params)
-    p = {n: np.asarray(params[n], np.float64) for n in PARAMETERS}
+    p = {n: np.asarray(params[n], np.float64) for n in needed}
     columns = {
+        **{n: p[n] for n in names if n not in SOURCES},
         "canopy_efficiency": p["canopy_efficiency"],
         "uWUE": p["uWUE"],
         "Q10": np.exp(10.0 * p["Q10"]),
@@ -191,9 +204,8 @@ def congruence(learned: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def not_identifiable(identifiability: pd.DataFrame, setup: str) -> set[str]:
-    """Quantities with a source parameter that the identifiability table's ``combined``
-    verdict calls not identifiable."""
+def identifiable_parameters(identifiability: pd.DataFrame, setup: str) -> set[str]:
+    """Parameters the identifiability table's ``combined`` verdict calls identifiable."""
     rows = identifiability[
         (identifiability["setup"] == setup) & (identifiability["criterion"] == "combined")
     ]
@@ -202,18 +214,30 @@ def not_identifiable(identifiability: pd.DataFrame, setup: str) -> set[str]:
             f"identifiability table has no 'combined' rows for setup {setup!r} "
             f"(has {sorted(set(identifiability['setup']))})"
         )
-    flagged = set(rows.loc[~rows["identifiable"].astype(bool), "parameter"])
-    return {q for q, sources in SOURCES.items() if flagged & set(sources)}
+    return set(rows.loc[rows["identifiable"].astype(bool), "parameter"])
 
 
-def analysed_quantities(flagged: Collection[str], which: str) -> tuple[str, ...]:
-    """The quantities the PCA uses: ``all``, or the ``identifiable`` ones (not ``flagged``).
+def not_identifiable(identifiable: Collection[str]) -> set[str]:
+    """Published quantities with a source parameter not in ``identifiable``."""
+    return {q for q, sources in SOURCES.items() if not set(sources) <= set(identifiable)}
 
-    Fewer than :data:`MIN_QUANTITIES` identifiable ones give all, with a warning.
+
+def analysed_quantities(identifiable: Collection[str], which: str) -> tuple[str, ...]:
+    """The quantities the PCA uses: the published ``all``, or the ``identifiable`` ones
+    (published quantities with identifiable sources, then :data:`OTHER_PARAMETERS` that are
+    identifiable).
+
+    Fewer than :data:`MIN_QUANTITIES` identifiable ones give the published ones, with a
+    warning.
     """
     if which not in QUANTITY_SETS:
         raise ValueError(f"pca.quantities must be one of {list(QUANTITY_SETS)}, got {which!r}")
-    chosen = tuple(q for q in QUANTITIES if which == "all" or q not in flagged)
+    if which == "all":
+        return QUANTITIES
+    flagged = not_identifiable(identifiable)
+    chosen = tuple(q for q in QUANTITIES if q not in flagged) + tuple(
+        p for p in OTHER_PARAMETERS if p in identifiable
+    )
     if len(chosen) < MIN_QUANTITIES:
         logger.warning(
             "only %s of the PCA quantities are identifiable; the PCA uses all %d, "
@@ -358,7 +382,7 @@ def pca_files(
     Args:
         params_nc: ``results/{study}/params/{grid}/{setup}.nc`` (ensemble means on lat/lon).
         identifiability_csv: ``results/{study}/identifiability/{grid}/summary.csv``;
-            its ``combined`` rows for the setup flag quantities that are not identifiable.
+            its ``combined`` rows for the setup say what is identifiable.
         grid: the grid name, checked against ``params_nc``'s ``grid`` attribute.
         out_dir: ``results/{study}/pca/{grid}``; receives ``explained_variance.csv``
             (``component, ratio``), ``loadings.csv`` (``quantity, PC1, ...``),
@@ -378,8 +402,9 @@ def pca_files(
     setup = setup or params.attrs.get("setup")
     if setup is None:
         raise ValueError(f"{params_nc}: no 'setup' attribute; pass the setup explicitly")
-    flagged = not_identifiable(pd.read_csv(identifiability_csv), setup)
-    names = analysed_quantities(flagged, quantities)
+    identifiable = identifiable_parameters(pd.read_csv(identifiability_csv), setup)
+    flagged = not_identifiable(identifiable)
+    names = analysed_quantities(identifiable, quantities)
     cells = cells_of(params, PARAMETERS)
     result = pca(derived_quantities({n: cells[n].to_numpy() for n in PARAMETERS}, names))
     result.scores.index = cells.index

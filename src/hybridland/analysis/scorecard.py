@@ -7,8 +7,11 @@ fixed before looking at any result (README, section "The twin scorecard"):
 
 * ``shap/rank/<setup>/<parameter>``: Spearman correlation between the learned
   and the true feature shares of Kernel SHAP (same cells, same samples);
-  at least :data:`SHAP_RANK_MIN`. Skipped where the truth varies with none of
-  the setup's features (e.g. LCMA, a PFT-only parameter, in a setup without PFT).
+  at least :data:`SHAP_RANK_MIN`. The SHAP checks score only the quantities whose
+  parameters the setup's identifiability verdict calls identifiable: those are the
+  attributions the study reports as findings (the others describe the network). A
+  rank is skipped where the truth varies with none of the setup's features (e.g.
+  LCMA, a PFT-only parameter, in a setup without PFT).
 * ``shap/no_influence/<setup>/<group>``: the largest share of total absolute
   SHAP that any explained quantity gives a group not driving it; at most
   :data:`NO_INFLUENCE_SHARE_MAX`. The drivers are those recorded in the
@@ -93,10 +96,10 @@ N_COMPONENTS = 3
 PARTITION_VARIABLES = ("lai", "sif", "et")
 
 
-def quantity_drivers(drivers: Mapping[str, Sequence[str]], name: str) -> set[str]:
-    """Groups driving quantity ``name``: its parameter's, or those of every parameter it reads."""
+def quantity_sources(name: str) -> set[str]:
+    """The parameters quantity ``name`` is computed from: itself, or every one it reads."""
     if name not in parameters.DERIVED:
-        return set(drivers[name])
+        return {name}
     read: set[str] = set()
 
     class Recording(dict):
@@ -105,7 +108,12 @@ def quantity_drivers(drivers: Mapping[str, Sequence[str]], name: str) -> set[str
             return 0.5
 
     parameters.DERIVED[name](Recording(), np)
-    return set().union(*(drivers[n] for n in read))
+    return read
+
+
+def quantity_drivers(drivers: Mapping[str, Sequence[str]], name: str) -> set[str]:
+    """Groups driving quantity ``name``: those of every parameter it is computed from."""
+    return set().union(*(set(drivers[n]) for n in quantity_sources(name)))
 
 
 def no_influence_groups(groups: Sequence[str], drivers: Mapping[str, Sequence[str]]) -> list[str]:
@@ -130,16 +138,28 @@ def shap_checks(
     ranks: pd.DataFrame,
     groups: pd.DataFrame,
     drivers: Mapping[str, Sequence[str]],
+    identifiable: Mapping[str, set[str]],
     prefix: str,
 ) -> list[tuple]:
     """Rows from ``truth_rank_correlation.csv`` and the learned ``group_importance.csv`` of one
     setup.
 
-    ``drivers``: parameter -> groups that drive it (the truth's record). Only the
-    quantities driven by some group and by none outside the setup count, and per
-    quantity only the twin predictor groups that do not drive it; a group that
-    drives every counted quantity gets no row.
+    ``drivers``: parameter -> groups that drive it (the truth's record);
+    ``identifiable``: setup -> the parameters its identifiability verdict calls
+    identifiable. Only the quantities computed from identifiable parameters count
+    (what the study reports as a finding; a setup without a verdict is not scored).
+    The no-influence rows count only quantities driven by some group and by none
+    outside the setup, and per quantity only the twin predictor groups that do not
+    drive it; a group that drives every counted quantity gets no row.
     """
+
+    def reported(setup: str, quantity: str) -> bool:
+        return quantity_sources(quantity) <= identifiable.get(setup, set())
+
+    ranks = ranks[np.array([reported(s, q) for s, q in zip(ranks.setup, ranks.parameter)], bool)]
+    groups = groups[
+        np.array([reported(s, q) for s, q in zip(groups.setup, groups.parameter)], bool)
+    ]
     defined = ranks.dropna(
         subset=["spearman"]
     )  # NaN: the truth varies with none of the setup's features
@@ -382,10 +402,16 @@ def scorecard_files(
         absent = no_influence_groups(groups, drivers)
         losses = {s: json.loads(Path(f).read_text()) for s, f in paths["selected"].items()}
         rows += training_checks(metrics, groups, losses, grid)
-        for ranks, shares in paths["shap"].values():
-            rows += shap_checks(pd.read_csv(ranks), pd.read_csv(shares), drivers, grid)
-        visible = sensitivity.visible(pd.read_csv(paths["sensitivity"]))
         summary = pd.read_csv(paths["identifiability"])
+        identifiable = {
+            setup: set(part.parameter[part.identifiable.astype(bool)])
+            for setup, part in verdict(summary).groupby("setup")
+        }
+        for ranks, shares in paths["shap"].values():
+            rows += shap_checks(
+                pd.read_csv(ranks), pd.read_csv(shares), drivers, identifiable, grid
+            )
+        visible = sensitivity.visible(pd.read_csv(paths["sensitivity"]))
         pairs, truth_pairs = pd.read_csv(paths["pairs"]), pd.read_csv(paths["truth_pairs"])
         rows += identifiability_checks(summary, pairs, visible, truth_pairs, recovery, grid)
         rows += pca_checks(pd.read_csv(paths["congruence"]), grid)
