@@ -379,7 +379,22 @@ def test_explain_files_writes_tables_values_and_figures(tmp_path):
         .max()
         < 1e-9
     )
-    assert pd.read_csv(siblings["members"]).member.unique().tolist() == [0, 2]
+    per_member = pd.read_csv(siblings["members"])
+    assert per_member.member.unique().tolist() == [0, 2]
+    # the group table's member spread is that of the members' own group sums
+    groups = pd.read_csv(siblings["groups"])
+    assert list(groups.columns) == kernel_shap.GROUP_COLUMNS + kernel_shap.MEMBER_SPREAD
+    sums = (
+        per_member.assign(group=per_member.feature.map(kernel_shap.feature_group))
+        .groupby(["parameter", "group", "member"])
+        .share.sum()
+        .unstack("member")
+    )
+    spread = groups.set_index(["parameter", "group"]).loc[sums.index]
+    np.testing.assert_allclose(spread.member_min, sums.min(axis=1))
+    np.testing.assert_allclose(spread.member_max, sums.max(axis=1))
+    explain.gather_files([out], [siblings["groups"]], tmp_path / "all.csv", tmp_path / "groups")
+    assert_figure(tmp_path / "groups")
     conditional = pd.read_csv(siblings["conditional"])
     assert list(conditional.columns) == explain.CONDITIONAL_COLUMNS and set(conditional.pft) == {
         "NF"

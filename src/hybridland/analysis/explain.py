@@ -253,7 +253,8 @@ def explain_files(
     Outputs (``out_csv``, e.g. ``results/{study}/shap/{grid}/{setup}/importance.csv``;
     the others lie beside it, :func:`sibling_paths`):
         importance.csv: ``setup, parameter, feature, share`` of the ensemble;
-        group_importance.csv: ``setup, parameter, group, share``;
+        group_importance.csv: ``setup, parameter, group, share`` and the group's share
+            over the kept members, ``member_min, member_max, member_sd``;
         member_importance.csv: ``setup, member, parameter, feature, share``;
         conditional_importance.csv: ``setup, pft, parameter, feature, share`` for
             each PFT covering >= ``pft_threshold`` of >= ``min_pft_cells``
@@ -362,8 +363,9 @@ def _explain_members(
     values = flat.reshape(run.explained.size, len(run.features), len(members), len(run.names))
     importance = importance_table(values.mean(axis=2), run.features, run.names, run.setup)
     write_csv(importance, out_csv)
-    write_csv(group_table(importance), outputs["groups"])
-    write_csv(_member_table(values, run, members), outputs["members"])
+    per_member = _member_table(values, run, members)
+    write_csv(group_table(importance, per_member), outputs["groups"])
+    write_csv(per_member, outputs["members"])
     rows = run.table[run.explained, : len(run.features)]
     attrs = {"grid": grid, "setup": run.setup, "seed": run.seed}
     write_netcdf(_values_dataset(values, rows, run, members, attrs), outputs["values"])
@@ -461,27 +463,29 @@ def _explain_truth(
 
 
 def group_shares_figure(groups: pd.DataFrame) -> Figure:
-    """Stacked bars: each predictor group's share of total absolute SHAP, per quantity and setup."""
+    """Side-by-side bars: each predictor group's share of total absolute SHAP (ensemble), per
+    quantity and setup, with whiskers from the lowest to the highest member's share where
+    the table has them."""
     setups_ = list(dict.fromkeys(groups.setup))
-    fig, axes = plots.new_figure(1, len(setups_), panel=(5.0, 3.2))
+    fig, axes = plots.new_figure(1, len(setups_), panel=(6.0, 3.2))
     handles = {}
     for ax, setup in zip(axes[0], setups_):
         part = groups[groups.setup == setup]
-        wide = part.pivot(index="parameter", columns="group", values="share").reindex(
-            list(dict.fromkeys(part.parameter))
-        )
-        bottom = np.zeros(len(wide))
-        for group in wide.columns:
-            share = wide[group].fillna(0.0).to_numpy()
+        order = list(dict.fromkeys(part.parameter))
+        names = list(dict.fromkeys(part.group))
+        width = 0.8 / len(names)
+        x = np.arange(len(order))
+        for i, group in enumerate(names):
+            rows = part[part.group == group].set_index("parameter").reindex(order)
+            at = x - 0.4 + (i + 0.5) * width
+            share = rows.share.fillna(0.0).to_numpy()
             handles[group] = ax.bar(
-                wide.index,
-                share,
-                bottom=bottom,
-                label=group,
-                color=plots.GROUP_COLOURS.get(group, "0.5"),
+                at, share, width, label=group, color=plots.GROUP_COLOURS.get(group, "0.5")
             )
-            bottom += share
-        ax.set_title(setup)
+            if {"member_min", "member_max"} <= set(rows.columns):
+                ax.vlines(at, rows.member_min, rows.member_max, color="k", linewidth=0.7)
+        ax.set_xticks(x, order)
+        ax.set_title(f"{setup} (whiskers: member range)")
         ax.set_ylabel("share of total |SHAP|")
         ax.tick_params(axis="x", rotation=60, labelsize="x-small")
     axes[0, -1].legend(

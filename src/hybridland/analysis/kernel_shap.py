@@ -77,6 +77,7 @@ LATITUDE = "lat"  # held column: latitude in degrees, for LAT_SIGMOID
 TWIN_COLUMNS = sum((PREDICTOR_GROUPS[g] for g in ("PFT", "CLIM", "AGE", "SOIL")), ())
 IMPORTANCE_COLUMNS = ["setup", "parameter", "feature", "share"]
 GROUP_COLUMNS = ["setup", "parameter", "group", "share"]
+MEMBER_SPREAD = ["member_min", "member_max", "member_sd"]  # a group's share over the members
 RANK_COLUMNS = ["setup", "parameter", "spearman"]
 _SMALL = 256  # calls with at most this many rows are padded to it (one compiled shape)
 _BLOCK = 16384  # larger calls run in blocks of this many rows (a second compiled shape)
@@ -374,11 +375,32 @@ def feature_group(feature: str) -> str:
     raise ValueError(f"column {feature!r} belongs to no predictor group")
 
 
-def group_table(importance: pd.DataFrame) -> pd.DataFrame:
-    """Feature shares summed by predictor group: ``setup, parameter, group, share``."""
+def group_table(importance: pd.DataFrame, members: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Feature shares summed by predictor group: ``setup, parameter, group, share``.
+
+    With ``members`` (the per-member table, :data:`MEMBER_SPREAD` columns added): each
+    group's share in every member too, summarised as ``member_min, member_max, member_sd``
+    (population SD), the spread an ensemble mean hides.
+    """
+    keys = ["setup", "parameter", "group"]
     table = importance.assign(group=importance.feature.map(feature_group))
-    summed = table.groupby(["setup", "parameter", "group"], sort=False).share.sum(min_count=1)
-    return summed.reset_index()[GROUP_COLUMNS]
+    summed = table.groupby(keys, sort=False).share.sum(min_count=1).reset_index()[GROUP_COLUMNS]
+    if members is None:
+        return summed
+    per_member = (
+        members.assign(group=members.feature.map(feature_group))
+        .groupby([*keys, "member"], sort=False)
+        .share.sum(min_count=1)
+        .groupby(level=keys, sort=False)
+    )
+    spread = pd.DataFrame(
+        {
+            "member_min": per_member.min(),
+            "member_max": per_member.max(),
+            "member_sd": per_member.std(ddof=0),
+        }
+    ).reset_index()
+    return summed.merge(spread, on=keys, how="left")[GROUP_COLUMNS + MEMBER_SPREAD]
 
 
 def rank_correlation(
