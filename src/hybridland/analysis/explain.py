@@ -51,7 +51,7 @@ from hybridland.analysis.kernel_shap import (
     stacked,
     true_function,
 )
-from hybridland.contract import PREDICTORS
+from hybridland.contract import PREDICTOR_GROUPS, PREDICTORS
 from hybridland.data import twin
 from hybridland.io import write_csv, write_netcdf
 from hybridland.model.parameters import KEY_QUANTITIES, check_quantities
@@ -462,6 +462,12 @@ def _explain_truth(
 # ---- all explained setups of a grid
 
 
+def _group_rank(group: str) -> tuple[int, str]:
+    """Predictor groups in the contract's order, then any other (LATLON, CONTROL) by name."""
+    order = list(PREDICTOR_GROUPS)
+    return (order.index(group), "") if group in order else (len(order), group)
+
+
 def group_shares_figure(groups: pd.DataFrame) -> Figure:
     """Side-by-side bars: each predictor group's share of total absolute SHAP (ensemble), per
     quantity and setup, with whiskers from the lowest to the highest member's share where
@@ -472,7 +478,7 @@ def group_shares_figure(groups: pd.DataFrame) -> Figure:
     for ax, setup in zip(axes[0], setups_):
         part = groups[groups.setup == setup]
         order = list(dict.fromkeys(part.parameter))
-        names = list(dict.fromkeys(part.group))
+        names = sorted(set(part.group), key=_group_rank)
         width = 0.8 / len(names)
         x = np.arange(len(order))
         for i, group in enumerate(names):
@@ -484,12 +490,12 @@ def group_shares_figure(groups: pd.DataFrame) -> Figure:
             )
             if {"member_min", "member_max"} <= set(rows.columns):
                 ax.vlines(at, rows.member_min, rows.member_max, color="k", linewidth=0.7)
-        ax.set_xticks(x, order)
+        ax.set_xticks(x, order, rotation=60, ha="right", rotation_mode="anchor")
         ax.set_title(f"{setup} (whiskers: member range)")
         ax.set_ylabel("share of total |SHAP|")
-        ax.tick_params(axis="x", rotation=60, labelsize="x-small")
+        ax.tick_params(axis="x", labelsize="x-small")
     axes[0, -1].legend(
-        handles=list(handles.values()),
+        handles=[handles[g] for g in sorted(handles, key=_group_rank)],
         fontsize="x-small",
         frameon=False,
         bbox_to_anchor=(1.0, 1.0),
