@@ -240,7 +240,7 @@ def test_analysis_tables(smoke):
     assert list(partition.columns) == ["variable", "metric", "component", "value"]
     assert set(partition.metric) == {"r2_score", "explained_variance"}
     assert set(partition.component) == {"PFT", "CLIM", "baseline", "full"}
-    summary = pd.read_csv(results / "identifiability/0p25deg/summary.csv")
+    summary = pd.read_csv(smoke / "results/smoke/identifiability/0p25deg/summary.csv")
     assert list(summary.columns) == [
         "setup",
         "parameter",
@@ -314,6 +314,11 @@ def test_scorecard_passes_a_check_exactly_when_its_value_meets_the_threshold(smo
     )
     ranks = {c for c in card.check if c.startswith("0p25deg/shap/rank/CLIM/")}
     assert len(ranks) > 0 and expected <= set(card.check)
+    # SHAP is scored only on what the CLIM setup's combined verdict calls identifiable
+    summary = pd.read_csv(smoke / "results/smoke/identifiability/0p25deg/summary.csv")
+    verdict = summary[(summary.setup == "CLIM") & (summary.criterion == "combined")]
+    identifiable = set(verdict.parameter[verdict.identifiable.astype(bool)])
+    assert {c.rsplit("/", 1)[1] for c in ranks} <= identifiable
     applies_by_record = (
         "0p25deg/identifiability/identifiable_but_invisible/",
         "0p25deg/identifiability/recovery_r/",
@@ -346,7 +351,7 @@ FIGURE_INCHES = {
     "partition/0p25deg/maps.png": (2 * 4.2, 3 * 3.4),
     "pca/0p25deg/biplot.png": (3 * 4.4, 4.4),
     "pca/0p25deg/score_maps.png": (3 * 4.2, 3.4),
-    "shap/0p25deg/group_shares.png": (5.0, 3.2),
+    "shap/0p25deg/group_shares.png": (6.0, 3.2),
 }
 REPORT_TABLES = [
     "evaluation/metrics.csv",
