@@ -34,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland.analysis import plots
+from hybridland.analysis.identifiability import verdicts
 from hybridland.analysis.kernel_shap import (
     IMPORTANCE_COLUMNS,
     Function,
@@ -88,12 +89,12 @@ def identifiable(summary: pd.DataFrame, setup: str) -> list[str]:
     The shap rule explains them beside the key quantities: an attribution is a finding
     about the world only where the observations pin the parameter down.
     """
-    rows = summary[(summary.setup == setup) & (summary.criterion == "combined")]
-    if rows.empty:
+    verdict = verdicts(summary, setup, "combined")
+    if verdict.empty:
         logger.info(
             "%s: no identifiability verdict; only the named quantities are explained", setup
         )
-    return rows.parameter[rows.identifiable.astype(bool)].tolist()
+    return verdict.index[verdict.to_numpy()].tolist()
 
 
 # ---- dependence plots
