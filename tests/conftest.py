@@ -10,16 +10,19 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = DATA / "dalec993_cases.nc"
-# Modules whose tests run whole Snakemake workflows (minutes each): marked `slow` and left out
-# of a plain `python -m pytest` unless $CI is set (as .ci/run does) or a `-m` expression
-# chooses them (`python -m pytest -m slow`, or `-m "slow or not slow"` for everything).
+# Modules whose tests run whole Snakemake workflows (minutes each) are marked `slow`, as are the
+# tests that train or benchmark in a child process (tests/test_train.py, tests/test_bench.py).
+# Slow tests are left out of a plain `python -m pytest` unless $CI is set (as .ci/run does) or
+# a `-m` expression chooses them (`python -m pytest -m slow`, or `-m "slow or not slow"`).
 SLOW_MODULES = ("test_workflow.py", "test_slurm.py")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """One persistent compilation cache for the whole session and the workflows it runs
     (their jobs read $HYBRIDLAND_JAX_CACHE), so a program compiled once is reused."""
-    config.addinivalue_line("markers", "slow: runs a whole Snakemake workflow (minutes)")
+    config.addinivalue_line(
+        "markers", "slow: runs a whole Snakemake workflow, or trains in a child process"
+    )
     cache = Path(config.rootpath) / ".jax_cache_tests"
     os.environ.setdefault("HYBRIDLAND_JAX_CACHE", str(cache))
     from hybridland import jaxcache
@@ -28,9 +31,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    slow = [item for item in items if item.path.name in SLOW_MODULES]
-    for item in slow:
-        item.add_marker(pytest.mark.slow)
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+    slow = [item for item in items if item.get_closest_marker("slow")]
     if slow and not os.environ.get("CI") and not config.option.markexpr:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item not in slow]

@@ -36,6 +36,7 @@ def figures() -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # a child process compiles and times three programs
 def test_bench_json_names_the_backend_and_the_run(figures):
     assert (figures["cells"], figures["months"], figures["repeats"]) == (CELLS, MONTHS, REPEATS)
     assert figures["backend"] == "cpu" == jax.default_backend()
@@ -45,13 +46,14 @@ def test_bench_json_names_the_backend_and_the_run(figures):
         assert figures[name]["median_s"] > 0
 
 
+@pytest.mark.slow
 def test_bench_losses_are_the_training_loops_on_the_same_batch(figures):
     """The bench's loss, gradient and Adam steps equal the training program's on its batch."""
     net, batch = bench.synthetic_batch(0, CELLS, MONTHS)
     config = bench.published_config()
     shared = batches.Patches(None, None, batch.met, batch.climate, batch.observations)
     both_patches = jnp.asarray([0, 1])
-    value, grads = jax.value_and_grad(loss.network_loss)(
+    value, grads = jax.jit(jax.value_and_grad(loss.network_loss), static_argnums=2)(
         net,
         batches.take(
             shared._replace(features=batch.features, lat_feature=batch.lat_feature), both_patches

@@ -68,7 +68,7 @@ def test_loss_gradient_matches_finite_differences_float64(reduction):
     with jax.enable_x64(True):
         net, batch = tiny_problem()
         value_fn = jax.jit(lambda n: loss.network_loss(n, batch, config))
-        grads = jax.grad(lambda n: loss.network_loss(n, batch, config))(net)
+        grads = jax.jit(jax.grad(lambda n: loss.network_loss(n, batch, config)))(net)
         leaves, tree = jax.tree_util.tree_flatten(net)
         rng = np.random.default_rng(11)
         for _ in range(4):

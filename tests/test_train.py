@@ -85,7 +85,9 @@ def test_same_seed_same_weights_and_losses(tmp_path):
 
 def run_member(driver_path: Path, out: Path, epochs: int) -> subprocess.Popen:
     script = (
-        "import sys, json; from hybridland.training import jobs, train;"
+        "import sys, json; from hybridland import jaxcache;"
+        "from hybridland.training import jobs, train;"
+        "jaxcache.enable();"  # as a workflow job does: $HYBRIDLAND_JAX_CACHE, set by conftest
         "o = train.TrainOptions.from_config(json.loads(sys.argv[1]), json.loads(sys.argv[2]));"
         "jobs.train_files(sys.argv[3], [['PFT', 0]], 3, o, "
         "[sys.argv[4] + '/weights.npz'], [sys.argv[4] + '/member.json'])"
@@ -117,6 +119,7 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, Path]:
     return root / "driver.nc", root / "whole"
 
 
+@pytest.mark.slow  # two child processes per signal
 @pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_to_identical_weights(tmp_path, uninterrupted, kill):
     driver_path, whole_dir = uninterrupted
@@ -412,10 +415,9 @@ def test_constant_schedule_without_penalty_is_the_published_adam_trajectory():
     )
     published, state = net, optax.adam(TRAINING["learning_rate"]).init(net)
     patches = shared._replace(features=features, lat_feature=lat)
+    value_and_grad = jax.jit(jax.value_and_grad(loss.network_loss), static_argnums=2)
     for k, idx in enumerate(order):
-        value, grads = jax.value_and_grad(loss.network_loss)(
-            published, batches.take(patches, idx), opts.loss
-        )
+        value, grads = value_and_grad(published, batches.take(patches, idx), opts.loss)
         updates, state = optax.adam(TRAINING["learning_rate"]).update(grads, state, published)
         published = optax.apply_updates(published, updates)
         np.testing.assert_allclose(float(values[0, k]), float(value), rtol=1e-6)

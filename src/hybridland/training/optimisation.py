@@ -13,6 +13,7 @@ starts again from a new key derived from its seed (docs/training.md,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,11 +59,21 @@ class _Options(Protocol):
 
 
 def make_optimiser(options: _Options, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam on the options' schedule; ``steps_per_epoch`` Adam steps make one epoch."""
-    schedule, peak = options.schedule, options.learning_rate
+    """Adam on the options' schedule; ``steps_per_epoch`` Adam steps make one epoch.
+
+    Equal options give the same object, so a program built on it (``train.make_epoch``) is
+    traced and compiled once per process.
+    """
+    return _adam(options.schedule, options.learning_rate, options.epochs, steps_per_epoch)
+
+
+@functools.lru_cache(maxsize=16)
+def _adam(
+    schedule: Schedule, peak: float, epochs: int, steps_per_epoch: int
+) -> optax.GradientTransformation:
     if schedule.kind == "constant":
         return optax.adam(peak)  # a float, as published: the same trajectory bit for bit
-    total = options.epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
     warmup = min(schedule.warmup_epochs * steps_per_epoch, total - 1)
     return optax.adam(
         optax.warmup_cosine_decay_schedule(

@@ -22,6 +22,7 @@ stopped follows from its loss history, which the checkpoint holds too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -102,6 +103,7 @@ def dev_patches(train_candidates: np.ndarray, fraction: float, seed: int) -> np.
     return np.sort(np.random.default_rng(seed).choice(train_candidates, size=count, replace=False))
 
 
+@functools.lru_cache(maxsize=16)
 def make_epoch(
     config: loss.LossConfig, optimiser: optax.GradientTransformation, group_sparsity: float = 0.0
 ):
@@ -111,6 +113,7 @@ def make_epoch(
     a member whose ``active`` flag is off keeps its state unchanged. With ``group_sparsity`` > 0
     each step adds that times :func:`loss.group_sparsity` of the first layer with the member's
     ``groups`` (groups, features; else None); the values returned stay the data loss.
+    Cached: equal arguments give the same jitted function (traced once per shape).
     """
 
     def objective(net, batch, groups):
@@ -138,9 +141,10 @@ def make_epoch(
     return jax.jit(members)
 
 
+@functools.lru_cache(maxsize=16)
 def make_evaluate(config: loss.LossConfig):
     """Jitted total loss of each member over its own patches ``index`` (member, n), one patch at a
-    time."""
+    time (cached like :func:`make_epoch`)."""
 
     def one(net, features, lat_feature, shared: batches.Patches, index):
         patches = shared._replace(features=features, lat_feature=lat_feature)
