@@ -199,6 +199,38 @@ def test_a_diverged_run_stops_while_the_others_train_on(monkeypatch, caplog):
     assert "PFT member 0: non-finite loss in epoch 2; the run stops" in caplog.text
 
 
+def test_epoch_summary_gives_the_losses_spread_and_the_time_left():
+    line = train.epoch_summary(
+        12,
+        150,
+        np.array([25.0, 14.0, 80.0, np.nan]),
+        np.array([18.0, 9.0, 40.0, np.nan]),
+        np.array([True, True, True, False]),
+        6.0,
+    )
+    assert line == (
+        "epoch 12/150: 3 of 4 runs trained, training loss median 25 (14-80), dev median 18;"
+        " 6 s per epoch, about 13.8 min left"
+    )
+    first = train.epoch_summary(
+        1, 3, np.array([np.inf]), np.array([np.nan]), np.array([True]), None
+    )
+    assert first == "epoch 1/3: 1 of 1 runs trained"
+
+
+def test_training_logs_one_progress_line_per_epoch(caplog):
+    driver = tiny_driver()
+    runs = [jobs.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
+    with caplog.at_level(logging.INFO, logger="hybridland.training.train"):
+        train.train_runs(driver, runs, 3, options())
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    progress = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in progress] == [f"epoch {e}/6" for e in range(1, 7)]
+    assert "2 of 2 runs trained, training loss median" in progress[0]
+    assert "min left" not in progress[0] and "s per epoch, about" in progress[-1]
+    assert not any(" member 0 epoch " in line for line in lines)  # per run: debug level
+
+
 def test_select_keeps_lowest_final_training_loss():
     infos = [{"member": m, "final_train_loss": loss} for m, loss in enumerate([3.0, 1.0, 2.0, 1.0])]
     assert members.select_members(infos, 2) == [1, 3]

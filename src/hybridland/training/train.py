@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -220,6 +221,34 @@ def patience_ran_out(dev: list[float], patience: int) -> bool:
     return patience > 0 and len(dev) - 1 - best_epoch(dev) >= patience
 
 
+def epoch_summary(
+    epoch: int,
+    epochs: int,
+    train_losses: np.ndarray,
+    dev_losses: np.ndarray,
+    active: np.ndarray,
+    seconds: float | None,
+) -> str:
+    """One progress line for an epoch of several runs: the spread of their losses and, from
+    ``seconds`` per epoch (None before one has been timed without compilation), the time left.
+    """
+    done = train_losses[active]
+    finite = done[np.isfinite(done)]
+    line = f"epoch {epoch}/{epochs}: {active.sum()} of {active.size} runs trained"
+    if finite.size:
+        line += (
+            f", training loss median {np.median(finite):.4g}"
+            f" ({finite.min():.4g}-{finite.max():.4g})"
+        )
+    dev = dev_losses[active]
+    dev = dev[np.isfinite(dev)]
+    if dev.size:
+        line += f", dev median {np.median(dev):.4g}"
+    if seconds is not None:
+        line += f"; {seconds:.3g} s per epoch, about {(epochs - epoch) * seconds / 60:.1f} min left"
+    return line
+
+
 def run_orders(
     runs: list[TrainingRun],
     seeds: list[int],
@@ -309,6 +338,7 @@ def train_runs(
     if options.patience and not has_dev:
         logger.warning("patience %d is not applied: runs without dev patches", options.patience)
     stopped = np.zeros(len(runs), bool)  # diverged, with diverged="stop"
+    timed, seconds = None, None  # end of the last epoch; smoothed seconds per epoch
 
     def patient() -> np.ndarray:  # runs whose dev loss still improves
         return ~np.array([patience_ran_out([h[1] for h in hs], patience) for hs in state.history])
@@ -346,7 +376,7 @@ def train_runs(
                 continue
             state.history[i].append((float(train_losses[i]), float(dev_losses[i])))
             state.epoch[i] += 1
-            logger.info(
+            logger.debug(
                 "%s member %d epoch %d/%d  train %.6g  dev %.6g",
                 r.label,
                 r.member,
@@ -363,6 +393,15 @@ def train_runs(
                 )
         training = patient()
         done = min(e for e, going in zip(state.epoch, training) if going) if training.any() else 0
+        now = time.perf_counter()
+        if timed is not None:  # the first epoch also compiles: it does not count
+            seconds = now - timed if seconds is None else 0.8 * seconds + 0.2 * (now - timed)
+        timed = now
+        logger.info(
+            epoch_summary(
+                max(state.epoch), options.epochs, train_losses, dev_losses, active, seconds
+            )
+        )
         if (
             checkpoint is not None
             and training.any()
