@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import jax
@@ -50,6 +51,21 @@ def options(**changes) -> train.TrainOptions:
     return train.TrainOptions.from_config(
         TRAINING | changes, {"reduction": "mean", "coarse_min_valid": 0.8, "weights": WEIGHTS}
     )
+
+
+def compiling_to(make, program):
+    """A stand-in for ``make`` (``train.make_epoch`` or ``make_evaluate``) whose jitted function
+    compiles, as ``train.compiled`` does, to ``program(the real compiled function)``."""
+
+    class Jitted:
+        def __init__(self, jitted):
+            self.jitted = jitted
+
+        def lower(self, *args):
+            lowered = self.jitted.lower(*args)
+            return types.SimpleNamespace(compile=lambda: program(lowered.compile()))
+
+    return lambda *args: Jitted(make(*args))
 
 
 def test_factorial_setups_are_canonical():
@@ -150,9 +166,7 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
     real = train.make_epoch
     calls = {"n": 0}
 
-    def flaky(*args):
-        epoch = real(*args)
-
+    def flaky(epoch):
         def run(*args):
             calls["n"] += 1
             net, opt_state, values = epoch(*args)
@@ -160,7 +174,7 @@ def test_non_finite_loss_reinitialises_then_fails_clearly(tmp_path, monkeypatch,
 
         return run
 
-    monkeypatch.setattr(train, "make_epoch", flaky)
+    monkeypatch.setattr(train, "make_epoch", compiling_to(real, flaky))
     member = jobs.train_members(driver, [("PFT", 0)], 3, options(), tmp_path / "c.npz")[0]
     assert member.info["attempts"] == 2 and len(member.info["history"]["train"]) == 6
     assert "non-finite loss in epoch 2; re-initialising (attempt 1 of 2)" in caplog.text
@@ -179,9 +193,7 @@ def test_a_diverged_run_stops_while_the_others_train_on(monkeypatch, caplog):
     real = train.make_epoch
     calls = {"n": 0}
 
-    def flaky(*args):
-        epoch = real(*args)
-
+    def flaky(epoch):
         def run(*args):
             calls["n"] += 1
             net, opt_state, values = epoch(*args)
@@ -191,7 +203,7 @@ def test_a_diverged_run_stops_while_the_others_train_on(monkeypatch, caplog):
 
         return run
 
-    monkeypatch.setattr(train, "make_epoch", flaky)
+    monkeypatch.setattr(train, "make_epoch", compiling_to(real, flaky))
     runs = [jobs.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
     stopped, going = train.train_runs(driver, runs, 3, options(), diverged="stop")
     assert stopped.diverged and len(stopped.history) == 1 and stopped.attempts == 1
@@ -288,26 +300,23 @@ def scripted_dev_losses(monkeypatch, table: list[list[float]], start: int = 0) -
     """Dev losses by epoch instead of computed ones: ``table[run][epoch]``, from ``start``."""
     calls = {"n": start}
 
-    def make_evaluate(config):
-        def evaluate(*args):
-            calls["n"] += 1
-            return np.array([row[calls["n"] - 1] for row in table])
+    def evaluate(*args):
+        calls["n"] += 1
+        return np.array([row[calls["n"] - 1] for row in table])
 
-        return evaluate
+    monkeypatch.setattr(
+        train, "make_evaluate", compiling_to(REAL_MAKE_EVALUATE, lambda _: evaluate)
+    )
 
-    monkeypatch.setattr(train, "make_evaluate", make_evaluate)
 
-
-REAL_MAKE_EPOCH = train.make_epoch
+REAL_MAKE_EPOCH, REAL_MAKE_EVALUATE = train.make_epoch, train.make_evaluate
 
 
 def recorded_epochs(monkeypatch, fail_at: int | None = None) -> list:
     """The stacked networks each epoch call returns; the call ``fail_at`` raises instead."""
     real, nets = REAL_MAKE_EPOCH, []
 
-    def make_epoch(*args):
-        epoch = real(*args)
-
+    def recording(epoch):
         def run(*args):
             if len(nets) + 1 == fail_at:
                 raise RuntimeError("killed")
@@ -317,7 +326,7 @@ def recorded_epochs(monkeypatch, fail_at: int | None = None) -> list:
 
         return run
 
-    monkeypatch.setattr(train, "make_epoch", make_epoch)
+    monkeypatch.setattr(train, "make_epoch", compiling_to(real, recording))
     return nets
 
 
@@ -517,9 +526,7 @@ def test_a_stalled_member_restarts_from_a_new_key(monkeypatch, caplog):
     real = train.make_epoch
     calls = {"n": 0}
 
-    def stalling(*args):
-        epoch = real(*args)
-
+    def stalling(epoch):
         def run(*args):
             calls["n"] += 1
             net, opt_state, values = epoch(*args)
@@ -529,7 +536,7 @@ def test_a_stalled_member_restarts_from_a_new_key(monkeypatch, caplog):
 
         return run
 
-    monkeypatch.setattr(train, "make_epoch", stalling)
+    monkeypatch.setattr(train, "make_epoch", compiling_to(real, stalling))
     rule = {"after_epochs": 2, "factor": 20.0}
     runs = [jobs.member_run(driver, "PFT", m, 3, 0.2) for m in (0, 1)]
     kept, restarted = train.train_runs(driver, runs, 3, options(restart_stalled=rule))

@@ -22,6 +22,8 @@ stopped follows from its loss history, which the checkpoint holds too.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import hashlib
 import json
@@ -325,14 +327,41 @@ def train_runs(
     )
     steps = max(math.ceil(r.train.size / options.patches_per_step) for r in runs)
     adam = optimisation.make_optimiser(options, steps)
-    epoch_fn = make_epoch(options.loss, adam, options.group_sparsity)
-    evaluate = make_evaluate(options.loss)
     groups = jnp.stack([setups.group_matrix(r.setup, width) for r in runs])
-    initial = [
-        _initial(n, width, options, adam, seed, r.label, r.member, 0)
-        for n, r in zip(n_features, runs)
-    ]
-    fresh = _fresh_state(*_stack(initial), len(runs))
+
+    def initial_state() -> tuple[Any, Any]:
+        return _stack(
+            [
+                _initial(n, width, options, adam, seed, r.label, r.member, 0)
+                for n, r in zip(n_features, runs)
+            ]
+        )
+
+    # Both programs compile before the initial networks exist, and the compiler's scratch
+    # memory goes back to the system before they are made: the job's peak is the larger of
+    # the two phases, not their sum.
+    net_shape, opt_shape = jax.eval_shape(initial_state)
+    first_order = jnp.asarray(
+        run_orders(runs, seeds, [0] * len(runs), options.patches_per_step, position)
+    )
+    epoch_fn = compiled(
+        make_epoch(options.loss, adam, options.group_sparsity),
+        net_shape,
+        opt_shape,
+        features,
+        lat_feature,
+        shared,
+        first_order,
+        np.ones(len(runs), bool),
+        groups,
+    )
+    evaluate = (
+        compiled(make_evaluate(options.loss), net_shape, features, lat_feature, shared, dev_index)
+        if has_dev
+        else None
+    )
+    release_free_memory()
+    fresh = _fresh_state(*initial_state(), len(runs))
     state = fresh if checkpoint is None else _resume(*checkpoint, fresh[:2], len(runs))
     patience = options.patience if has_dev else 0
     if options.patience and not has_dev:
@@ -467,6 +496,23 @@ def _keep_improved(
     mask = jnp.asarray(improved)
     pick = lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
     return jax.tree_util.tree_map(pick, state.net, state.best)
+
+
+def compiled(function: Any, *arguments: Any) -> Any:
+    """``function`` (jitted) compiled ahead of time for arguments shaped like ``arguments``
+    (arrays or ``jax.ShapeDtypeStruct``s); equal programs come from JAX's caches."""
+    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), arguments)
+    return function.lower(*shapes).compile()
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere a
+    no-op). XLA's compiler frees its scratch memory but the C allocator keeps it mapped, so
+    without this a job's resident memory stays at its compile-time peak."""
+    libc = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+    if trim is not None:
+        trim(0)
 
 
 def _stack(trees: list[Any]) -> tuple[Any, Any]:
