@@ -483,9 +483,32 @@ def test_warmup_cosine_schedule_rises_then_decays_to_its_final_fraction():
     cosine = 0.5 * (1 + math.cos(math.pi * 14 / 15))  # step 19 of the 15 decaying ones
     assert rates[-1] == pytest.approx(lr * (0.1 + 0.9 * cosine), rel=1e-5)
     with pytest.raises(
-        ValueError, match="training.schedule.kind must be constant or warmup_cosine"
+        ValueError,
+        match="training.schedule.kind must be one of constant, warmup_cosine, schedule_free, "
+        "got 'linear'",
     ):
         options(schedule={"kind": "linear"})
+
+
+def test_schedule_free_evaluates_and_keeps_the_average_of_its_iterates(tmp_path, monkeypatch):
+    driver = tiny_driver()
+    iterates = recorded_epochs(monkeypatch)
+    opts = options(epochs=3, schedule={"kind": "schedule_free", "warmup_epochs": 1})
+    (member,) = jobs.train_members(driver, [("PFT", 0)], 3, opts, tmp_path / "c.npz")
+    candidates = driver.patch_id.values[~driver.patch_test.values]
+    shared = batches.pack(driver, candidates)
+    z = member.standardizer.apply(train.raw_features(driver, "PFT", 3))
+    features = batches.pack_features(driver, z[:, :-1], candidates)
+    lat = batches.pack_features(driver, z[:, -1:], candidates)[..., 0][None]
+    dev = jnp.asarray([[list(candidates).index(p) for p in member.info["dev_patches"]]])
+    stack = lambda tree: jax.tree_util.tree_map(lambda x: x[None], tree)
+    dev_loss = lambda nets, x: float(train.make_evaluate(opts.loss)(nets, x, lat, shared, dev)[0])
+    kept = dev_loss(stack(member.net), features[None])
+    width = iterates[-1].embedding[0].w.shape[1]
+    last = dev_loss(iterates[-1], train._padded_features(features, width)[None])
+    # the recorded dev loss is the kept (averaged) network's, not the last iterate's
+    assert kept == pytest.approx(member.info["final_dev_loss"], rel=1e-5)
+    assert abs(last - kept) > 1e-3 * kept
 
 
 def test_group_sparsity_shrinks_the_input_rows_and_keeps_padding_at_zero(tmp_path):
@@ -545,3 +568,21 @@ def test_a_stalled_member_restarts_from_a_new_key(monkeypatch, caplog):
     assert "PFT member 1: training loss after epoch 2 far above the best member's; " in caplog.text
     assert "re-initialising (attempt 1 of 2)" in caplog.text
     assert "attempt 2 of 2" not in caplog.text  # the new start is within 20 x: kept
+
+
+def test_a_resumed_schedule_free_run_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    driver = tiny_driver()
+    opts = options(
+        epochs=4, checkpoint_every=1, schedule={"kind": "schedule_free", "warmup_epochs": 1}
+    )
+    recorded_epochs(monkeypatch)
+    (whole,) = jobs.train_members(driver, [("PFT", 0)], 3, opts, tmp_path / "whole.npz")
+    recorded_epochs(monkeypatch, fail_at=3)
+    with pytest.raises(RuntimeError, match="killed"):
+        jobs.train_members(driver, [("PFT", 0)], 3, opts, tmp_path / "killed.npz")
+    assert np.load(tmp_path / "killed.npz")["epoch"].tolist() == [2]
+    recorded_epochs(monkeypatch)
+    (resumed,) = jobs.train_members(driver, [("PFT", 0)], 3, opts, tmp_path / "killed.npz")
+    assert whole.info == resumed.info
+    for x, y in zip(member_weights(whole.net), member_weights(resumed.net)):
+        np.testing.assert_array_equal(x, y)

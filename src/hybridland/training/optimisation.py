@@ -3,6 +3,10 @@
 ``constant`` is the published Adam at a fixed learning rate. ``warmup_cosine``
 rises linearly from 0 to the learning rate over ``warmup_epochs`` and then
 decays along a cosine to ``final_fraction`` of it at the last epoch.
+``schedule_free`` is optax's schedule-free AdamW (Defazio et al. 2024, "The Road
+Less Scheduled"): no decay, a linear warmup over ``warmup_epochs``, and the
+network that is evaluated, kept and saved is the optimiser's running average of
+the iterates (:func:`evaluated_network`), not the last iterate.
 
 A member whose training loss after ``after_epochs`` epochs exceeds ``factor``
 times the lowest of the members trained beside it under the same label (a
@@ -17,11 +21,12 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
+import jax
 import optax
 
-ScheduleKind = Literal["constant", "warmup_cosine"]
+ScheduleKind = Literal["constant", "warmup_cosine", "schedule_free"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,10 @@ class Schedule:
     def from_config(cls, section: Mapping[str, Any] | None) -> Schedule:
         """From ``training.schedule`` (absent: constant)."""
         schedule = cls(**(section or {}))
-        if schedule.kind not in ("constant", "warmup_cosine"):
+        kinds = get_args(ScheduleKind)
+        if schedule.kind not in kinds:
             raise ValueError(
-                f"training.schedule.kind must be constant or warmup_cosine, got {schedule.kind!r}"
+                f"training.schedule.kind must be one of {', '.join(kinds)}, got {schedule.kind!r}"
             )
         return schedule
 
@@ -75,11 +81,22 @@ def _adam(
         return optax.adam(peak)  # a float, as published: the same trajectory bit for bit
     total = epochs * steps_per_epoch
     warmup = min(schedule.warmup_epochs * steps_per_epoch, total - 1)
+    if schedule.kind == "schedule_free":
+        return optax.contrib.schedule_free_adamw(peak, warmup_steps=warmup or None)
     return optax.adam(
         optax.warmup_cosine_decay_schedule(
             0.0, peak, warmup, total, end_value=peak * schedule.final_fraction
         )
     )
+
+
+def evaluated_network(schedule: Schedule, opt_state: Any, net: Any) -> Any:
+    """The networks (stacked over a leading member axis) that training evaluates and keeps:
+    ``net`` itself, or under ``schedule_free`` the average of the iterates that the
+    optimiser state holds beside them."""
+    if schedule.kind != "schedule_free":
+        return net
+    return jax.vmap(optax.contrib.schedule_free_eval_params)(opt_state, net)
 
 
 def stalled_runs(

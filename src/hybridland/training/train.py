@@ -380,14 +380,17 @@ def train_runs(
             state.net, state.opt_state, features, lat_feature, shared, order, active, groups
         )
         train_losses = np.asarray(jnp.sum(values, axis=1), np.float64)
+        evaluated = optimisation.evaluated_network(options.schedule, opt_state, net)
         dev_losses = (
-            np.asarray(evaluate(net, features, lat_feature, shared, dev_index), np.float64)
+            np.asarray(evaluate(evaluated, features, lat_feature, shared, dev_index), np.float64)
             if has_dev
             else np.full(len(runs), np.nan)
         )
         state = state._replace(net=net, opt_state=opt_state)
         if patience:
-            state = state._replace(best=_keep_improved(state, active, train_losses, dev_losses))
+            state = state._replace(
+                best=_keep_improved(state, evaluated, active, train_losses, dev_losses)
+            )
         for i, r in enumerate(runs):
             if not active[i]:
                 continue
@@ -440,6 +443,7 @@ def train_runs(
             and not stopped.any()
         ):
             _save_checkpoint(checkpoint[0], checkpoint[1], state)
+    last = optimisation.evaluated_network(options.schedule, state.opt_state, state.net)
     out = []
     for i, r in enumerate(runs):
         dev = [h[1] for h in state.history[i]]
@@ -454,7 +458,7 @@ def train_runs(
                 patience,
             )
         kept = best_epoch(dev) + 1 if patience and dev else len(dev)
-        net = _member_slice(state.best if patience else state.net, i)
+        net = _member_slice(state.best if patience else last, i)
         out.append(
             Trained(
                 _with_feature_rows(net, n_features[i]),
@@ -483,11 +487,15 @@ def _fresh_state(net: Any, opt_state: Any, n: int) -> _State:
 
 
 def _keep_improved(
-    state: _State, active: np.ndarray, train_losses: np.ndarray, dev_losses: np.ndarray
+    state: _State,
+    current: Any,
+    active: np.ndarray,
+    train_losses: np.ndarray,
+    dev_losses: np.ndarray,
 ) -> Any:
-    """The best networks, replaced by the current one where an active run's epoch (finite
-    training loss) is its first or brings a finite dev loss below every earlier one; the
-    same choice as :func:`best_epoch` once the epoch enters the history."""
+    """The best networks, replaced by the ``current`` (evaluated) ones where an active run's
+    epoch (finite training loss) is its first or brings a finite dev loss below every earlier
+    one; the same choice as :func:`best_epoch` once the epoch enters the history."""
     improved = []
     for i, hs in enumerate(state.history):
         earlier = min((h[1] for h in hs if math.isfinite(h[1])), default=math.inf)
@@ -495,7 +503,7 @@ def _keep_improved(
         improved.append(bool(active[i]) and math.isfinite(train_losses[i]) and (not hs or better))
     mask = jnp.asarray(improved)
     pick = lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-    return jax.tree_util.tree_map(pick, state.net, state.best)
+    return jax.tree_util.tree_map(pick, current, state.best)
 
 
 def compiled(function: Any, *arguments: Any) -> Any:
