@@ -374,6 +374,15 @@ def test_recovery_of_a_shifted_retrieval():
     )
 
 
+def test_recovery_of_a_phase_a_year_off_is_exact():
+    # DALEC reads Bday modulo a year: a retrieval one year later is the truth itself.
+    truth = {"Bday": np.array([830.0, 845.0, 860.0])}
+    table = evaluate.parameter_recovery({"Bday": truth["Bday"] + 365.25}, truth)
+    row = table.iloc[0]
+    assert row.pearson_r == pytest.approx(1.0) and row.bias == pytest.approx(0.0)
+    assert row.rmse == pytest.approx(0.0, abs=1e-9)
+
+
 def write_table(path: Path, rows: list[dict], columns) -> Path:
     pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
     return path

@@ -54,6 +54,14 @@ def test_cv_of_four_members_and_of_a_zero_mean():
     assert np.isinf(cv[2])  # spread around a zero mean
 
 
+def test_members_a_year_apart_agree_on_a_phase():
+    # Bday of 2 members, 2 cells: 400 and 765.25 (one year later) agree; 400 and 420 do not.
+    stack = hand_stack({"Bday": [[400.0, 400.0], [765.25, 420.0]]}, n_members=2, n_cells=2)
+    cv = identifiability.coefficient_of_variation(stack)["Bday"].values
+    np.testing.assert_allclose(cv, [0.0, 10.0 / 410.0], atol=1e-12)
+    np.testing.assert_allclose(identifiability.member_mean(stack)["Bday"].values, [400.0, 410.0])
+
+
 def test_summary_uses_spatial_median_and_strict_threshold():
     # CV of Clab per cell: 0.1, 0.2 (2 and 2.4 vs mean), NaN, 0.9 -> median of finite = 0.2.
     cv = identifiability.coefficient_of_variation(hand_stack({}, 2, 4))

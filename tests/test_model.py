@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hybridland.model import dalec, forward
+from hybridland.model import dalec, forward, parameters
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,22 @@ def test_returns_every_output_named_with_units(case):
     np.testing.assert_allclose(
         out.gpp, case.reference.gpp.sel(precision="float32"), rtol=1e-4, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("phase", sorted(parameters.PERIODS))
+def test_a_phase_a_whole_period_apart_is_the_same_model(case, phase):
+    # parameters.PERIODS is what makes the analyses' member statistics circular: the model
+    # must read these phases only modulo their period, and not modulo less.
+    period = parameters.PERIODS[phase]
+    value = float(case.parameters[phase])
+    moved = (
+        value + period if value + period <= parameters.BY_NAME[phase].maximum else value - period
+    )
+    run = lambda v: forward.run({**case.parameters, phase: v}, case.forcing)
+    base, shifted, half = run(value), run(moved), run(value + period / 2 * np.sign(moved - value))
+    for name in ("lai", "gpp", "nbe"):
+        np.testing.assert_allclose(shifted[name], base[name], rtol=2e-4, atol=1e-5)
+    assert np.abs(half.lai - base.lai).max() > 0.1 * float(base.lai.max())
 
 
 def test_cells_broadcast_and_match_single_runs(case):

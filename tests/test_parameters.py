@@ -87,3 +87,27 @@ def test_out_of_bounds_names_parameter_and_first_index():
     assert parameters.out_of_bounds(values).startswith("parameter 'LCMA' = nan at index (1,)")
     del values["Q10"]
     assert parameters.out_of_bounds(values) == "missing parameters: Q10"
+
+
+def test_phase_statistics_are_circular():
+    year = parameters.DAYS_PER_YEAR
+    # Members a whole year apart agree; the mean stays in the first member's year.
+    assert parameters.ensemble_mean("Bday", [400.0, 400.0 + 2 * year]) == pytest.approx(400.0)
+    assert parameters.ensemble_std("Fday", [400.0, 400.0 + year]) == pytest.approx(0.0)
+    # Across the turn of the year: phases -0.5 d and +0.75 d average to +0.125 d, not mid-year.
+    assert parameters.ensemble_mean("Bday", [2 * year - 0.5, year + 0.75]) == pytest.approx(
+        2 * year + 0.125
+    )
+    # Kept within the bounds [365.25, 1461]: 365.5 and 730 (364.75 a year on) average to
+    # 365.125, below the bound, so the mean is given a year later.
+    assert parameters.ensemble_mean("Fday", [365.5, 2 * year - 0.5]) == pytest.approx(730.375)
+    assert parameters.ensemble_std("Bday", [2 * year - 0.5, year + 0.75]) == pytest.approx(0.625)
+    np.testing.assert_allclose(
+        parameters.aligned("Fday", [1210.0, 500.0], [840.0, 1200.0]),
+        [1210.0 - year, 500.0 + 2 * year],
+    )
+    # Everything else is linear.
+    values = np.array([[1.0, 10.0], [3.0, 20.0]])
+    np.testing.assert_allclose(parameters.ensemble_mean("LCMA", values), [2.0, 15.0])
+    np.testing.assert_allclose(parameters.ensemble_std("LCMA", values), [1.0, 5.0])
+    np.testing.assert_array_equal(parameters.aligned("LCMA", [5.0], [900.0]), [5.0])

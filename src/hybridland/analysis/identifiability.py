@@ -22,8 +22,9 @@ observations see only together (equifinal) are listed per setup.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,13 +90,29 @@ def member_parameter_stack(driver: xr.Dataset, members: Sequence[train.Member]) 
     return stack.assign_coords(cell)
 
 
+def member_reduce(stack: xr.Dataset, statistic: Callable[..., np.ndarray]) -> xr.Dataset:
+    """``statistic(name, values, axis)`` of every parameter over ``member``; (cell,)."""
+    return xr.Dataset(
+        {
+            name: stack[name].reduce(functools.partial(statistic, name), dim="member")
+            for name in stack.data_vars
+        }
+    )
+
+
+def member_mean(stack: xr.Dataset) -> xr.Dataset:
+    """The members' mean of every parameter, circular for the phases; (cell,)."""
+    return member_reduce(stack, parameters.ensemble_mean)
+
+
 def coefficient_of_variation(stack: xr.Dataset) -> xr.Dataset:
     """Pixelwise std / |mean| over ``member`` of every variable; (cell,).
 
     Members that agree exactly give 0, even where the mean is 0; a nonzero
-    spread around a zero mean gives inf. NaN stays NaN.
+    spread around a zero mean gives inf. NaN stays NaN. A phase is circular
+    (:func:`hybridland.model.parameters.ensemble_std`): members a whole period apart agree.
     """
-    mean, std = stack.mean("member"), stack.std("member")
+    mean, std = member_mean(stack), member_reduce(stack, parameters.ensemble_std)
     cv = xr.where(std == 0, 0.0, std / abs(mean)).where(mean.notnull() & std.notnull())
     for name in cv.data_vars:
         cv[name].attrs = {
@@ -304,7 +321,7 @@ def learned_sensitivity(
     non-test cells."""
     candidates = np.flatnonzero(~driver["test"].values.astype(bool))
     cells = sample_cells(candidates, n_cells, np.random.default_rng([seed, 11]))
-    mean = stack.mean("member")
+    mean = member_mean(stack)
     return fisher.pooled_sensitivity(
         driver.isel(cell=cells), {n: mean[n].values[cells] for n in parameters.NAMES}, config
     )

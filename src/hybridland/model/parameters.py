@@ -193,6 +193,51 @@ KEY_PARAMETERS = ("canopy_efficiency", "f_gpp", "Q10", "f_root", "leaf_lifespan"
 # root allocation as a fraction of the whole GPP (derived from f_root) instead of f_root.
 KEY_QUANTITIES = ("canopy_efficiency", "f_gpp", "Q10", "root_allocation", "leaf_lifespan", "LCMA")
 DAYS_PER_YEAR = 365.25
+# Phases that DALEC reads only modulo a period (spec 6.8: the phenology rate takes them
+# through sin^2(pi (t - phase) / 365.25)): members a whole period apart are the same model,
+# so the ensemble statistics of these parameters are circular.
+PERIODS: dict[str, float] = {"Bday": DAYS_PER_YEAR, "Fday": DAYS_PER_YEAR}
+
+
+def wrapped(difference: Any, period: float) -> Any:
+    """``difference`` moved by whole periods into [-period / 2, period / 2)."""
+    return (np.asarray(difference) + period / 2.0) % period - period / 2.0
+
+
+def aligned(name: str, values: Any, reference: Any) -> np.ndarray:
+    """``values`` moved by whole periods to lie nearest ``reference`` (a phase), else as given."""
+    values = np.asarray(values, np.float64)
+    period = PERIODS.get(name)
+    if period is None:
+        return values
+    return np.asarray(reference, np.float64) + wrapped(values - reference, period)
+
+
+def unwrapped(name: str, values: Any, axis: int = 0) -> np.ndarray:
+    """Members along ``axis`` moved by whole periods to lie nearest the first member: a phase's
+    values made comparable on a line (anything else as given)."""
+    values = np.asarray(values, np.float64)
+    if name not in PERIODS:
+        return values
+    return aligned(name, values, np.take(values, [0], axis=axis))
+
+
+def ensemble_mean(name: str, values: Any, axis: int = 0) -> np.ndarray:
+    """Mean over ``axis`` (members); a phase is averaged :func:`unwrapped`, so it stays in the
+    first member's period (a map stays continuous), moved a period inwards where that would
+    leave the bounds."""
+    mean = unwrapped(name, values, axis).mean(axis=axis)
+    if name not in PERIODS:
+        return mean
+    info, period = BY_NAME[name], PERIODS[name]
+    return np.where(
+        mean < info.minimum, mean + period, np.where(mean > info.maximum, mean - period, mean)
+    )
+
+
+def ensemble_std(name: str, values: Any, axis: int = 0) -> np.ndarray:
+    """Population standard deviation over ``axis`` (members), of a phase :func:`unwrapped`."""
+    return unwrapped(name, values, axis).std(axis=axis)
 
 
 def _allocation(p: Mapping[str, Any]) -> dict[str, Any]:

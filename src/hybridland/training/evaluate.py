@@ -86,11 +86,14 @@ def parameter_recovery(
 ) -> pd.DataFrame:
     """Pearson r, bias (mean of estimate - truth) and RMSE per parameter, over finite cells.
 
-    Parameters are taken in table order, those present in both mappings.
+    Parameters are taken in table order, those present in both mappings. A phase
+    (:data:`hybridland.model.parameters.PERIODS`) is compared at its representative nearest
+    the truth, since whole periods apart it is the same model.
     """
     rows = []
     for name in [n for n in parameters.NAMES if n in estimate and n in truth]:
         est, tru = finite_pairs(estimate[name], truth[name])
+        est = parameters.aligned(name, est, tru)
         gap = est - tru
         rows.append(
             {
@@ -357,14 +360,18 @@ def per_cell_temporal_r2(driver: xr.Dataset, sim: Mapping[str, np.ndarray]) -> x
 
 def parameter_maps(driver: xr.Dataset, members: Sequence[Mapping[str, np.ndarray]]) -> xr.Dataset:
     """Ensemble mean ``<name>`` and population standard deviation ``<name>_std`` of every parameter
-    on (lat, lon)."""
+    on (lat, lon); circular for the phases (:data:`hybridland.model.parameters.PERIODS`)."""
     data = {}
     for name in parameters.NAMES:
         stack = np.stack([np.asarray(m[name], np.float64) for m in members])  # (member, cell)
         info = parameters.BY_NAME[name]
         for suffix, values, long_name in (
-            ("", stack.mean(axis=0), f"{info.long_name}, ensemble mean"),
-            ("_std", stack.std(axis=0), f"{info.long_name}, ensemble standard deviation"),
+            ("", parameters.ensemble_mean(name, stack), f"{info.long_name}, ensemble mean"),
+            (
+                "_std",
+                parameters.ensemble_std(name, stack),
+                f"{info.long_name}, ensemble standard deviation",
+            ),
         ):
             attrs = {"units": info.units, "long_name": long_name, "grid_mapping": "crs"}
             data[name + suffix] = (
@@ -578,7 +585,10 @@ def evaluate_setup(
     if truth_nc is not None and recovery_csv is not None:
         with xr.open_dataset(truth_nc) as truth:
             true = truth_at_cells(truth.load(), driver, truth_nc)
-        estimate = {n: np.mean([p[n] for p in ensemble.params], axis=0) for n in parameters.NAMES}
+        estimate = {
+            n: parameters.ensemble_mean(n, [p[n] for p in ensemble.params])
+            for n in parameters.NAMES
+        }
         recovery = parameter_recovery(estimate, true).assign(grid=grid, setup=setup)
         write_csv(recovery[list(RECOVERY_COLUMNS)], recovery_csv)
     logger.info("%s/%s: evaluated members %s", grid, setup, attrs["members"])
