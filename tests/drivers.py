@@ -13,6 +13,16 @@ from hybridland.model import dalec, network
 from hybridland.training import bench
 
 
+def truth_parameters(predictors, seed: int = 0) -> dict:
+    """The parameters behind :func:`tiny_driver`'s observations (predictors: its columns or the
+    driver itself), from a random network of MAT, MAP and SAND."""
+    truth_net = network.init_network(jax.random.key(seed), 3)
+    z = np.stack([np.asarray(predictors[k]) for k in ("MAT", "MAP", "SAND")], -1)
+    return network.physical_parameters(
+        truth_net, (z - z.mean(0)) / z.std(0), np.zeros(z.shape[0], np.float32)
+    )
+
+
 def tiny_driver(
     n_patches: int = 6, slots: int = 4, first_year: int = 2010, years: int = 2, seed: int = 0
 ) -> xr.Dataset:
@@ -28,11 +38,7 @@ def tiny_driver(
     predictors |= {
         p: rng.normal(10.0, 3.0, cells) for p in contract.CLIM + contract.AGE + contract.SOIL
     }
-    truth_net = network.init_network(jax.random.key(seed), 3)
-    z = np.stack([predictors["MAT"], predictors["MAP"], predictors["SAND"]], -1)
-    params = network.physical_parameters(
-        truth_net, (z - z.mean(0)) / z.std(0), np.zeros(cells, np.float32)
-    )
+    params = truth_parameters(predictors, seed)
     out = {
         k: np.asarray(v).T
         for k, v in dalec.simulate(

@@ -6,6 +6,7 @@ rule sensitivity:
     output:
         sensitivity=analysis_file("identifiability", "sensitivity.csv"),
         pairs=analysis_file("identifiability", "equifinal_pairs_truth.csv"),
+        truth_skill=analysis_file("evaluation", "truth_skill.csv"),
     params:
         seed=config["seed"],
         loss=config["loss"],

@@ -12,6 +12,7 @@ with logging_to(snakemake.log[0]):
         truth_nc=snakemake.input.truth,
         out_csv=snakemake.output.sensitivity,
         pairs_csv=snakemake.output.pairs,
+        skill_csv=snakemake.output.truth_skill,
         loss=LossConfig.from_config(snakemake.params.loss),
         fisher_threshold=snakemake.params.fisher_threshold,
         seed=snakemake.params.seed,

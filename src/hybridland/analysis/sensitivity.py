@@ -111,17 +111,28 @@ def sensitivity_file(
     pairs_csv: Path | str,
     loss: LossConfig,
     *,
+    skill_csv: Path | str | None = None,
     fisher_threshold: float = fisher.DEFAULT_THRESHOLD,
     n_cells: int = 200,
     step: float = DEFAULT_STEP,
     seed: int = 0,
 ) -> None:
     """Entry point of the sensitivity rule for one grid: write ``parameter, target,
-    sensitivity`` and the truth's equifinal pairs (``parameter_a, parameter_b, value``)."""
+    sensitivity``, the truth's equifinal pairs (``parameter_a, parameter_b, value``) and,
+    with ``skill_csv``, the skill of the truth itself on this grid
+    (:func:`hybridland.training.evaluate.truth_metrics`)."""
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     with xr.open_dataset(truth_nc) as opened:
         truth = evaluate.truth_at_cells(opened.load(), driver, truth_nc)
+    if skill_csv is not None:
+        skill = evaluate.truth_metrics(driver, truth, driver.attrs.get("grid", ""))
+        write_csv(skill, skill_csv)
+        pooled = skill[(skill.split == "test") & (skill.metric == evaluate.POOLED)]
+        logger.info(
+            "the truth on this grid, test r2_score: %s",
+            ", ".join(f"{v} {r:.3f}" for v, r in zip(pooled.variable, pooled.r2_score)),
+        )
     candidates = np.flatnonzero(~driver.test.values.astype(bool))
     cells = sample_cells(candidates, n_cells, np.random.default_rng([seed, 3]))
     logger.info(

@@ -74,6 +74,7 @@ CELL_SERIES = tuple(
     and targets.TERMS[name].timescale in ("step", "annual")
     and name not in SITE_TARGETS
 )
+TRUTH = "truth"  # setup and member of the rows of truth_metrics
 RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
 SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
 
@@ -263,7 +264,13 @@ def member_metrics(
     pairs. ``nse_cell_median``: per target of :data:`CELL_SERIES` on the test cells,
     the medians of :func:`cell_median_scores`, ``n`` cells.
     """
-    masks = split_masks(driver, info)
+    return split_metrics(driver, sim, split_masks(driver, info))
+
+
+def split_metrics(
+    driver: xr.Dataset, sim: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """:func:`member_metrics` on the cells of each named split (``masks``, one ``test``)."""
     rows = [
         (variable, split, POOLED, r2_score(o, s), explained_variance(o, s), int(o.size))
         for split, mask in masks.items()
@@ -275,6 +282,24 @@ def member_metrics(
     ]
     table = pd.DataFrame(rows, columns=list(METRIC_COLUMNS[3:]))
     return _sort_rows(table, ["metric", "variable", "split"])
+
+
+def truth_metrics(driver: xr.Dataset, truth: Mapping[str, np.ndarray], grid: str) -> pd.DataFrame:
+    """Skill of DALEC993 run on the driver's grid with the twin's true parameters (each cell's
+    mean of the finer truth), on the test cells and on all cells, in the columns of
+    metrics.csv (setup and member ``truth``).
+
+    The twin observes the truth run on its finer grid, averaged onto this one. Where a cell
+    mixes land covers, the mean of the parameters does not give the mean of the outputs,
+    so this is the skill of a model that recovered the true maps exactly: a model fitted
+    to the observations can beat it, by learning parameters that differ from the true maps.
+    """
+    masks = {
+        "test": np.asarray(driver.test.values, bool),
+        "all": np.ones(driver.sizes["cell"], bool),
+    }
+    rows = split_metrics(driver, simulate_cells(driver, truth), masks)
+    return rows.assign(grid=grid, setup=TRUTH, member=TRUTH)[list(METRIC_COLUMNS)]
 
 
 def metrics_table(rows: pd.DataFrame, grid: str, setup: str) -> pd.DataFrame:
