@@ -356,6 +356,7 @@ FIGURE_INCHES = {
 REPORT_TABLES = [
     "evaluation/metrics.csv",
     "evaluation/recovery.csv",
+    "evaluation/0p25deg/truth_skill.csv",
     "partition/0p25deg/global.csv",
     "scorecard.csv",
     "evaluation/comparison.csv",

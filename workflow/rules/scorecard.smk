@@ -6,7 +6,12 @@ rule sensitivity:
     output:
         sensitivity=analysis_file("identifiability", "sensitivity.csv"),
         pairs=analysis_file("identifiability", "equifinal_pairs_truth.csv"),
-        truth_skill=analysis_file("evaluation", "truth_skill.csv"),
+        truth_skill=report(
+            analysis_file("evaluation", "truth_skill.csv"),
+            caption="../report/truth_skill.rst",
+            category="Skill",
+            labels={"grid": "{grid}", "table": "skill of the truth"},
+        ),
     params:
         seed=config["seed"],
         loss=config["loss"],
