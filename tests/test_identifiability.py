@@ -54,6 +54,24 @@ def test_cv_of_four_members_and_of_a_zero_mean():
     assert np.isinf(cv[2])  # spread around a zero mean
 
 
+def test_the_conditional_interval_is_as_wide_as_the_cells_disagree():
+    rng = np.random.default_rng(0)
+    base = np.diag([4.0, 1.0, 0.25])  # conditional sensitivities 2, 1, 0.5
+    same = np.repeat(base[None], 30, axis=0)
+    np.testing.assert_allclose(
+        fisher.conditional_interval(same, rng), [[2.0, 1.0, 0.5]] * 2, rtol=1e-5
+    )
+    # Half the cells see the second parameter 9 times as well as the others: its pooled
+    # information is 5 (sensitivity 2.24); resampling the cells spreads it, not the others.
+    mixed = same.copy()
+    mixed[::2, 1, 1] = 9.0
+    low, high = fisher.conditional_interval(mixed, np.random.default_rng(1))
+    assert low[1] < np.sqrt(5.0) < high[1] and high[1] - low[1] > 0.2
+    np.testing.assert_allclose([low[0], high[0], low[2], high[2]], [2.0, 2.0, 0.5, 0.5], rtol=1e-5)
+    again = fisher.conditional_interval(mixed, np.random.default_rng(1))
+    np.testing.assert_array_equal(again, [low, high])
+
+
 def test_members_a_year_apart_agree_on_a_phase():
     # Bday of 2 members, 2 cells: 400 and 765.25 (one year later) agree; 400 and 420 do not.
     stack = hand_stack({"Bday": [[400.0, 400.0], [765.25, 420.0]]}, n_members=2, n_cells=2)
@@ -294,8 +312,16 @@ def test_identifiability_files_on_saved_members(tmp_path):
     assert (both["combined"] == (both["cv_published"] & both["fisher"])).all()
     assert not both.loc["IWUE", "fisher"]
     medians = pd.read_csv(out / "fisher.csv")
-    assert list(medians.columns) == ["setup", "parameter", "marginal", "conditional"]
+    assert list(medians.columns) == [
+        "setup",
+        "parameter",
+        "marginal",
+        "conditional",
+        "conditional_p05",
+        "conditional_p95",
+    ]
     assert (medians.conditional <= medians.marginal + 1e-3).all()
+    assert (medians.conditional_p05 <= medians.conditional_p95).all()
     pairs = pd.read_csv(out / "equifinal_pairs.csv")
     assert list(pairs.columns) == ["setup", "parameter_a", "parameter_b", "value"]
     assert pairs.value.between(0.0, 1.0).all()

@@ -51,6 +51,10 @@ DEFAULT_THRESHOLD = 1.0
 # Prior information added to F before inversion: a prior SD of 1000 log ranges, so it only
 # keeps F invertible where a parameter is not read at all.
 RIDGE = 1e-6
+# Resamples of the sampled cells (with replacement) behind the conditional sensitivity's
+# interval: how much a verdict rests on which cells the sample drew.
+RESAMPLES = 200
+INTERVAL = (5.0, 95.0)  # percentiles of the interval
 PAIR_COLUMNS = ("setup", "parameter_a", "parameter_b", "value")
 
 Rows = Callable[..., jax.Array]  # (theta (P,), *cell arguments) -> weighted rows (R,)
@@ -105,6 +109,22 @@ def sensitivity(fisher: np.ndarray, ridge: float = RIDGE) -> Sensitivity:
         conditional=1.0 / sd,
         correlation=covariance / (sd[..., :, None] * sd[..., None, :]),
     )
+
+
+def conditional_interval(
+    cell_fisher: np.ndarray, rng: np.random.Generator, resamples: int = RESAMPLES
+) -> np.ndarray:
+    """Percentiles :data:`INTERVAL` (2, P) of the conditional sensitivity of the pooled
+    information over ``resamples`` resamples of the cells (``cell_fisher``: (cell, P, P))."""
+    n_cells = cell_fisher.shape[0]
+    counts = np.stack(
+        [
+            np.bincount(rng.integers(0, n_cells, n_cells), minlength=n_cells)
+            for _ in range(resamples)
+        ]
+    )
+    pooled = np.einsum("rc,cpq->rpq", counts / n_cells, cell_fisher)
+    return np.percentile(sensitivity(pooled).conditional, INTERVAL, axis=0)
 
 
 def equifinal_pairs(found: Sensitivity, names: Sequence[str], threshold: float) -> pd.DataFrame:

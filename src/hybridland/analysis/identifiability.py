@@ -187,13 +187,16 @@ def verdicts(table: pd.DataFrame, setup: str, criterion: str) -> pd.Series:
     return rows.set_index("parameter")["identifiable"].astype(bool)
 
 
-def fisher_table(found: fisher.Sensitivity) -> pd.DataFrame:
-    """Rows ``parameter, marginal, conditional`` (pooled sensitivities), in table order."""
+def fisher_table(found: fisher.Sensitivity, interval: np.ndarray) -> pd.DataFrame:
+    """Rows ``parameter, marginal, conditional, conditional_p05, conditional_p95`` (pooled
+    sensitivities; the conditional one's :func:`fisher.conditional_interval`), in table order."""
     return pd.DataFrame(
         {
             "parameter": list(parameters.NAMES),
             "marginal": found.marginal,
             "conditional": found.conditional,
+            "conditional_p05": interval[0],
+            "conditional_p95": interval[1],
         }
     )
 
@@ -212,7 +215,8 @@ def _panels(n_setups: int, n_parameters: int) -> tuple[Figure, np.ndarray]:
 
 
 def _legend(fig: Figure, threshold: float, marginal: bool = False) -> None:
-    """Verdict colours and the threshold line (and the marginal dots), below the panels."""
+    """Verdict colours and the threshold line (and the marginal dots and the interval of the
+    conditional sensitivity), below the panels."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -220,6 +224,9 @@ def _legend(fig: Figure, threshold: float, marginal: bool = False) -> None:
     handles.append(Line2D([], [], color="C3", linestyle="--", label=f"threshold {threshold:g}"))
     if marginal:
         handles.append(Line2D([], [], color="k", marker=".", linestyle="", label="marginal"))
+        handles.append(
+            Line2D([], [], color="0.3", marker="|", label="5-95% over resamples of the cells")
+        )
     fig.legend(handles=handles, fontsize="x-small", frameon=False, loc="outside lower center")
 
 
@@ -253,16 +260,25 @@ def bars_figure(table: pd.DataFrame, threshold: float) -> Figure:
 
 def fisher_figure(table: pd.DataFrame, medians: pd.DataFrame, threshold: float) -> Figure:
     """One panel per setup: pooled conditional sensitivity (bars, coloured by the combined
-    verdict) and pooled marginal sensitivity (dots) of each parameter, log scale, sorted."""
+    verdict, with its 5-95% interval over resamples of the cells) and pooled marginal
+    sensitivity (dots) of each parameter, log scale, sorted."""
     names = list(dict.fromkeys(medians["setup"]))
     fig, axes = _panels(len(names), medians["parameter"].nunique())
     for ax, setup in zip(axes[0], names):
         rows = medians[medians["setup"] == setup].sort_values("conditional")
         floor = fisher.RIDGE**0.5  # the ridge's own sensitivity: nothing is seen below it
-        ax.barh(
+        bars = rows["conditional"].clip(lower=floor)
+        ax.barh(rows["parameter"], bars, color=_colours(table, setup, rows["parameter"]))
+        low = rows["conditional_p05"].clip(lower=floor)  # the 5-95% interval over resamples
+        high = rows["conditional_p95"].clip(lower=floor)
+        ax.errorbar(
+            bars,
             rows["parameter"],
-            rows["conditional"].clip(lower=floor),
-            color=_colours(table, setup, rows["parameter"]),
+            xerr=[bars - low, high - bars],
+            fmt="none",
+            ecolor="0.3",
+            elinewidth=0.6,
+            capsize=1.5,
         )
         ax.plot(rows["marginal"].clip(lower=floor), rows["parameter"], "k.", markersize=3)
         ax.axvline(threshold, color="C3", linestyle="--", linewidth=1.0)
@@ -316,15 +332,18 @@ def setup_stack(driver: xr.Dataset, files: MemberFiles, setup: str) -> xr.Datase
 
 def learned_sensitivity(
     driver: xr.Dataset, stack: xr.Dataset, config: LossConfig, n_cells: int, seed: int
-) -> fisher.Sensitivity:
+) -> tuple[fisher.Sensitivity, np.ndarray]:
     """Pooled Fisher sensitivities at the members' mean parameters on a seeded sample of
-    non-test cells."""
+    non-test cells, and the conditional sensitivity's interval over resamples of those cells
+    (:func:`fisher.conditional_interval`, seeded)."""
     candidates = np.flatnonzero(~driver["test"].values.astype(bool))
     cells = sample_cells(candidates, n_cells, np.random.default_rng([seed, 11]))
     mean = member_mean(stack)
-    return fisher.pooled_sensitivity(
+    per_cell = fisher.cell_information(
         driver.isel(cell=cells), {n: mean[n].values[cells] for n in parameters.NAMES}, config
     )
+    interval = fisher.conditional_interval(per_cell, np.random.default_rng([seed, 13]))
+    return fisher.sensitivity(per_cell.mean(axis=0)), interval
 
 
 def identifiability_files(
@@ -350,7 +369,9 @@ def identifiability_files(
         grid: the grid name, checked against the driver's ``grid`` attribute.
         out_dir: ``results/{study}/identifiability/{grid}``; receives ``summary.csv``
             (:data:`COLUMNS`, setups in the order given), ``fisher.csv`` (``setup,
-            parameter, marginal, conditional``: pooled over the sampled cells),
+            parameter, marginal, conditional, conditional_p05, conditional_p95``: pooled
+            over the sampled cells, and the conditional one's 5-95% interval over
+            resamples of them),
             ``equifinal_pairs.csv`` (:data:`hybridland.analysis.fisher.PAIR_COLUMNS`),
             ``median_cv.{png,pdf}``, ``fisher.{png,pdf}`` and, with ``cv_maps_nc``,
             ``cv_maps.nc`` (CV on setup, lat, lon, one variable per parameter).
@@ -376,8 +397,8 @@ def identifiability_files(
             files = kept_files(selected[setup], files)
         stack = setup_stack(driver, files, setup)
         cv = coefficient_of_variation(stack)
-        found = learned_sensitivity(driver, stack, loss, n_cells, seed)
-        seen = fisher_table(found)
+        found, interval = learned_sensitivity(driver, stack, loss, n_cells, seed)
+        seen = fisher_table(found, interval)
         conditional = seen.set_index("parameter")["conditional"]
         table = summary(cv, conditional, setup, threshold, fisher_threshold)
         equifinal = fisher.equifinal_pairs(found, parameters.NAMES, fisher_threshold)
