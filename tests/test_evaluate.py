@@ -12,8 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from drivers import tiny_driver as observed_driver
-from drivers import truth_parameters
 
 from hybridland.model import loss, parameters, targets
 from hybridland.training import batches, evaluate, jobs, skill, train
@@ -383,20 +381,6 @@ def test_recovery_of_a_phase_a_year_off_is_exact():
     row = table.iloc[0]
     assert row.pearson_r == pytest.approx(1.0) and row.bias == pytest.approx(0.0)
     assert row.rmse == pytest.approx(0.0, abs=1e-9)
-
-
-def test_the_truth_that_made_the_observations_scores_one_and_a_wrong_one_does_not():
-    driver = observed_driver()  # observations: DALEC on truth_parameters, without noise
-    truth = {k: np.asarray(v) for k, v in truth_parameters(driver).items()}
-    table = evaluate.truth_metrics(driver, truth, "tiny")
-    assert list(table.columns) == list(evaluate.METRIC_COLUMNS)
-    assert set(table.setup) == set(table.member) == {"truth"} and set(table.grid) == {"tiny"}
-    pooled = table[table.metric == evaluate.POOLED].set_index(["variable", "split"]).r2_score
-    assert {s for _, s in pooled.index} == {"test", "all"}
-    np.testing.assert_allclose(pooled.loc[["lai", "sif", "et"]], 1.0, atol=1e-4)
-    wrong = evaluate.truth_metrics(driver, {**truth, "LCMA": 0.5 * truth["LCMA"]}, "tiny")
-    lai = wrong[(wrong.metric == evaluate.POOLED) & (wrong.variable == "lai")].r2_score
-    assert (lai < 0.9).all()
 
 
 def write_table(path: Path, rows: list[dict], columns) -> Path:

@@ -6,10 +6,11 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-from drivers import tiny_driver
+from drivers import tiny_driver, truth_parameters
 
 from hybridland.analysis import sensitivity
 from hybridland.model import network, parameters
+from hybridland.training import evaluate
 
 
 def test_perturbed_moves_by_the_share_of_the_log_range_and_stays_in_bounds():
@@ -71,3 +72,17 @@ def test_sif_parameters_reach_only_sif(table):
 def test_leaf_carbon_per_area_moves_lai(table):
     lcma = table[table.parameter == "LCMA"].set_index("target").sensitivity
     assert lcma["lai"] > 0.05
+
+
+def test_the_truth_that_made_the_observations_scores_one_and_a_wrong_one_does_not():
+    driver = tiny_driver()  # observations: DALEC on truth_parameters, without noise
+    truth = {k: np.asarray(v) for k, v in truth_parameters(driver).items()}
+    table = sensitivity.truth_metrics(driver, truth, "tiny")
+    assert list(table.columns) == list(evaluate.METRIC_COLUMNS)
+    assert set(table.setup) == set(table.member) == {"truth"} and set(table.grid) == {"tiny"}
+    pooled = table[table.metric == evaluate.POOLED].set_index(["variable", "split"]).r2_score
+    assert {s for _, s in pooled.index} == {"test", "all"}
+    np.testing.assert_allclose(pooled.loc[["lai", "sif", "et"]], 1.0, atol=1e-4)
+    wrong = sensitivity.truth_metrics(driver, {**truth, "LCMA": 0.5 * truth["LCMA"]}, "tiny")
+    lai = wrong[(wrong.metric == evaluate.POOLED) & (wrong.variable == "lai")].r2_score
+    assert (lai < 0.9).all()

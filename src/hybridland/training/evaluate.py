@@ -74,7 +74,6 @@ CELL_SERIES = tuple(
     and targets.TERMS[name].timescale in ("step", "annual")
     and name not in SITE_TARGETS
 )
-TRUTH = "truth"  # setup and member of the rows of truth_metrics
 RECOVERY_COLUMNS = ("grid", "setup", "parameter", "pearson_r", "bias", "rmse")
 SIMULATED = ("lai", "gpp", "ET", "nee", "nbe") + POOL_OUTPUTS
 
@@ -282,24 +281,6 @@ def split_metrics(
     ]
     table = pd.DataFrame(rows, columns=list(METRIC_COLUMNS[3:]))
     return _sort_rows(table, ["metric", "variable", "split"])
-
-
-def truth_metrics(driver: xr.Dataset, truth: Mapping[str, np.ndarray], grid: str) -> pd.DataFrame:
-    """Skill of DALEC993 run on the driver's grid with the twin's true parameters (each cell's
-    mean of the finer truth), on the test cells and on all cells, in the columns of
-    metrics.csv (setup and member ``truth``).
-
-    The twin observes the truth run on its finer grid, averaged onto this one. Where a cell
-    mixes land covers, the mean of the parameters does not give the mean of the outputs,
-    so this is the skill of a model that recovered the true maps exactly: a model fitted
-    to the observations can beat it, by learning parameters that differ from the true maps.
-    """
-    masks = {
-        "test": np.asarray(driver.test.values, bool),
-        "all": np.ones(driver.sizes["cell"], bool),
-    }
-    rows = split_metrics(driver, simulate_cells(driver, truth), masks)
-    return rows.assign(grid=grid, setup=TRUTH, member=TRUTH)[list(METRIC_COLUMNS)]
 
 
 def metrics_table(rows: pd.DataFrame, grid: str, setup: str) -> pd.DataFrame:
