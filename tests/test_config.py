@@ -48,6 +48,10 @@ def test_every_shipped_config_is_valid(study):
         ({"driver": {"test_fraction": 1.5}}, "1.5 is greater than or equal to the maximum of 1"),
         ({"grids": ["0p1deg"]}, "'0p1deg' is not one of ['0p25deg', '0p125deg', 'sites']"),
         ({"training": {"program": "all"}}, "'all' is not one of ['grid', 'setup', 'member']"),
+        (
+            {"driver": {"observations": "truth"}},
+            "'truth' is not one of ['products', 'grid_truth']",
+        ),
     ],
 )
 def test_schema_rejects_with_the_key(change, message):
@@ -75,6 +79,13 @@ def test_schema_rejects_with_the_key(change, message):
             "period.first_year (2015) is after period.last_year (2012)",
         ),
         ({"twin": {"truth_resolution": 0.03}}, "twin.truth_resolution (0.03) must divide 0.1 deg"),
+        (
+            {"source": "differland_global", "driver": {"observations": "grid_truth"}},
+            (
+                "driver.observations: grid_truth makes the observations from the twin's "
+                "truth_parameters (source is 'differland_global')"
+            ),
+        ),
         (
             {"baselines": {"conv_grid": "sites"}},
             "baselines.conv_grid (sites) is not one of grids ['0p25deg', '0p125deg']",

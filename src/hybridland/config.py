@@ -131,6 +131,15 @@ def check(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"twin.truth_resolution ({resolution}) must divide 0.1 deg")
     if config["source"] == "twin":
         _check_patches(config)
+    observations = config["driver"].get("observations", "products")
+    if observations == "grid_truth" and (
+        config["source"] != "twin" or "truth_parameters" not in config["datasets"]
+    ):
+        lacking = "" if "truth_parameters" in config["datasets"] else ", datasets lack it"
+        raise ConfigError(
+            "driver.observations: grid_truth makes the observations from the twin's "
+            f"truth_parameters (source is {config['source']!r}{lacking})"
+        )
     if config["source"] == "differland_global":
         _check_bundle(config)
     _check_setups(config)

@@ -13,6 +13,7 @@ rule assemble_driver:
         driver=config["driver"],
         period=config["period"],
         seed=config["seed"],
+        noise=config.get("twin", {}).get("noise", {}),
     log:
         log_file("assemble_driver/{grid}"),
     benchmark:

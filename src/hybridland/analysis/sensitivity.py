@@ -31,6 +31,7 @@ import xarray as xr
 
 from hybridland.analysis import fisher
 from hybridland.analysis.kernel_shap import sample_cells
+from hybridland.data.driver import parameters_at_cells
 from hybridland.io import write_csv
 from hybridland.model import parameters
 from hybridland.model.loss import LossConfig
@@ -143,7 +144,7 @@ def sensitivity_file(
     with xr.open_dataset(driver_path) as opened:
         driver = opened.load()
     with xr.open_dataset(truth_nc) as opened:
-        truth = evaluate.truth_at_cells(opened.load(), driver, truth_nc)
+        truth = parameters_at_cells(opened.load(), driver, truth_nc)
     if skill_csv is not None:
         skill = truth_metrics(driver, truth, driver.attrs.get("grid", ""))
         write_csv(skill, skill_csv)

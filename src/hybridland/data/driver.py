@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,14 @@ from hybridland.data import validate
 from hybridland.data.grids import Grid
 from hybridland.data.validate import DriverError
 from hybridland.io import open_netcdf, write_netcdf
+from hybridland.model import parameters
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DriverError"]  # raised by every function here (defined in validate)
+
+
+OBSERVATIONS = ("products", "grid_truth")  # values of DriverOptions.observations
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,15 @@ class DriverOptions:
     test_fraction: float
     delta_t: str | int
     max_infinite_share: float = validate.DEFAULT_MAX_INFINITE_SHARE
+    # products: the regridded products' observations; grid_truth (twins): the truth made on
+    # the driver's cells (hybridland.data.twin.grid_truth)
+    observations: str = "products"
+
+    def __post_init__(self) -> None:
+        if self.observations not in OBSERVATIONS:
+            raise DriverError(
+                f"driver.observations: {self.observations!r} is not one of {list(OBSERVATIONS)}"
+            )
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> DriverOptions:
@@ -464,6 +477,29 @@ def patch_means(values: np.ndarray, cell_patch: np.ndarray, patch_ids: np.ndarra
     return out
 
 
+def parameters_at_cells(
+    maps: xr.Dataset, driver: xr.Dataset, source: Path | str
+) -> dict[str, np.ndarray]:
+    """The 40 parameter maps (lat, lon) of ``maps`` on the driver's grid sampled at its cells,
+    (cell,) each; ``source`` names the maps in errors."""
+    for axis, grid_axis in (("lat", "grid_lat"), ("lon", "grid_lon")):
+        if axis not in maps.coords or not np.allclose(
+            maps[axis].values, driver[grid_axis].values, atol=1e-6
+        ):
+            raise ValueError(f"{source}: coordinate '{axis}' does not match the driver's grid")
+    missing = [n for n in parameters.NAMES if n not in maps]
+    if missing:
+        raise ValueError(f"{source}: lacks parameters {missing}")
+    y, x = driver.cell_y.values, driver.cell_x.values
+    return {
+        n: maps[n].transpose("lat", "lon").values[y, x].astype(np.float64) for n in parameters.NAMES
+    }
+
+
+# Rewrites an assembled driver from the regridded products (e.g. its observations).
+Transform = Callable[[xr.Dataset, Mapping[str, xr.Dataset]], xr.Dataset]
+
+
 def assemble_driver_file(
     regridded: Sequence[str | Path],
     co2: str | Path,
@@ -473,11 +509,15 @@ def assemble_driver_file(
     options: DriverOptions,
     period: Mapping[str, int],
     seed: int,
+    transform: Transform | None = None,
 ) -> None:
-    """Read the regridded products (named by file stem), assemble, write atomically."""
+    """Read the regridded products (named by file stem), assemble, apply ``transform`` if
+    given, write atomically."""
     data = {Path(p).stem: open_netcdf(p) for p in regridded}
     table = pd.read_csv(co2)
     driver = assemble(data, table, open_netcdf(sites), grid, options, period, seed)
+    if transform is not None:
+        driver = transform(driver, data)
     logger.info(
         "driver %s: %d cells in %d patches (%d test), %d months",
         grid.name,

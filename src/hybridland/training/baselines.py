@@ -37,6 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland.contract import FORCING, SITE_TARGETS, TARGETS
+from hybridland.data.driver import parameters_at_cells
 from hybridland.io import atomic_path, write_csv
 from hybridland.model import network, recurrent, targets
 from hybridland.training import batches, evaluate, setups, train
@@ -459,7 +460,7 @@ def run_baseline(
         if hybrid_params is not None:
             sim = evaluate.simulate_cells(
                 driver,
-                evaluate.truth_at_cells(hybrid_params, driver, "hybrid parameters"),
+                parameters_at_cells(hybrid_params, driver, "hybrid parameters"),
                 outputs=tuple(targets.TERMS[n].outputs[0] for n in TWIN_TARGETS),
             )
             simulated = simulated_channels(sim, data, TWIN_TARGETS)

@@ -33,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from hybridland.contract import SITE_TARGETS
+from hybridland.data.driver import parameters_at_cells
 from hybridland.io import atomic_path, grid_coords, write_csv, write_netcdf
 from hybridland.model import dalec, forward, parameters, targets
 from hybridland.training import batches
@@ -472,25 +473,6 @@ def write_geotiff(dataarray: xr.DataArray, path: Path | str) -> None:
 # ---- files
 
 
-def truth_at_cells(
-    truth: xr.Dataset, driver: xr.Dataset, source: Path | str
-) -> dict[str, np.ndarray]:
-    """The true parameters (lat, lon) sampled at the driver cells, (cell,)."""
-    for axis, grid_axis in (("lat", "grid_lat"), ("lon", "grid_lon")):
-        if axis not in truth.coords or not np.allclose(
-            truth[axis].values, driver[grid_axis].values, atol=1e-6
-        ):
-            raise ValueError(f"{source}: coordinate '{axis}' does not match the driver's grid")
-    missing = [n for n in parameters.NAMES if n not in truth]
-    if missing:
-        raise ValueError(f"{source}: lacks true parameters {missing}")
-    y, x = driver.cell_y.values, driver.cell_x.values
-    return {
-        n: truth[n].transpose("lat", "lon").values[y, x].astype(np.float64)
-        for n in parameters.NAMES
-    }
-
-
 def _check_member(info: Mapping[str, Any], setup: str, source: Path | str) -> None:
     missing = [k for k in ("setup", "member", "train_patches", "dev_patches") if k not in info]
     if missing:
@@ -590,7 +572,7 @@ def evaluate_setup(
     _write_maps(driver, ensemble, attrs, Path(params_nc), Path(simulated_nc), Path(maps_nc))
     if truth_nc is not None and recovery_csv is not None:
         with xr.open_dataset(truth_nc) as truth:
-            true = truth_at_cells(truth.load(), driver, truth_nc)
+            true = parameters_at_cells(truth.load(), driver, truth_nc)
         estimate = {
             n: parameters.ensemble_mean(n, [p[n] for p in ensemble.params])
             for n in parameters.NAMES
