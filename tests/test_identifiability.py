@@ -235,15 +235,30 @@ def test_dalec_observations_do_not_see_iwue_and_see_lcma():
     assert (found.conditional <= found.marginal * (1 + 1e-6) + np.sqrt(fisher.RIDGE)).all()
 
 
-def test_dalec_rows_weigh_each_target_like_the_loss():
-    # A target's rows scale with sqrt(weight): F of 4 x the weights is 4 x F.
+def test_dalec_rows_are_in_standard_deviations_of_the_observations():
+    # The loss weights only select targets; each target's rows are divided by the spread of
+    # its observations, so observations spread 3 x as wide make every sensitivity 1/3.
     driver = gridded_driver(n_patches=1)
     truth = network_truth(driver)
     once = fisher.pooled_sensitivity(driver, truth, LossConfig.from_mapping({"lai": 1.0}))
     four = fisher.pooled_sensitivity(driver, truth, LossConfig.from_mapping({"lai": 4.0}))
-    np.testing.assert_allclose(four.marginal, 2 * once.marginal, rtol=1e-6)
+    np.testing.assert_allclose(four.marginal, once.marginal, rtol=1e-6)
+    wider = driver.assign(lai=3.0 * driver.lai)
+    third = fisher.pooled_sensitivity(wider, truth, LossConfig.from_mapping({"lai": 1.0}))
+    np.testing.assert_allclose(third.marginal, once.marginal / 3.0, rtol=1e-5)
     with pytest.raises(ValueError, match="no active loss target has observations"):
         fisher.pooled_sensitivity(driver, truth, LossConfig.from_mapping({"gpp_ec": 1.0}))
+
+
+def test_the_spread_counts_observed_entries_on_the_targets_timescale():
+    value = np.array([[1.0, 5.0], [3.0, 100.0], [np.nan, 7.0]])  # (time, cell)
+    mask = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    assert fisher.observed_spread("lai", np.nan_to_num(value), mask, 12) == pytest.approx(
+        np.std([1.0, 3.0, 5.0, 7.0])
+    )
+    static = np.array([[2.0, 4.0]])
+    assert fisher.observed_spread("som", static, np.ones_like(static), 12) == pytest.approx(1.0)
+    assert fisher.observed_spread("lai", value, np.zeros_like(value), 12) == 0.0
 
 
 # ---- trained members: a tiny CONTROL network on a synthetic driver

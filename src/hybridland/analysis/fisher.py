@@ -5,8 +5,9 @@ quantities the loss compares with observations (:mod:`hybridland.model.targets`)
 are differentiated with respect to every parameter in normalised log space,
 u_p = log(theta_p) / log(max_p / min_p), so a unit move crosses the whole range.
 Each cell's rows are its observed entries of every active loss target, scaled by
-sqrt(w_k m_t / sum_t m_t) (loss weight w_k, observation weight m_t): J^T J is then
-the Gauss-Newton curvature of the cell's loss (mean reduction). The information
+sqrt(m_t / sum_t m_t) / s_k (observation weight m_t; s_k the spread, standard deviation,
+of target k's observations in the driver, on the target's timescale): J^T J is then the
+Gauss-Newton curvature of the cell's loss (mean reduction) with weights 1 / s_k^2. The information
 of the sampled cells is pooled, F = mean over cells of J^T J (a move of p shared
 by the cells, as the network's smooth maps move it), and
 
@@ -19,8 +20,9 @@ together with another (equifinal): it pairs with the parameter its estimate
 correlates with most. Per cell, with all 40 parameters free in each cell, almost
 every parameter would be blurred; pooling asks what the data of the whole region
 pin down. Patch-level targets (NBE, fire, EWT) count per cell, as if the cell
-were its own patch. With loss weights of about 1 / variance of each observation
-(the twin's), both are in observation standard deviations per full log range.
+were its own patch. Both are in standard deviations of the observations per full log
+range, the scale on which :mod:`hybridland.analysis.sensitivity` calls a parameter
+visible, whatever the loss weights (which only select the active targets here).
 """
 
 from __future__ import annotations
@@ -151,21 +153,34 @@ def equifinal_pairs(found: Sensitivity, names: Sequence[str], threshold: float) 
 # ---- DALEC993: the assimilated observations of one cell
 
 
-def assimilated(config: LossConfig, observed: Sequence[str]) -> dict[str, float]:
-    """Active loss targets whose observation the driver holds, with their weights."""
-    return {
-        name: weight
-        for name, weight in config.active.items()
-        if name in TERMS and targets.observed(name) in observed
-    }
+def assimilated(config: LossConfig, observed: Sequence[str]) -> list[str]:
+    """Active loss targets whose observation the driver holds."""
+    return [name for name in config.active if name in TERMS and targets.observed(name) in observed]
+
+
+def observed_spread(name: str, value: np.ndarray, mask: np.ndarray, steps_per_year: int) -> float:
+    """Standard deviation of target ``name``'s observed values ((time, cell), mask > 0 where
+    observed) on the target's timescale, as the loss compares them; 0 when none is observed."""
+    _, on_scale, kept = targets.on_timescale(name, value, value, mask, steps_per_year)
+    observed = np.asarray(on_scale)[np.asarray(kept) > 0]
+    return float(np.std(observed)) if observed.size else 0.0
+
+
+def spread_weights(
+    observations: Mapping[str, tuple[np.ndarray, np.ndarray]], names: Sequence[str], spy: int
+) -> dict[str, float]:
+    """1 / spread^2 of each named target's observations (``observations``: the driver's
+    (value, mask) by observed name); targets without spread are left out."""
+    spreads = {n: observed_spread(n, *observations[targets.observed(n)], spy) for n in names}
+    return {n: 1.0 / s**2 for n, s in spreads.items() if s > 0}
 
 
 def observation_rows(
     weights: Mapping[str, float], steps_per_year: int
 ) -> Callable[[jax.Array, dalec.Met, dalec.Climate, dict[str, jax.Array]], jax.Array]:
-    """The rows function of one cell: every observed entry of every target, weighted as in
-    the loss (sqrt(w m / sum m)), from theta (P,), Met (time,), Climate () and masks
-    (time,)."""
+    """The rows function of one cell: every observed entry of every target, weighted
+    sqrt(w m / sum m) (``weights``: w by target), from theta (P,), Met (time,), Climate ()
+    and masks (time,)."""
     outputs = tuple(sorted({o for name in weights for o in TERMS[name].outputs}))
 
     def rows(theta, met, climate, masks):
@@ -188,8 +203,9 @@ def cell_information(
 ) -> np.ndarray:
     """Fisher information (cell, P, P) of every driver cell's assimilated observations at
     ``theta`` (name -> (cell,)); cells with a non-finite Jacobian are left out."""
-    masks = {k: mask for k, (_, mask) in batches.observations(driver).items()}
-    weights = assimilated(config, tuple(masks))
+    observations = batches.observations(driver)
+    masks = {k: mask for k, (_, mask) in observations.items()}
+    weights = spread_weights(observations, assimilated(config, tuple(masks)), config.steps_per_year)
     if not weights:
         raise ValueError(
             "no active loss target has observations in the driver "
