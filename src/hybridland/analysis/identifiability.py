@@ -375,7 +375,7 @@ def identifiability_files(
             ``equifinal_pairs.csv`` (:data:`hybridland.analysis.fisher.PAIR_COLUMNS`),
             ``median_cv.{png,pdf}``, ``fisher.{png,pdf}`` and, with ``cv_maps_nc``,
             ``cv_maps.nc`` (CV on setup, lat, lon, one variable per parameter).
-        loss: the training loss (its active targets are the observations weighed).
+        loss: the training loss (its active targets choose the observations).
         threshold: the published criterion: median CV below it (config).
         fisher_threshold: the Fisher criterion: pooled conditional sensitivity at least it.
         n_cells, seed: the sample of non-test cells the Fisher criterion uses.

@@ -26,12 +26,11 @@ import xarray as xr
 from hybridland.contract import COARSE_TARGETS
 from hybridland.data.driver import parameters_at_cells, patch_means
 from hybridland.data.twin.config import TwinConfig
-from hybridland.data.twin.observe import add_noise
+from hybridland.data.twin.observe import SIGNED, add_noise
 from hybridland.model import dalec, forward, targets
 
 # Driver target -> its key in the twin's noise table (the EC targets are named the other way).
 NOISE_KEYS = {"gpp_ec": "ec_gpp", "reco_ec": "ec_reco", "et_ec": "ec_et"}
-SIGNED = ("sif", "nbe", "ewt")  # observations that may be negative
 
 
 def observed_targets(driver: xr.Dataset) -> list[str]:

@@ -22,6 +22,9 @@ from hybridland.data.twin.weather import Calendar
 Array = np.ndarray
 
 
+SIGNED = ("sif", "nbe", "ewt")  # products that may be negative (the rest are clipped at 0)
+
+
 def add_noise(rng: np.random.Generator, x: Array, noise: Noise, nonnegative: bool = False) -> Array:
     """x exp(r e1 - r^2/2) + a e2 with e ~ N(0, 1): a mean-preserving lognormal
     relative error (relative sd ~ r) plus additive noise; NaN stays NaN."""
@@ -77,9 +80,7 @@ def observe_gridded(
             field_.astype(np.float64), land.truth, grid, 0.0 if name == "nbe" else 0.5
         )
         rng = stream(seed, f"obs_{name}")
-        values = add_noise(
-            rng, clean, config.noise[name], nonnegative=name not in ("sif", "nbe", "ewt")
-        )
+        values = add_noise(rng, clean, config.noise[name], nonnegative=name not in SIGNED)
         values = np.where(
             _gaps(name, rng, values.shape, truth, land, grid, cal, config), np.nan, values
         )
