@@ -115,6 +115,8 @@ def truth_metrics(driver: xr.Dataset, truth: Mapping[str, np.ndarray], grid: str
     mixes land covers, the mean of the parameters does not give the mean of the outputs,
     so this is the skill of a model that recovered the true maps exactly: a model fitted
     to the observations can beat it, by learning parameters that differ from the true maps.
+    With ``driver.observations: grid_truth`` the observations are made on this grid, and
+    this is the skill the noise leaves (:mod:`hybridland.data.twin.grid_truth`).
     """
     masks = {
         "test": np.asarray(driver.test.values, bool),
